@@ -1,0 +1,99 @@
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { ApplicationFailure } from '@temporalio/activity';
+import { NonRetryable } from '../common/errors';
+import { SNIFF_BYTES, sniffContentType } from './media-type';
+
+export interface StoreObjectParams {
+  client: S3Client;
+  bucket: string;
+  key: string;
+  source: AsyncIterable<Uint8Array>;
+  maxBytes: number;
+  signal: AbortSignal;
+  onProgress?: (bytesStored: number) => void;
+}
+
+export interface StoredObjectInfo {
+  contentType: string;
+  sizeBytes: number;
+  sha256: string;
+}
+
+// 5 MiB parts, four in flight: memory stays near 20 MiB whatever the object's size.
+const PART_SIZE = 5 * 1024 * 1024;
+const PARTS_IN_FLIGHT = 4;
+
+/**
+ * Streams a source into one object. The content type comes from the bytes, the size is capped
+ * while reading, and an aborted or failed multipart upload is aborted on the server, so a
+ * half-written object never becomes visible.
+ */
+export async function storeObject(params: StoreObjectParams): Promise<StoredObjectInfo> {
+  const { client, bucket, key, source, maxBytes, signal, onProgress } = params;
+  const iterator = source[Symbol.asyncIterator]();
+  const head: Buffer[] = [];
+  let headLength = 0;
+  while (headLength < SNIFF_BYTES) {
+    const next = await iterator.next();
+    if (next.done) break;
+    head.push(Buffer.from(next.value));
+    headLength += next.value.length;
+  }
+  const contentType = sniffContentType(Buffer.concat(head));
+  if (!contentType) {
+    throw ApplicationFailure.create({
+      type: NonRetryable.UnsupportedMediaType,
+      message: headLength === 0 ? 'the output is empty' : 'the output is not a recognised image or video format',
+      nonRetryable: true,
+    });
+  }
+
+  const hash = createHash('sha256');
+  let sizeBytes = 0;
+  async function* metered(): AsyncGenerator<Buffer> {
+    const take = (chunk: Uint8Array): Buffer => {
+      sizeBytes += chunk.length;
+      if (sizeBytes > maxBytes) {
+        throw ApplicationFailure.create({
+          type: NonRetryable.OutputTooLarge,
+          message: `the output exceeds the ${maxBytes}-byte limit (MEDIA_MAX_BYTES)`,
+          nonRetryable: true,
+        });
+      }
+      hash.update(chunk);
+      onProgress?.(sizeBytes);
+      return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+    };
+    for (const chunk of head) yield take(chunk);
+    for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield take(next.value);
+  }
+
+  const body = Readable.from(metered(), { objectMode: false });
+  const upload = new Upload({
+    client,
+    params: { Bucket: bucket, Key: key, Body: body, ContentType: contentType },
+    partSize: PART_SIZE,
+    queueSize: PARTS_IN_FLIGHT,
+    leavePartsOnError: false,
+  });
+  const abort = () => void upload.abort().catch(() => undefined);
+  signal.addEventListener('abort', abort, { once: true });
+  let sourceError: unknown;
+  body.once('error', (error) => {
+    sourceError = error;
+  });
+  try {
+    await upload.done();
+  } catch (error) {
+    // lib-storage reports a failed body as its own error: surface the body's (size cap, source cut).
+    throw sourceError ?? error;
+  } finally {
+    signal.removeEventListener('abort', abort);
+    body.destroy();
+    await iterator.return?.();
+  }
+  return { contentType, sizeBytes, sha256: hash.digest('hex') };
+}

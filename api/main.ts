@@ -1,0 +1,35 @@
+import { Client, Connection } from '@temporalio/client';
+import { loadConfigOrExit } from '../common/config';
+import { createLogger } from '../common/logger';
+import { createS3Client } from '../common/s3';
+import { createDatabase } from '../db/client';
+import { createApp } from './app';
+
+function main(): void {
+  const config = loadConfigOrExit();
+  const logger = createLogger('api', config.LOG_LEVEL);
+  const database = createDatabase({
+    url: config.DATABASE_URL,
+    poolSize: config.DATABASE_POOL_SIZE,
+    onIdleClientError: (error) => logger.warn({ err: error }, 'idle database connection lost'),
+  });
+  // Lazy: the API starts, and answers /healthz and 503s, while Temporal is still coming up.
+  const connection = Connection.lazy({ address: config.TEMPORAL_ADDRESS, connectTimeout: '3s' });
+  const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  const s3 = createS3Client(config);
+  const presignS3 = config.S3_PUBLIC_ENDPOINT_URL ? createS3Client({ ...config, S3_ENDPOINT_URL: config.S3_PUBLIC_ENDPOINT_URL }) : s3;
+  const app = createApp({ config, db: database.db, temporal, s3, presignS3, logger });
+
+  const server = app.listen(config.PORT, () => logger.info({ port: config.PORT }, `API listening on http://127.0.0.1:${config.PORT}`));
+  const shutdown = (signal: string) => {
+    logger.info({ signal }, 'shutting down');
+    server.close(() => {
+      void Promise.allSettled([database.close(), connection.close()]).then(() => process.exit(0));
+    });
+    setTimeout(() => process.exit(0), 10_000).unref();
+  };
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+main();

@@ -1,0 +1,92 @@
+import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
+import type { z } from 'zod';
+
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+/** An RFC 9457 problem: the only shape errors leave the API in. */
+export class Problem extends Error {
+  constructor(
+    readonly status: number,
+    readonly title: string,
+    readonly detail: string,
+    readonly extras: { errors?: FieldError[]; headers?: Record<string, string> } = {},
+  ) {
+    super(detail);
+  }
+
+  static validation(error: z.ZodError, where: 'body' | 'query' | 'path'): Problem {
+    const errors = error.issues.flatMap((issue): FieldError[] => {
+      if (issue.code === 'unrecognized_keys') {
+        return issue.keys.map((key) => ({ field: [...issue.path, key].join('.'), message: 'is not a known field' }));
+      }
+      return [{ field: issue.path.join('.') || where, message: issue.message }];
+    });
+    const detail = errors.map((e) => `${e.field}: ${e.message}`).join('; ');
+    return new Problem(422, 'Invalid request', `The request ${where} is invalid: ${detail}`, { errors });
+  }
+
+  static unavailable(dependency: string): Problem {
+    return new Problem(503, 'Service unavailable', `${dependency} is unavailable; nothing was created. Retry shortly.`, {
+      headers: { 'Retry-After': '5' },
+    });
+  }
+}
+
+export function sendProblem(res: Response, problem: Problem, instance?: string): void {
+  for (const [name, value] of Object.entries(problem.extras.headers ?? {})) res.setHeader(name, value);
+  res
+    .status(problem.status)
+    .type('application/problem+json')
+    .send(
+      JSON.stringify({
+        type: 'about:blank',
+        title: problem.title,
+        status: problem.status,
+        detail: problem.detail,
+        ...(instance ? { instance } : {}),
+        ...(problem.extras.errors ? { errors: problem.extras.errors } : {}),
+      }),
+    );
+}
+
+export const notFoundHandler: RequestHandler = (req, res) => {
+  sendProblem(res, new Problem(404, 'Not found', `There is no route ${req.method} ${req.path}.`), req.originalUrl);
+};
+
+/** body-parser's error types, mapped to what the client did wrong. */
+const BODY_ERRORS: Record<string, (error: { message: string; limit?: number }) => Problem> = {
+  'entity.parse.failed': () => new Problem(400, 'Malformed JSON', 'The request body is not valid JSON.'),
+  'entity.too.large': (error) => new Problem(413, 'Body too large', `The request body is larger than the ${error.limit ?? ''}-byte limit.`),
+  'charset.unsupported': (error) => new Problem(415, 'Unsupported charset', `${error.message}; send UTF-8 JSON.`),
+  'encoding.unsupported': (error) => new Problem(415, 'Unsupported content encoding', `${error.message}.`),
+  'request.aborted': () => new Problem(400, 'Request aborted', 'The client aborted the request body.'),
+};
+
+const CONNECTION_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', '57P01', '57P03', '08000', '08001', '08003', '08006']);
+
+/** Whether an error means the database could not be reached, rather than a bug. */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  for (let current = error as { code?: string; message?: string; cause?: unknown } | undefined; current; current = current.cause as typeof current) {
+    if (current.code && CONNECTION_ERROR_CODES.has(current.code)) return true;
+    if (/Connection terminated|timeout exceeded when trying to connect|Query read timeout|connect ECONNREFUSED/i.test(current.message ?? '')) return true;
+  }
+  return false;
+}
+
+export function errorHandler(logger: { error: (obj: object, msg: string) => void }): ErrorRequestHandler {
+  return (error, req, res, next) => {
+    if (res.headersSent) return next(error);
+    let problem: Problem;
+    if (error instanceof Problem) problem = error;
+    else if (typeof error?.type === 'string' && BODY_ERRORS[error.type]) problem = BODY_ERRORS[error.type]!(error);
+    else if (isDatabaseUnavailable(error)) problem = Problem.unavailable('The database');
+    else {
+      logger.error({ err: error, path: req.path }, 'unhandled error');
+      problem = new Problem(500, 'Internal error', 'The server failed to handle the request; it has been logged.');
+    }
+    sendProblem(res, problem, req.originalUrl);
+  };
+}

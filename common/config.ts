@@ -1,0 +1,76 @@
+import { z } from 'zod';
+
+const booleanFlag = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off', ''])
+  .transform((value) => ['true', '1', 'yes', 'on'].includes(value));
+
+const optionalPositiveInt = z.coerce.number().int().positive().optional();
+
+/**
+ * Every variable the processes read. Defaults point at the local stack that `npm run dev`
+ * starts, so a process started by hand joins it.
+ */
+export const configSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(8000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).default('postgres://postgres@127.0.0.1:5432/media_generation'),
+  DATABASE_POOL_SIZE: z.coerce.number().int().positive().default(10),
+  TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_TASK_QUEUE: z.string().min(1).default('media-generation'),
+  S3_ENDPOINT_URL: z.url().default('http://127.0.0.1:9000'),
+  S3_REGION: z.string().min(1).default('us-east-1'),
+  S3_ACCESS_KEY_ID: z.string().min(1).default('media-dev-access'),
+  S3_SECRET_ACCESS_KEY: z.string().min(1).default('media-dev-secret'),
+  S3_BUCKET_NAME: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid S3 bucket name').default('media'),
+  S3_FORCE_PATH_STYLE: booleanFlag.default(true),
+  /** The S3 address clients can reach, for presigned URLs, when it differs from S3_ENDPOINT_URL (containers). */
+  S3_PUBLIC_ENDPOINT_URL: z.url().optional(),
+  PRESIGNED_URL_EXPIRES_SECONDS: z.coerce.number().int().min(1).max(604800).default(3600),
+  MEDIA_GENERATOR_PROVIDER: z.enum(['fake', 'replicate']).default('fake'),
+  REPLICATE_API_TOKEN: z.string().min(1).optional(),
+  REPLICATE_BASE_URL: z.url().default('https://api.replicate.com/v1'),
+  MEDIA_FETCH_ALLOW_PRIVATE: booleanFlag.default(false),
+  MEDIA_MAX_BYTES: z.coerce.number().int().positive().default(2 * 1024 ** 3),
+  /** Simulated provider run time for the fake provider, for trying out cancellation and queries. */
+  FAKE_PROVIDER_LATENCY_MS: z.coerce.number().int().min(0).default(0),
+  /** Activity policy overrides; unset keeps the defaults in workflows/policies.ts. */
+  GENERATE_MAX_ATTEMPTS: optionalPositiveInt,
+  PERSIST_MAX_ATTEMPTS: optionalPositiveInt,
+  ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS: optionalPositiveInt,
+  /** How long a non-terminal job may go without a live workflow before the reconciler ends it. */
+  RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(5).default(30),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Parses the environment once; a bad value throws naming the variable and what is wrong. */
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const result = configSchema.safeParse(env);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
+  }
+  const config = result.data;
+  if (config.MEDIA_GENERATOR_PROVIDER === 'replicate' && !config.REPLICATE_API_TOKEN) {
+    throw new ConfigError('Invalid configuration:\n  REPLICATE_API_TOKEN: required when MEDIA_GENERATOR_PROVIDER=replicate');
+  }
+  return config;
+}
+
+/** For process entry points: a bad value stops the process with a message naming the variable. */
+export function loadConfigOrExit(env: Record<string, string | undefined> = process.env): Config {
+  try {
+    return parseConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(78);
+    }
+    throw error;
+  }
+}

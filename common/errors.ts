@@ -1,0 +1,20 @@
+/**
+ * Failure types that can never succeed on retry. Activities throw ApplicationFailures of these
+ * types; the workflow's retry policies list them as non-retryable.
+ */
+export const NonRetryable = {
+  JobNotFound: 'JobNotFound',
+  /** The provider rejected the request (4xx other than 429): the same request fails again. */
+  InvalidInput: 'InvalidInput',
+  /** The prediction ran and failed, or was cancelled, upstream. */
+  PredictionFailed: 'PredictionFailed',
+  PredictionCanceled: 'PredictionCanceled',
+  /** The provider no longer serves the output (404/410 on its URL). */
+  OutputExpired: 'OutputExpired',
+  OutputTooLarge: 'OutputTooLarge',
+  UnsupportedMediaType: 'UnsupportedMediaType',
+  /** The output URL points somewhere the service may not fetch from (not HTTPS, private address). */
+  ForbiddenSource: 'ForbiddenSource',
+} as const;
+
+export type NonRetryableType = (typeof NonRetryable)[keyof typeof NonRetryable];

@@ -1,0 +1,60 @@
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+import type { OutputFormat } from './statuses';
+
+export const MEDIA_GENERATION_WORKFLOW_TYPE = 'mediaGeneration';
+export const RECONCILE_WORKFLOW_TYPE = 'reconcileJobs';
+export const RECONCILE_SCHEDULE_ID = 'media-jobs-reconciler';
+
+export const mediaJobStatusSearchAttribute = defineSearchAttributeKey('MediaJobStatus', SearchAttributeType.KEYWORD);
+
+export function workflowIdForJob(jobId: string): string {
+  return `media-job-${jobId}`;
+}
+
+/** Overrides of the named activity policies, taken from configuration when a job starts. */
+export interface ActivityPolicyOverrides {
+  generateMaxAttempts?: number;
+  persistMaxAttempts?: number;
+  heartbeatTimeoutSeconds?: number;
+}
+
+/** Everything the workflow needs; no secrets and no media bytes (histories are stored). */
+export interface MediaGenerationInput {
+  jobId: string;
+  model: string;
+  prompt: string;
+  numOutputs: number;
+  seed: number;
+  outputFormat: OutputFormat;
+  policies?: ActivityPolicyOverrides;
+}
+
+export type JobPhase = 'starting' | 'generating' | 'persisting' | 'finishing' | 'completed' | 'failed' | 'cancelled';
+export type OutputState = 'pending' | 'storing' | 'stored' | 'failed' | 'cancelled';
+
+export interface OutputProgress {
+  index: number;
+  state: OutputState;
+  attempts: number;
+  error?: string;
+}
+
+export interface JobProgress {
+  jobId: string;
+  phase: JobPhase;
+  predictionId?: string;
+  outputs: OutputProgress[];
+  cancelReason?: string;
+  error?: string;
+}
+
+export interface CancelJobSignal {
+  reason?: string;
+}
+
+/** `temporal workflow query --name progress`: the job's live state. */
+export const progressQuery = defineQuery<JobProgress>('progress');
+
+/** `temporal workflow signal --name cancel --input '{"reason":"…"}'`: cancel, recording why. */
+export const cancelSignal = defineSignal<[CancelJobSignal?]>('cancel');

@@ -1,0 +1,32 @@
+import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
+import { Pool } from 'pg';
+import * as schema from './schema';
+
+export type Database = NodePgDatabase<typeof schema>;
+
+export interface DatabaseHandle {
+  db: Database;
+  pool: Pool;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  url: string;
+  poolSize?: number;
+  /** Called for errors on idle clients (a restarted server); without a listener they crash the process. */
+  onIdleClientError?: (error: Error) => void;
+}
+
+export function createDatabase({ url, poolSize = 10, onIdleClientError }: DatabaseOptions): DatabaseHandle {
+  const pool = new Pool({
+    connectionString: url,
+    max: poolSize,
+    connectionTimeoutMillis: 3_000,
+    idleTimeoutMillis: 30_000,
+    // A statement that hangs on a half-dead connection must fail, not stall an API request or activity.
+    query_timeout: 10_000,
+  });
+  pool.on('error', (error) => onIdleClientError?.(error));
+  const db = drizzle(pool, { schema });
+  return { db, pool, close: () => pool.end() };
+}

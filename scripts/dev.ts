@@ -1,0 +1,111 @@
+import type { ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { loadConfigOrExit } from '../common/config';
+import { createS3Client, ensureBucket } from '../common/s3';
+import { runMigrations } from '../db/migrate';
+import { startS3Server, startTemporalDevServer } from './local-services';
+import { isPortOpen, spawnPrefixed, stopProcess, waitForPort } from './processes';
+
+const ROOT = path.join(__dirname, '..');
+const DATA_DIR = path.join(ROOT, '.data');
+const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
+const PORTS = { temporal: 7233, temporalUi: 8233, s3: 9000, s3Console: 9001, postgres: 5432 };
+
+interface Supervised {
+  name: string;
+  start: () => ChildProcess;
+  child?: ChildProcess;
+  restarts: number;
+}
+
+const supervised: Supervised[] = [];
+let stopping = false;
+
+/** Keeps a process running: one that dies is reported and restarted, with backoff, while the others keep going. */
+function supervise(name: string, start: () => ChildProcess): Supervised {
+  const entry: Supervised = { name, start, restarts: 0 };
+  const launch = () => {
+    const startedAt = Date.now();
+    const child = entry.start();
+    entry.child = child;
+    child.once('exit', (code, signal) => {
+      if (stopping) return;
+      if (Date.now() - startedAt > 30_000) entry.restarts = 0;
+      const delay = Math.min(30_000, 1_000 * 2 ** entry.restarts++);
+      console.error(`[dev] ${name} exited (${signal ?? `code ${code}`}); restarting in ${delay / 1000}s`);
+      setTimeout(() => !stopping && launch(), delay);
+    });
+  };
+  launch();
+  supervised.push(entry);
+  return entry;
+}
+
+async function shutdown(): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  console.log('\n[dev] stopping...');
+  // Application processes first, so the worker finishes with the servers still up.
+  const [apps, servers] = [supervised.filter((s) => ['api', 'worker'].includes(s.name)), supervised.filter((s) => !['api', 'worker'].includes(s.name))];
+  await Promise.all(apps.map((s) => s.child && stopProcess(s.child)));
+  await Promise.all(servers.map((s) => s.child && stopProcess(s.child)));
+  process.exit(0);
+}
+
+async function main(): Promise<void> {
+  process.on('SIGINT', () => void shutdown());
+  process.on('SIGTERM', () => void shutdown());
+  const config = loadConfigOrExit();
+  const env = { ...process.env };
+
+  if (!process.env.DATABASE_URL && !(await isPortOpen(PORTS.postgres))) {
+    console.log('[dev] no Postgres answers on 5432 and DATABASE_URL is unset: serving an embedded one (PGlite) from .data/pglite');
+    supervise('postgres', () => spawnPrefixed('postgres', TSX, [path.join(__dirname, 'embedded-postgres.ts'), path.join(DATA_DIR, 'pglite'), String(PORTS.postgres)]));
+    await waitForPort(PORTS.postgres, 'the embedded Postgres');
+  }
+
+  if (await isPortOpen(PORTS.temporal)) {
+    console.log(`[dev] something already listens on ${PORTS.temporal}: using it as Temporal`);
+  } else {
+    supervise('temporal', () => startTemporalDevServer({ port: PORTS.temporal, uiPort: PORTS.temporalUi, dbFile: path.join(DATA_DIR, 'temporal.db') }));
+  }
+  if (await isPortOpen(PORTS.s3)) {
+    console.log(`[dev] something already listens on ${PORTS.s3}: using it as S3`);
+  } else {
+    supervise('s3', () =>
+      startS3Server({
+        port: PORTS.s3,
+        consolePort: PORTS.s3Console,
+        dataDir: path.join(DATA_DIR, 's3'),
+        accessKey: config.S3_ACCESS_KEY_ID,
+        secretKey: config.S3_SECRET_ACCESS_KEY,
+      }),
+    );
+  }
+  await Promise.all([waitForPort(PORTS.temporal, 'Temporal'), waitForPort(PORTS.s3, 'S3')]);
+
+  await runMigrations(config.DATABASE_URL);
+  console.log('[dev] database migrated');
+  await ensureBucket(createS3Client(config), config.S3_BUCKET_NAME);
+  console.log(`[dev] bucket '${config.S3_BUCKET_NAME}' ready`);
+
+  supervise('worker', () => spawnPrefixed('worker', TSX, [path.join(ROOT, 'worker', 'main.ts')], { env }));
+  supervise('api', () => spawnPrefixed('api', TSX, [path.join(ROOT, 'api', 'main.ts')], { env }));
+  await waitForPort(config.PORT, 'the API');
+
+  console.log(`
+[dev] the stack is up (Ctrl-C stops all of it):
+  API              http://127.0.0.1:${config.PORT}
+  API docs         http://127.0.0.1:${config.PORT}/docs
+  Temporal Web UI  http://127.0.0.1:${PORTS.temporalUi}
+  Temporal gRPC    127.0.0.1:${PORTS.temporal}
+  S3               ${config.S3_ENDPOINT_URL} (bucket '${config.S3_BUCKET_NAME}'; console http://127.0.0.1:${PORTS.s3Console})
+  Postgres         ${config.DATABASE_URL.replace(/:[^:@/]+@/, ':***@')}
+`);
+}
+
+main().catch(async (error: unknown) => {
+  console.error('[dev] failed to start:', error instanceof Error ? error.message : error);
+  await shutdown();
+  process.exit(1);
+});

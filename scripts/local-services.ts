@@ -1,0 +1,31 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { resolveBinary } from './binaries';
+import { spawnPrefixed } from './processes';
+
+export const SEARCH_ATTRIBUTES = ['MediaJobStatus=Keyword'];
+
+/** `temporal server start-dev`, persisting to `dbFile`, with the search attribute registered at start. */
+export function startTemporalDevServer(options: { port: number; uiPort?: number; dbFile?: string; quiet?: boolean }) {
+  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(options.port), '--log-level', 'warn'];
+  for (const attribute of SEARCH_ATTRIBUTES) args.push('--search-attribute', attribute);
+  if (options.dbFile) {
+    mkdirSync(path.dirname(options.dbFile), { recursive: true });
+    args.push('--db-filename', options.dbFile);
+  }
+  if (options.uiPort) args.push('--ui-port', String(options.uiPort));
+  else args.push('--headless');
+  return spawnPrefixed('temporal', resolveBinary('temporal'), args, { quiet: options.quiet });
+}
+
+/** versitygw serving a folder over S3 on `port` (path-style), with its web console on `consolePort`. */
+export function startS3Server(options: { port: number; dataDir: string; accessKey: string; secretKey: string; consolePort?: number; quiet?: boolean }) {
+  mkdirSync(options.dataDir, { recursive: true });
+  const args = ['--port', `127.0.0.1:${options.port}`, '--quiet'];
+  if (options.consolePort) args.push('--webui', `127.0.0.1:${options.consolePort}`, '--webui-no-tls');
+  args.push('posix', options.dataDir);
+  return spawnPrefixed('s3', resolveBinary('versitygw'), args, {
+    quiet: options.quiet,
+    env: { ...process.env, ROOT_ACCESS_KEY: options.accessKey, ROOT_SECRET_KEY: options.secretKey },
+  });
+}

@@ -1,0 +1,44 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import type { Logger } from 'pino';
+import { createActivities, type ActivityDependencies } from '../activities/create-activities';
+
+export const WORKFLOWS_PATH = require.resolve('../workflows');
+/** Written by `npm run bundle:workflows` (the Docker image does); used when present. */
+export const PREBUILT_WORKFLOW_BUNDLE = path.join(__dirname, '..', 'dist', 'workflow-bundle.js');
+
+export interface MediaWorkerOptions {
+  connection: NativeConnection;
+  namespace: string;
+  taskQueue: string;
+  activityDependencies: ActivityDependencies;
+  /** A prebuilt bundle's path; otherwise the prebuilt one when present, else the sources are bundled. */
+  workflowBundlePath?: string;
+  tuning?: Pick<WorkerOptions, 'maxConcurrentActivityTaskExecutions' | 'maxConcurrentWorkflowTaskExecutions' | 'maxCachedWorkflows'>;
+}
+
+export async function createMediaWorker(options: MediaWorkerOptions): Promise<Worker> {
+  const bundlePath = options.workflowBundlePath ?? (existsSync(PREBUILT_WORKFLOW_BUNDLE) ? PREBUILT_WORKFLOW_BUNDLE : undefined);
+  return Worker.create({
+    connection: options.connection,
+    namespace: options.namespace,
+    taskQueue: options.taskQueue,
+    ...(bundlePath ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: WORKFLOWS_PATH }),
+    activities: createActivities(options.activityDependencies),
+    ...options.tuning,
+  });
+}
+
+/** Connects to Temporal, waiting for it to come up instead of dying while it starts. */
+export async function connectWithRetry(address: string, logger: Logger, attempts = 60): Promise<NativeConnection> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await NativeConnection.connect({ address });
+    } catch (error) {
+      if (attempt >= attempts) throw error;
+      logger.warn({ address, attempt, err: error }, 'Temporal is not reachable yet; retrying');
+      await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 250 * attempt)));
+    }
+  }
+}

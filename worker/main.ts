@@ -1,0 +1,41 @@
+import { loadConfigOrExit } from '../common/config';
+import { createLogger } from '../common/logger';
+import { createS3Client } from '../common/s3';
+import { createProvider } from '../activities/providers';
+import { createDatabase } from '../db/client';
+import { connectWithRetry, createMediaWorker } from './create-worker';
+
+async function main(): Promise<void> {
+  const config = loadConfigOrExit();
+  const logger = createLogger('worker', config.LOG_LEVEL);
+  const database = createDatabase({
+    url: config.DATABASE_URL,
+    poolSize: config.DATABASE_POOL_SIZE,
+    onIdleClientError: (error) => logger.warn({ err: error }, 'idle database connection lost'),
+  });
+  const connection = await connectWithRetry(config.TEMPORAL_ADDRESS, logger);
+  const worker = await createMediaWorker({
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    activityDependencies: {
+      db: database.db,
+      s3: createS3Client(config),
+      bucket: config.S3_BUCKET_NAME,
+      provider: createProvider(config),
+      maxOutputBytes: config.MEDIA_MAX_BYTES,
+      logger,
+    },
+  });
+  logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, provider: config.MEDIA_GENERATOR_PROVIDER }, 'worker started');
+  // Worker.run resolves after SIGINT/SIGTERM, once running activities have finished or been cancelled.
+  await worker.run();
+  await connection.close();
+  await database.close();
+  logger.info('worker stopped');
+}
+
+main().catch((error: unknown) => {
+  console.error('worker failed:', error);
+  process.exit(1);
+});

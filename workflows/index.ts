@@ -1,0 +1,1 @@
+export { mediaGeneration } from './media-generation';

@@ -1,0 +1,135 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
+import type { MediaActivities, PersistOutputResult } from '../activities/create-activities';
+import { NonRetryable } from '../common/errors';
+import type { JobStatus } from '../common/statuses';
+import { cancelSignal, mediaJobStatusSearchAttribute, progressQuery, type JobProgress, type MediaGenerationInput } from '../common/temporal';
+import { activityPolicies } from './policies';
+
+/**
+ * One job: PROCESSING → create and await the prediction → store every output in parallel →
+ * COMPLETED, FAILED or CANCELLED, mirrored in Postgres and in the MediaJobStatus search attribute.
+ */
+export async function mediaGeneration(input: MediaGenerationInput): Promise<JobProgress> {
+  // The policies take per-deployment overrides from the input, so the proxies are built here.
+  const policies = activityPolicies(input.policies);
+  const records = proxyActivities<MediaActivities>(policies.database);
+  const { createPrediction } = proxyActivities<MediaActivities>(policies.createPrediction);
+  const { awaitPrediction } = proxyActivities<MediaActivities>(policies.awaitPrediction);
+  const { persistOutput } = proxyActivities<MediaActivities>(policies.persist);
+
+  const { jobId } = input;
+  const progress: JobProgress = {
+    jobId,
+    phase: 'starting',
+    outputs: Array.from({ length: input.numOutputs }, (_, index) => ({ index, state: 'pending', attempts: 0 })),
+  };
+  setHandler(progressQuery, () => progress);
+
+  const work = new CancellationScope();
+  setHandler(cancelSignal, (signal) => {
+    progress.cancelReason ??= signal?.reason?.trim() || 'Cancelled by an operator signal';
+    work.cancel();
+  });
+
+  let generationRetries = 0;
+  const setStatus = (status: JobStatus) => upsertSearchAttributes([{ key: mediaJobStatusSearchAttribute, value: status }]);
+  const finish = async (status: 'COMPLETED' | 'FAILED' | 'CANCELLED', errorMessage?: string) => {
+    progress.phase = status === 'COMPLETED' ? 'completed' : status === 'FAILED' ? 'failed' : 'cancelled';
+    if (errorMessage) progress.error = errorMessage;
+    await records.finishJob({ jobId, status, errorMessage, generationRetries });
+    setStatus(status);
+  };
+
+  try {
+    const failedOutputs = await work.run(async () => {
+      await records.startJob(jobId);
+      setStatus('PROCESSING');
+      progress.phase = 'generating';
+      const created = await createPrediction({
+        jobId,
+        model: input.model,
+        prompt: input.prompt,
+        numOutputs: input.numOutputs,
+        seed: input.seed,
+        outputFormat: input.outputFormat,
+      });
+      progress.predictionId = created.predictionId;
+      const awaited = await awaitPrediction({ jobId, predictionId: created.predictionId });
+      generationRetries = created.attempt - 1 + (awaited.attempt - 1);
+
+      progress.phase = 'persisting';
+      const outcomes = await Promise.allSettled(
+        progress.outputs.map(async (output): Promise<PersistOutputResult> => {
+          const sourceUrl = awaited.outputUrls[output.index];
+          if (sourceUrl === undefined) {
+            throw ApplicationFailure.create({
+              message: `the provider returned ${awaited.outputUrls.length} outputs for ${input.numOutputs} requested`,
+              nonRetryable: true,
+            });
+          }
+          output.state = 'storing';
+          const stored = await persistOutput({ jobId, outputIndex: output.index, sourceUrl, outputFormat: input.outputFormat });
+          output.state = 'stored';
+          output.attempts = stored.attempt;
+          return stored;
+        }),
+      );
+      const cancellation = outcomes.find((outcome) => outcome.status === 'rejected' && isCancellation(outcome.reason));
+      if (cancellation?.status === 'rejected') throw cancellation.reason;
+
+      const failures: string[] = [];
+      for (const [index, outcome] of outcomes.entries()) {
+        if (outcome.status === 'fulfilled') continue;
+        const message = failureMessage(outcome.reason);
+        progress.outputs[index]!.state = 'failed';
+        progress.outputs[index]!.error = message;
+        failures.push(`output ${index}: ${message}`);
+        await records.recordOutputFailure({ jobId, outputIndex: index, errorMessage: message });
+      }
+      return failures;
+    });
+
+    progress.phase = 'finishing';
+    if (failedOutputs.length === 0) {
+      await finish('COMPLETED');
+    } else {
+      await finish('FAILED', `${failedOutputs.length} of ${input.numOutputs} outputs failed: ${failedOutputs.join('; ')}`);
+    }
+    return progress;
+  } catch (error) {
+    if (isCancellation(error)) {
+      const reason = progress.cancelReason ?? 'Cancelled by an operator (workflow cancellation)';
+      await CancellationScope.nonCancellable(async () => {
+        for (const output of progress.outputs) if (output.state !== 'stored') output.state = 'cancelled';
+        await records.cancelPrediction(jobId);
+        await finish('CANCELLED', reason);
+      });
+      // A signalled cancel is the workflow's own decision and completes it; a workflow cancel request ends it as cancelled.
+      if (progress.cancelReason) return progress;
+      throw error;
+    }
+    if (failureType(error) === NonRetryable.JobNotFound) throw error;
+    await finish('FAILED', failureMessage(error));
+    return progress;
+  }
+}
+
+function failureType(error: unknown): string | undefined {
+  const cause = error instanceof ActivityFailure ? error.cause : error;
+  return cause instanceof ApplicationFailure ? cause.type ?? undefined : undefined;
+}
+
+/** The most specific message in a failure chain: the provider's or storage's own words. */
+function failureMessage(error: unknown): string {
+  let current: unknown = error;
+  while (current instanceof ActivityFailure && current.cause) current = current.cause;
+  return current instanceof Error ? current.message : String(current);
+}
