@@ -1,0 +1,157 @@
+import { randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import pino from 'pino';
+import { createApp } from '../../api/app';
+import { FakeProvider } from '../../activities/providers/fake-provider';
+import type { MediaProvider } from '../../activities/providers/provider';
+import { parseConfig, type Config } from '../../common/config';
+import { createS3Client } from '../../common/s3';
+import { createDatabase, type DatabaseHandle } from '../../db/client';
+import { createMediaWorker } from '../../worker/create-worker';
+import { TEST_S3_CREDENTIALS, testServers } from './servers';
+
+export const silentLogger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+
+/** Configuration pointing at the shared test servers, with a task queue of its own. */
+export function testConfig(overrides: Record<string, string> = {}): Config {
+  const servers = testServers();
+  return parseConfig({
+    DATABASE_URL: servers.databaseUrl,
+    TEMPORAL_ADDRESS: servers.temporalAddress,
+    TEMPORAL_TASK_QUEUE: `test-${randomUUID()}`,
+    S3_ENDPOINT_URL: servers.s3Endpoint,
+    S3_ACCESS_KEY_ID: TEST_S3_CREDENTIALS.accessKey,
+    S3_SECRET_ACCESS_KEY: TEST_S3_CREDENTIALS.secretKey,
+    S3_BUCKET_NAME: servers.bucket,
+    ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS: '5',
+    ...overrides,
+  });
+}
+
+export interface TestStack {
+  config: Config;
+  database: DatabaseHandle;
+  client: Client;
+  baseUrl: string;
+  worker?: Worker;
+  stop(): Promise<void>;
+}
+
+export interface TestStackOptions {
+  env?: Record<string, string>;
+  provider?: MediaProvider;
+  /** false: no worker polls the task queue (jobs stay PENDING). */
+  worker?: boolean;
+  /** Where the API's Temporal client connects, when it must differ (an unreachable address). */
+  apiTemporalAddress?: string;
+}
+
+/** The API (on a random port) and a worker, in this process, against the shared real servers. */
+export async function startTestStack(options: TestStackOptions = {}): Promise<TestStack> {
+  const config = testConfig(options.env);
+  const servers = testServers();
+  const database = createDatabase({ url: config.DATABASE_URL, poolSize: 5 });
+  const s3 = createS3Client(config);
+  const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+
+  let worker: Worker | undefined;
+  let workerRun: Promise<void> | undefined;
+  let nativeConnection: NativeConnection | undefined;
+  if (options.worker !== false) {
+    nativeConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+    worker = await createMediaWorker({
+      connection: nativeConnection,
+      namespace: config.TEMPORAL_NAMESPACE,
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      workflowBundlePath: servers.workflowBundlePath,
+      activityDependencies: {
+        db: database.db,
+        s3,
+        bucket: config.S3_BUCKET_NAME,
+        provider: options.provider ?? new FakeProvider({ latencyMs: config.FAKE_PROVIDER_LATENCY_MS }),
+        maxOutputBytes: config.MEDIA_MAX_BYTES,
+        logger: silentLogger,
+        predictionPollIntervalMs: 100,
+      },
+    });
+    workerRun = worker.run();
+  }
+
+  const apiConnection = options.apiTemporalAddress
+    ? Connection.lazy({ address: options.apiTemporalAddress, connectTimeout: '1s' })
+    : connection;
+  const app = createApp({
+    config,
+    db: database.db,
+    temporal: new Client({ connection: apiConnection, namespace: config.TEMPORAL_NAMESPACE }),
+    s3,
+    presignS3: s3,
+    logger: silentLogger,
+  });
+  const server: Server = await new Promise((resolve) => {
+    const listening = app.listen(0, '127.0.0.1', () => resolve(listening));
+  });
+  const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  return {
+    config,
+    database,
+    client,
+    baseUrl,
+    worker,
+    async stop() {
+      await new Promise((resolve) => server.close(resolve));
+      server.closeAllConnections();
+      if (worker && worker.getState() === 'RUNNING') worker.shutdown();
+      await workerRun?.catch(() => undefined);
+      await nativeConnection?.close();
+      if (apiConnection !== connection) await apiConnection.close().catch(() => undefined);
+      await connection.close();
+      await database.close();
+    },
+  };
+}
+
+export async function postJson(baseUrl: string, path: string, body: unknown, headers: Record<string, string> = {}) {
+  const response = await fetch(`${baseUrl}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, body: text ? (JSON.parse(text) as Record<string, any>) : undefined };
+}
+
+export async function getJson(baseUrl: string, path: string) {
+  const response = await fetch(`${baseUrl}${path}`);
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, body: text ? (JSON.parse(text) as Record<string, any>) : undefined };
+}
+
+/** Polls a job's status until `done` holds, as a client would. */
+export async function waitForJob(
+  baseUrl: string,
+  jobId: string,
+  done: (job: Record<string, any>) => boolean = (job) => ['COMPLETED', 'FAILED', 'CANCELLED'].includes(job.status),
+  timeoutMs = 30_000,
+): Promise<Record<string, any>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { body } = await getJson(baseUrl, `/api/v1/status/${jobId}`);
+    if (body && done(body)) return body;
+    if (Date.now() > deadline) throw new Error(`job ${jobId} did not reach the expected state; last seen: ${JSON.stringify(body)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+export const validRequest = {
+  model: 'test/model',
+  prompt: 'a lighthouse at dawn',
+  num_outputs: 2,
+  seed: 7,
+  output_format: 'png',
+};
