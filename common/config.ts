@@ -32,12 +32,16 @@ export const configSchema = z.object({
   REPLICATE_BASE_URL: z.url().default('https://api.replicate.com/v1'),
   MEDIA_FETCH_ALLOW_PRIVATE: booleanFlag.default(false),
   MEDIA_MAX_BYTES: z.coerce.number().int().positive().default(2 * 1024 ** 3),
+  /** Sent as Cancel-After with each Replicate create: bounds what a prediction nobody waits for can cost. */
+  REPLICATE_PREDICTION_DEADLINE_SECONDS: z.coerce.number().int().min(5).default(1800),
   /** Simulated provider run time for the fake provider, for trying out cancellation and queries. */
   FAKE_PROVIDER_LATENCY_MS: z.coerce.number().int().min(0).default(0),
   /** Activity policy overrides; unset keeps the defaults in workflows/policies.ts. */
   GENERATE_MAX_ATTEMPTS: optionalPositiveInt,
   PERSIST_MAX_ATTEMPTS: optionalPositiveInt,
   ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS: optionalPositiveInt,
+  /** A prebuilt workflow bundle for the worker to load instead of bundling the sources at start. */
+  WORKFLOW_BUNDLE_PATH: z.string().min(1).optional(),
   /** How long a non-terminal job may go without a live workflow before the reconciler ends it. */
   RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(5).default(30),
 });

@@ -26,6 +26,8 @@ export async function createMediaWorker(options: MediaWorkerOptions): Promise<Wo
     taskQueue: options.taskQueue,
     ...(bundlePath ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: WORKFLOWS_PATH }),
     activities: createActivities(options.activityDependencies),
+    // Cancellation reaches an activity with a heartbeat's answer: heartbeat at least every second.
+    maxHeartbeatThrottleInterval: '1s',
     ...options.tuning,
   });
 }

@@ -5,9 +5,10 @@ import { createJob, deleteJob } from '../../db/queries/jobs';
 import type { ApiDependencies } from '../dependencies';
 import { Problem } from '../problem';
 import { generateRequestSchema, LIMITS } from '../schemas';
+import { withTimeout } from '../timeout';
 import { parseOrThrow, requireJsonBody } from '../validation';
 
-const TEMPORAL_START_DEADLINE_MS = 5_000;
+const TEMPORAL_START_DEADLINE_MS = 3_000;
 
 export function generateRouter({ config, db, temporal, logger }: ApiDependencies): Router {
   const router = Router();
@@ -36,25 +37,27 @@ export function generateRouter({ config, db, temporal, logger }: ApiDependencies
       },
     };
     try {
-      await temporal.connection.withDeadline(Date.now() + TEMPORAL_START_DEADLINE_MS, () =>
-        temporal.workflow.start(MEDIA_GENERATION_WORKFLOW_TYPE, {
+      await withTimeout(
+        () =>
+          temporal.workflow.start(MEDIA_GENERATION_WORKFLOW_TYPE, {
           taskQueue: config.TEMPORAL_TASK_QUEUE,
           workflowId,
           args: [input],
           typedSearchAttributes: [{ key: mediaJobStatusSearchAttribute, value: 'PENDING' }],
           memo: { model: job.model, prompt: job.prompt },
           staticSummary: `${job.numOutputs} × ${job.outputFormat} from ${job.model}`,
-        }),
+          }),
+        TEMPORAL_START_DEADLINE_MS,
+        'Temporal',
       );
     } catch (error) {
       logger.warn({ err: error, jobId: job.id }, 'could not start the workflow; removing the job');
       // The start may have reached the server before failing: a workflow left without its row
       // fails on its first step (JobNotFound), and is terminated here when Temporal answers.
       await deleteJob(db, job.id).catch((deleteError: unknown) => logger.error({ err: deleteError, jobId: job.id }, 'could not remove the job'));
-      await temporal.workflow
-        .getHandle(workflowId)
-        .terminate('the API could not confirm the start')
-        .catch(() => undefined);
+      void withTimeout(() => temporal.workflow.getHandle(workflowId).terminate('the API could not confirm the start'), 30_000, 'Temporal').catch(
+        () => undefined,
+      );
       throw Problem.unavailable('Temporal');
     }
     res

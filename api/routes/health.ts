@@ -2,15 +2,9 @@ import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { sql } from 'drizzle-orm';
 import { Router } from 'express';
 import type { ApiDependencies } from '../dependencies';
+import { withTimeout } from '../timeout';
 
 const CHECK_TIMEOUT_MS = 2_000;
-
-function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} did not answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS).unref()),
-  ]);
-}
 
 export function healthRouter({ config, db, temporal, s3 }: ApiDependencies): Router {
   const router = Router();
@@ -21,11 +15,10 @@ export function healthRouter({ config, db, temporal, s3 }: ApiDependencies): Rou
 
   router.get('/readyz', async (_req, res) => {
     const checks = {
-      postgres: () => withTimeout(db.execute(sql`select 1`), 'Postgres'),
-      temporal: () =>
-        temporal.connection.withDeadline(Date.now() + CHECK_TIMEOUT_MS, () => temporal.connection.workflowService.getSystemInfo({})),
+      postgres: () => withTimeout(() => db.execute(sql`select 1`), CHECK_TIMEOUT_MS, 'Postgres'),
+      temporal: () => withTimeout(() => temporal.connection.workflowService.getSystemInfo({}), CHECK_TIMEOUT_MS, 'Temporal'),
       s3: () =>
-        s3.send(new HeadBucketCommand({ Bucket: config.S3_BUCKET_NAME }), { abortSignal: AbortSignal.timeout(CHECK_TIMEOUT_MS) }),
+        withTimeout(() => s3.send(new HeadBucketCommand({ Bucket: config.S3_BUCKET_NAME })), CHECK_TIMEOUT_MS, 'S3'),
     };
     const results = await Promise.all(
       Object.entries(checks).map(async ([name, check]) => {

@@ -6,6 +6,7 @@ import type { ApiDependencies } from '../dependencies';
 import { Problem } from '../problem';
 import { cancelRequestSchema, jobIdParamSchema, listJobsQuerySchema } from '../schemas';
 import { decodeCursor, encodeCursor, toStatusReply, type Presigner } from '../serialize';
+import { withTimeout } from '../timeout';
 import { parseOrThrow, requireJsonBody } from '../validation';
 
 function jobNotFound(jobId: string): Problem {
@@ -57,8 +58,10 @@ export function jobsRouter({ config, db, temporal, presignS3, logger }: ApiDepen
     }
     const cancelReason = reason ?? 'Cancelled through the API';
     try {
-      await temporal.connection.withDeadline(Date.now() + 5_000, () =>
-        temporal.workflow.getHandle(workflowIdForJob(jobId)).signal(cancelSignal, { reason: cancelReason }),
+      await withTimeout(
+        () => temporal.workflow.getHandle(workflowIdForJob(jobId)).signal(cancelSignal, { reason: cancelReason }),
+        3_000,
+        'Temporal',
       );
     } catch (error) {
       if ((error as Error).name !== 'WorkflowNotFoundError') {

@@ -1,0 +1,48 @@
+# One image for every application process: `npm run api` (the default command), `npm run worker`
+# and `npm run migrate`. docker-compose.yml builds it once (as media-generation:local) and runs it
+# as each of those services; `docker build -t media-generation:local .` builds it by hand.
+
+# ---- build: all dependencies, type-check, prebuilt workflow bundle ---------------------------
+FROM node:20.20.2-bookworm-slim AS build
+WORKDIR /app
+ENV CI=true \
+    NPM_CONFIG_UPDATE_NOTIFIER=false \
+    NPM_CONFIG_FUND=false \
+    NPM_CONFIG_AUDIT=false
+
+COPY package.json package-lock.json ./
+RUN npm ci
+
+COPY . .
+# The image is only built from sources that type-check.
+RUN npx tsc --noEmit
+# Writes dist/workflow-bundle.js; worker/create-worker.ts uses it when present, so a worker
+# starts without webpack (and without the dev dependencies webpack would need).
+RUN npm run bundle:workflows && test -s dist/workflow-bundle.js
+
+# ---- runtime: production dependencies and the sources tsx runs ----------------------------
+FROM node:20.20.2-bookworm-slim AS runtime
+WORKDIR /app
+ENV NODE_ENV=production \
+    NPM_CONFIG_UPDATE_NOTIFIER=false \
+    NPM_CONFIG_FUND=false \
+    NPM_CONFIG_AUDIT=false
+
+COPY package.json package-lock.json ./
+# tsx is a production dependency: `npm run api|worker|migrate` run the TypeScript sources with it.
+RUN npm ci --omit=dev && npm cache clean --force
+
+COPY tsconfig.json drizzle.config.ts ./
+COPY api ./api
+COPY workflows ./workflows
+COPY activities ./activities
+COPY worker ./worker
+COPY db ./db
+COPY common ./common
+COPY scripts ./scripts
+COPY --from=build /app/dist/workflow-bundle.js ./dist/workflow-bundle.js
+
+# Sources stay root-owned and read-only; the processes run as the unprivileged `node` user.
+USER node
+EXPOSE 8000
+CMD ["npm", "run", "api"]

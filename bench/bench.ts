@@ -1,0 +1,290 @@
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
+import type { BareActivities } from './bare-workflow';
+import { JsonClient } from './http';
+import { runLargeOutput, type BenchS3Config, type LargeOutputResult } from './large-output';
+import { bareJobRunner, runClosedLoop, runOpenLoop, serviceJobRunner, type ClosedLoopOptions, type ClosedLoopResult, type OpenLoopResult } from './load';
+import { ratio, round } from './stats';
+
+export const TARGETS = {
+  /** Service jobs/s over bare-workflow jobs/s, closed loop, same concurrency and outputs. */
+  throughputRatio: 0.8,
+  /** POST /api/v1/generate p99 at half the measured ceiling, open loop. */
+  postP99Ms: 25,
+  /** Peak RSS growth of the process storing one large output. */
+  largeOutputRssGrowthMiB: 64,
+  /** storeObject MB/s over a plain lib-storage Upload of the same bytes. */
+  largeOutputRatio: 0.8,
+} as const;
+
+export type Phase = 'throughput' | 'open-loop' | 'scaling' | 'large-output';
+export const ALL_PHASES: readonly Phase[] = ['throughput', 'open-loop', 'scaling', 'large-output'];
+
+export interface BenchOptions {
+  apiBaseUrl: string;
+  temporalAddress: string;
+  namespace: string;
+  s3: BenchS3Config;
+  /** Closed-loop clients and outputs per job of the headline run. */
+  concurrency: number;
+  outputs: number;
+  durationS: number;
+  /** Open loop: rate defaults to half the measured service ceiling. */
+  openLoopDurationS: number;
+  openLoopRatePerS?: number;
+  /** Scaling points: outputs at the headline concurrency, concurrency at the headline outputs. */
+  scalingDurationS: number;
+  scalingOutputs: number[];
+  scalingConcurrency: number[];
+  /** Size of the one large output (bytes). */
+  largeOutputBytes: number;
+  /** Bounds: jobs submitted per closed-loop run, and how long running jobs may take to drain. */
+  maxJobsPerRun: number;
+  drainTimeoutS: number;
+  /** Jobs of each kind run before measuring (connections, caches, JIT). */
+  warmupJobs: number;
+  phases: readonly Phase[];
+  quick: boolean;
+  log: (line: string) => void;
+}
+
+/** Defaults of the full run; every figure is overridable from the CLI. */
+export const DEFAULTS = {
+  concurrency: 16,
+  outputs: 4,
+  durationS: 20,
+  openLoopDurationS: 20,
+  scalingDurationS: 8,
+  scalingOutputs: [1, 4, 10],
+  scalingConcurrency: [4, 16, 64],
+  largeOutputBytes: 1024 ** 3,
+  maxJobsPerRun: 5_000,
+  drainTimeoutS: 60,
+  warmupJobs: 16,
+} as const;
+
+/** The smoke run: every phase, a few jobs each, a small large output. */
+export const QUICK = {
+  concurrency: 4,
+  outputs: 2,
+  durationS: 2,
+  openLoopDurationS: 1.5,
+  scalingDurationS: 1,
+  scalingOutputs: [1, 4],
+  scalingConcurrency: [2, 8],
+  largeOutputBytes: 8 * 1024 * 1024,
+  maxJobsPerRun: 200,
+  drainTimeoutS: 20,
+  warmupJobs: 2,
+} as const;
+
+export interface ThroughputComparison {
+  outputs: number;
+  concurrency: number;
+  service: ClosedLoopResult;
+  bare: ClosedLoopResult;
+  /** service jobs/s over bare jobs/s. */
+  ratio: number;
+}
+
+export interface BenchResult {
+  version: 1;
+  startedAt: string;
+  finishedAt: string;
+  quick: boolean;
+  host: { cpus: number; cpuModel: string; memoryGiB: number; node: string; platform: string };
+  settings: Omit<BenchOptions, 's3' | 'log' | 'phases'> & { phases: Phase[]; bareTaskQueue: string };
+  targets: typeof TARGETS;
+  throughput?: ThroughputComparison;
+  apiLatency?: OpenLoopResult;
+  scaling?: { byOutputs: ThroughputComparison[]; byConcurrency: ThroughputComparison[] };
+  largeOutput?: LargeOutputResult;
+  /** Each target and whether this run met it (absent when its phase did not run). */
+  checks: { name: string; value: number; target: string; met: boolean }[];
+}
+
+const bareActivities: BareActivities = {
+  async bareFirst() {},
+  async bareOutput() {},
+};
+
+let bundlePromise: Promise<string> | undefined;
+/** The bare workflow, bundled once per process. */
+export function bareWorkflowBundle(): Promise<string> {
+  bundlePromise ??= bundleWorkflowCode({ workflowsPath: path.join(__dirname, 'bare-workflow.ts') }).then((bundle) => bundle.code);
+  return bundlePromise;
+}
+
+export async function runBench(options: BenchOptions): Promise<BenchResult> {
+  const startedAt = new Date();
+  const { log } = options;
+  const phases = new Set(options.phases);
+  const http = new JsonClient(options.apiBaseUrl);
+  const bareTaskQueue = `bench-bare-${randomUUID()}`;
+
+  const ready = await http.request('GET', '/readyz').catch((error: unknown) => ({ status: 0, body: String(error) }));
+  if (ready.status !== 200) {
+    http.close();
+    throw new Error(`the API at ${options.apiBaseUrl} is not ready (${ready.status}: ${JSON.stringify(ready.body)}); is the dev stack running (npm run dev)?`);
+  }
+
+  const result: BenchResult = {
+    version: 1,
+    startedAt: startedAt.toISOString(),
+    finishedAt: '',
+    quick: options.quick,
+    host: {
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model ?? 'unknown',
+      memoryGiB: round(os.totalmem() / 1024 ** 3),
+      node: process.version,
+      platform: `${os.platform()} ${os.release()}`,
+    },
+    settings: {
+      apiBaseUrl: options.apiBaseUrl,
+      temporalAddress: options.temporalAddress,
+      namespace: options.namespace,
+      concurrency: options.concurrency,
+      outputs: options.outputs,
+      durationS: options.durationS,
+      openLoopDurationS: options.openLoopDurationS,
+      openLoopRatePerS: options.openLoopRatePerS,
+      scalingDurationS: options.scalingDurationS,
+      scalingOutputs: options.scalingOutputs,
+      scalingConcurrency: options.scalingConcurrency,
+      largeOutputBytes: options.largeOutputBytes,
+      maxJobsPerRun: options.maxJobsPerRun,
+      drainTimeoutS: options.drainTimeoutS,
+      warmupJobs: options.warmupJobs,
+      quick: options.quick,
+      phases: [...phases],
+      bareTaskQueue,
+    },
+    targets: TARGETS,
+    checks: [],
+  };
+
+  const needsTemporal = phases.has('throughput') || phases.has('scaling') || phases.has('open-loop');
+  let connection: Connection | undefined;
+  let nativeConnection: NativeConnection | undefined;
+  let worker: Worker | undefined;
+  let workerRun: Promise<void> | undefined;
+  try {
+    if (needsTemporal) {
+      log(`bundling the bare workflow and starting its worker on task queue ${bareTaskQueue}...`);
+      const code = await bareWorkflowBundle();
+      connection = await Connection.connect({ address: options.temporalAddress });
+      nativeConnection = await NativeConnection.connect({ address: options.temporalAddress });
+      worker = await Worker.create({
+        connection: nativeConnection,
+        namespace: options.namespace,
+        taskQueue: bareTaskQueue,
+        workflowBundle: { code },
+        activities: bareActivities,
+      });
+      workerRun = worker.run();
+    }
+    const temporal = connection ? new Client({ connection, namespace: options.namespace }) : undefined;
+
+    const loop = (concurrency: number, durationS: number): ClosedLoopOptions => ({
+      concurrency,
+      durationMs: durationS * 1000,
+      maxJobs: options.maxJobsPerRun,
+      drainTimeoutMs: options.drainTimeoutS * 1000,
+    });
+    const compare = async (outputs: number, concurrency: number, durationS: number): Promise<ThroughputComparison> => {
+      const bare = await runClosedLoop(loop(concurrency, durationS), bareJobRunner(temporal!, bareTaskQueue, outputs));
+      log(`    bare:    ${describeLoop(bare)}`);
+      const service = await runClosedLoop(loop(concurrency, durationS), serviceJobRunner(http, outputs));
+      log(`    service: ${describeLoop(service)}`);
+      return { outputs, concurrency, service, bare, ratio: ratio(service.jobsPerS, bare.jobsPerS) };
+    };
+
+    if (temporal && options.warmupJobs > 0) {
+      log(`warming up (${options.warmupJobs} jobs of each kind)...`);
+      const warm = Math.max(1, Math.min(options.warmupJobs, options.concurrency));
+      const warmLoop = { ...loop(warm, 600), maxJobs: options.warmupJobs };
+      await runClosedLoop(warmLoop, bareJobRunner(temporal, bareTaskQueue, options.outputs));
+      await runClosedLoop(warmLoop, serviceJobRunner(http, options.outputs));
+    }
+
+    if (phases.has('throughput') && temporal) {
+      log(`throughput: ${options.concurrency} clients × ${options.outputs} outputs for ${options.durationS}s each (bare, then service)...`);
+      result.throughput = await compare(options.outputs, options.concurrency, options.durationS);
+    }
+
+    if (phases.has('open-loop')) {
+      const ceiling = result.throughput?.service.jobsPerS;
+      const rate = options.openLoopRatePerS ?? (ceiling ? ceiling / 2 : undefined);
+      if (!rate || rate <= 0) throw new Error('the open-loop phase needs the throughput phase (or --open-rate) to set its rate');
+      log(`API latency: POST at ${round(rate, 2)}/s (open loop) for ${options.openLoopDurationS}s...`);
+      result.apiLatency = await runOpenLoop(http, {
+        ratePerS: rate,
+        durationMs: options.openLoopDurationS * 1000,
+        numOutputs: options.outputs,
+        drainTimeoutMs: options.drainTimeoutS * 1000,
+        maxJobs: options.maxJobsPerRun,
+      });
+      const { post, drain } = result.apiLatency;
+      log(`    POST p50 ${post.p50Ms} ms, p99 ${post.p99Ms} ms, max ${post.maxMs} ms; drained ${drain.completed} jobs in ${drain.seconds}s`);
+    }
+
+    if (phases.has('scaling') && temporal) {
+      const reuse = (outputs: number, concurrency: number) =>
+        result.throughput && result.throughput.outputs === outputs && result.throughput.concurrency === concurrency ? result.throughput : undefined;
+      const byOutputs: ThroughputComparison[] = [];
+      for (const outputs of options.scalingOutputs) {
+        log(`scaling: ${outputs} outputs × ${options.concurrency} clients, ${options.scalingDurationS}s...`);
+        byOutputs.push(reuse(outputs, options.concurrency) ?? (await compare(outputs, options.concurrency, options.scalingDurationS)));
+      }
+      const byConcurrency: ThroughputComparison[] = [];
+      for (const concurrency of options.scalingConcurrency) {
+        log(`scaling: ${options.outputs} outputs × ${concurrency} clients, ${options.scalingDurationS}s...`);
+        const same = reuse(options.outputs, concurrency) ?? byOutputs.find((point) => point.outputs === options.outputs && point.concurrency === concurrency);
+        byConcurrency.push(same ?? (await compare(options.outputs, concurrency, options.scalingDurationS)));
+      }
+      result.scaling = { byOutputs, byConcurrency };
+    }
+  } finally {
+    if (worker && worker.getState() === 'RUNNING') worker.shutdown();
+    await workerRun?.catch(() => undefined);
+    await nativeConnection?.close().catch(() => undefined);
+    await connection?.close().catch(() => undefined);
+    http.close();
+  }
+
+  if (phases.has('large-output')) {
+    log(`large output: ${round(options.largeOutputBytes / 1024 ** 2)} MiB through storeObject and through a plain Upload, each in a child process...`);
+    result.largeOutput = await runLargeOutput({ bytes: options.largeOutputBytes, s3: options.s3, log });
+  }
+
+  result.checks = checks(result);
+  result.finishedAt = new Date().toISOString();
+  return result;
+}
+
+function describeLoop(run: ClosedLoopResult): string {
+  const failures = run.failed ? `, ${run.failed} FAILED (${run.errors.join('; ')})` : '';
+  const unfinished = run.unfinished ? `, ${run.unfinished} unfinished` : '';
+  return `${run.jobsPerS} jobs/s, p50 ${run.latency.p50Ms} ms, p99 ${run.latency.p99Ms} ms (${run.completed} jobs${failures}${unfinished})`;
+}
+
+export function checks(result: BenchResult): BenchResult['checks'] {
+  const list: BenchResult['checks'] = [];
+  if (result.throughput) {
+    list.push({ name: 'throughput ratio (service / bare)', value: result.throughput.ratio, target: `>= ${TARGETS.throughputRatio}`, met: result.throughput.ratio >= TARGETS.throughputRatio });
+  }
+  if (result.apiLatency) {
+    const p99 = result.apiLatency.post.p99Ms;
+    list.push({ name: 'POST p99 (ms) at half the ceiling', value: p99, target: `<= ${TARGETS.postP99Ms}`, met: p99 <= TARGETS.postP99Ms });
+  }
+  if (result.largeOutput) {
+    const growth = result.largeOutput.store.peakRssGrowthMiB;
+    list.push({ name: 'large output peak RSS growth (MiB)', value: growth, target: `< ${TARGETS.largeOutputRssGrowthMiB}`, met: growth < TARGETS.largeOutputRssGrowthMiB });
+    list.push({ name: 'large output MB/s ratio (store / plain)', value: result.largeOutput.ratio, target: `>= ${TARGETS.largeOutputRatio}`, met: result.largeOutput.ratio >= TARGETS.largeOutputRatio });
+  }
+  return list;
+}

@@ -1,0 +1,242 @@
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { Client } from '@temporalio/client';
+import type { bareMediaShape } from './bare-workflow';
+import type { JsonClient } from './http';
+import { round, sleep, summarize, type LatencySummary } from './stats';
+
+const TERMINAL = new Set(['COMPLETED', 'FAILED', 'CANCELLED']);
+export const STATUS_POLL_INTERVAL_MS = 100;
+
+export type JobOutcome = { ok: true } | { ok: false; error: string };
+/** Runs one job to its end; `signal` aborts when the bounded drain is over. */
+export type JobRunner = (sequence: number, signal: AbortSignal) => Promise<JobOutcome>;
+
+export interface ClosedLoopOptions {
+  concurrency: number;
+  durationMs: number;
+  /** Completions before this share of the run are left out of jobs/s (the ramp-up). */
+  warmupFraction?: number;
+  /** Hard cap on submissions, so a fast stack cannot make a run unbounded. */
+  maxJobs: number;
+  /** How long jobs still running at the end of the run may take before they are abandoned. */
+  drainTimeoutMs: number;
+}
+
+export interface ClosedLoopResult {
+  concurrency: number;
+  durationS: number;
+  /** Completed jobs per second, counted in the steady window (after the warm-up share). */
+  jobsPerS: number;
+  submitted: number;
+  completed: number;
+  failed: number;
+  /** Jobs still running when the drain gave up. */
+  unfinished: number;
+  /** End-to-end latency of completed jobs: submission to the client seeing the end. */
+  latency: LatencySummary;
+  errors: string[];
+}
+
+/** C clients, each running one job after another until the time is up (a closed loop). */
+export async function runClosedLoop(options: ClosedLoopOptions, runJob: JobRunner): Promise<ClosedLoopResult> {
+  const { concurrency, durationMs, maxJobs, drainTimeoutMs } = options;
+  const warmupMs = durationMs * (options.warmupFraction ?? 0.2);
+  const drain = new AbortController();
+  const latencies: number[] = [];
+  const completionTimes: number[] = [];
+  const errors = new Map<string, number>();
+  let submitted = 0;
+  let failed = 0;
+  let unfinished = 0;
+  let stoppedAt: number | undefined;
+
+  const start = performance.now();
+  const deadline = start + durationMs;
+  const client = async () => {
+    while (performance.now() < deadline && submitted < maxJobs) {
+      const sequence = submitted++;
+      const began = performance.now();
+      let outcome: JobOutcome;
+      try {
+        outcome = await runJob(sequence, drain.signal);
+      } catch (error) {
+        outcome = { ok: false, error: error instanceof Error ? error.message : String(error) };
+      }
+      const ended = performance.now();
+      if (outcome.ok) {
+        latencies.push(ended - began);
+        completionTimes.push(ended - start);
+      } else if (drain.signal.aborted) {
+        unfinished++;
+      } else {
+        failed++;
+        const key = outcome.error.slice(0, 200);
+        errors.set(key, (errors.get(key) ?? 0) + 1);
+      }
+    }
+    stoppedAt ??= performance.now();
+  };
+  const clients = Promise.all(Array.from({ length: concurrency }, client));
+  const timer = setTimeout(() => drain.abort(), durationMs + drainTimeoutMs);
+  await clients;
+  clearTimeout(timer);
+
+  const windowEnd = Math.min(durationMs, (stoppedAt ?? deadline) - start);
+  const windowed = completionTimes.filter((t) => t >= warmupMs && t <= windowEnd).length;
+  const windowS = (windowEnd - warmupMs) / 1000;
+  return {
+    concurrency,
+    durationS: round(durationMs / 1000, 2),
+    jobsPerS: windowS > 0 ? round(windowed / windowS, 2) : 0,
+    submitted,
+    completed: latencies.length,
+    failed,
+    unfinished,
+    latency: summarize(latencies),
+    errors: [...errors].map(([message, count]) => `${count}× ${message}`),
+  };
+}
+
+/** One job through the public API, as a client does it: POST, then GET every 100 ms until it ends. */
+export function serviceJobRunner(client: JsonClient, numOutputs: number, prompt = 'bench: a lighthouse at dawn'): JobRunner {
+  return async (sequence, signal) => {
+    const submitted = await client.request('POST', '/api/v1/generate', {
+      model: 'bench/fake',
+      prompt,
+      num_outputs: numOutputs,
+      seed: sequence,
+      output_format: 'png',
+    });
+    if (submitted.status !== 202) return { ok: false, error: `POST /api/v1/generate answered ${submitted.status}: ${describe(submitted.body)}` };
+    return waitForServiceJob(client, String(submitted.body.job_id), signal);
+  };
+}
+
+export async function waitForServiceJob(client: JsonClient, jobId: string, signal: AbortSignal, intervalMs = STATUS_POLL_INTERVAL_MS): Promise<JobOutcome> {
+  for (;;) {
+    await sleep(intervalMs);
+    if (signal.aborted) return { ok: false, error: 'still running when the drain ended' };
+    const reply = await client.request('GET', `/api/v1/status/${jobId}`);
+    if (reply.status !== 200) return { ok: false, error: `GET /api/v1/status answered ${reply.status}: ${describe(reply.body)}` };
+    const status = String(reply.body.status);
+    if (!TERMINAL.has(status)) continue;
+    return status === 'COMPLETED' ? { ok: true } : { ok: false, error: `job ended ${status}: ${reply.body.error_message ?? ''}` };
+  }
+}
+
+/** One bare workflow through the Temporal client, waiting for its result. */
+export function bareJobRunner(client: Client, taskQueue: string, numOutputs: number): JobRunner {
+  return async (_sequence, signal) => {
+    const run = client.workflow.execute<typeof bareMediaShape>('bareMediaShape', {
+      taskQueue,
+      workflowId: `bench-bare-${randomUUID()}`,
+      args: [numOutputs],
+      workflowExecutionTimeout: '5m',
+    });
+    const aborted = new Promise<JobOutcome>((resolve) => {
+      if (signal.aborted) resolve({ ok: false, error: 'still running when the drain ended' });
+      signal.addEventListener('abort', () => resolve({ ok: false, error: 'still running when the drain ended' }), { once: true });
+    });
+    return Promise.race([run.then((): JobOutcome => ({ ok: true })), aborted]);
+  };
+}
+
+export interface OpenLoopOptions {
+  ratePerS: number;
+  durationMs: number;
+  numOutputs: number;
+  /** How long to wait for the submitted jobs to end before the next phase. */
+  drainTimeoutMs: number;
+  maxJobs: number;
+}
+
+export interface OpenLoopResult {
+  ratePerS: number;
+  durationS: number;
+  submitted: number;
+  accepted: number;
+  rejected: number;
+  /** POST /api/v1/generate latency, from the request leaving to the 202 arriving. */
+  post: LatencySummary;
+  /** How late the load generator sent requests against its schedule (its own health). */
+  scheduleLagMaxMs: number;
+  drain: { completed: number; failed: number; unfinished: number; seconds: number };
+  errors: string[];
+}
+
+/** Submissions at a fixed rate whatever the answers (an open loop), then a bounded drain. */
+export async function runOpenLoop(client: JsonClient, options: OpenLoopOptions): Promise<OpenLoopResult> {
+  const { ratePerS, durationMs, numOutputs, drainTimeoutMs } = options;
+  const count = Math.min(options.maxJobs, Math.max(1, Math.floor((ratePerS * durationMs) / 1000)));
+  const intervalMs = 1000 / ratePerS;
+  const latencies: number[] = [];
+  const jobIds: string[] = [];
+  const errors = new Map<string, number>();
+  let scheduleLagMaxMs = 0;
+  const inFlight: Promise<void>[] = [];
+
+  const start = performance.now();
+  for (let i = 0; i < count; i++) {
+    const due = start + i * intervalMs;
+    const wait = due - performance.now();
+    if (wait > 0) await sleep(wait);
+    const sent = performance.now();
+    scheduleLagMaxMs = Math.max(scheduleLagMaxMs, sent - due);
+    inFlight.push(
+      client
+        .request('POST', '/api/v1/generate', { model: 'bench/fake', prompt: 'bench: open loop', num_outputs: numOutputs, seed: i, output_format: 'png' })
+        .then(
+          (reply) => {
+            if (reply.status === 202) {
+              latencies.push(performance.now() - sent);
+              jobIds.push(String(reply.body.job_id));
+            } else {
+              const key = `POST answered ${reply.status}: ${describe(reply.body)}`;
+              errors.set(key, (errors.get(key) ?? 0) + 1);
+            }
+          },
+          (error: unknown) => {
+            const key = error instanceof Error ? error.message : String(error);
+            errors.set(key, (errors.get(key) ?? 0) + 1);
+          },
+        ),
+    );
+  }
+  await Promise.all(inFlight);
+
+  // Let the jobs end before the next phase measures anything, without waiting forever.
+  const drainStart = performance.now();
+  const drain = new AbortController();
+  const timer = setTimeout(() => drain.abort(), drainTimeoutMs);
+  const outcome = { completed: 0, failed: 0, unfinished: 0 };
+  const queue = [...jobIds];
+  await Promise.all(
+    Array.from({ length: Math.min(8, queue.length) }, async () => {
+      for (let jobId = queue.shift(); jobId !== undefined; jobId = queue.shift()) {
+        const result = await waitForServiceJob(client, jobId, drain.signal, 50).catch((error: unknown) => ({ ok: false as const, error: String(error) }));
+        if (result.ok) outcome.completed++;
+        else if (drain.signal.aborted) outcome.unfinished++;
+        else outcome.failed++;
+      }
+    }),
+  );
+  clearTimeout(timer);
+
+  return {
+    ratePerS: round(ratePerS, 2),
+    durationS: round(durationMs / 1000, 2),
+    submitted: count,
+    accepted: latencies.length,
+    rejected: count - latencies.length,
+    post: summarize(latencies),
+    scheduleLagMaxMs: round(scheduleLagMaxMs),
+    drain: { ...outcome, seconds: round((performance.now() - drainStart) / 1000, 2) },
+    errors: [...errors].map(([message, count]) => `${count}× ${message.slice(0, 200)}`),
+  };
+}
+
+function describe(body: unknown): string {
+  if (body && typeof body === 'object' && 'detail' in body) return String((body as { detail: unknown }).detail);
+  return typeof body === 'string' ? body.slice(0, 200) : JSON.stringify(body)?.slice(0, 200) ?? '';
+}

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# npm test: the whole suite against real servers (Temporal dev server, versitygw, Postgres).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -d node_modules ] || npm ci --no-audit --no-fund
+bash scripts/provision-binaries.sh >/dev/null
+if ! node -e "require('net').connect(5432,'127.0.0.1').on('connect',()=>process.exit(0)).on('error',()=>process.exit(1))"; then
+  echo "Postgres does not answer on 127.0.0.1:5432; the tests need it (set TEST_POSTGRES_ADMIN_URL for another server)." >&2
+  exit 1
+fi
+export NODE_OPTIONS="${NODE_OPTIONS:-} --no-deprecation"
+exec node_modules/.bin/jest "$@"

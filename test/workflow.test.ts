@@ -1,0 +1,151 @@
+import { workflowIdForJob, progressQuery, cancelSignal, mediaJobStatusSearchAttribute, MEDIA_GENERATION_WORKFLOW_TYPE } from '../common/temporal';
+import { ScriptedProvider } from './support/scripted-provider';
+import { postJson, startTestStack, validRequest, waitForJob, type TestStack } from './support/stack';
+
+/** The workflow on the real Temporal dev server, with a provider whose faults the tests script. */
+describe('mediaGeneration workflow', () => {
+  let stack: TestStack;
+  let provider: ScriptedProvider;
+
+  beforeAll(async () => {
+    provider = new ScriptedProvider();
+    stack = await startTestStack({ provider, env: { PERSIST_MAX_ATTEMPTS: '2' } });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+  afterEach(() => {
+    provider.outputFailures.clear();
+    provider.predictionError = undefined;
+  });
+
+  async function submit(body: Record<string, unknown> = validRequest): Promise<string> {
+    const { status, body: reply } = await postJson(stack.baseUrl, '/api/v1/generate', body);
+    expect(status).toBe(202);
+    return reply!.job_id as string;
+  }
+
+  async function searchStatus(jobId: string): Promise<unknown> {
+    const description = await stack.client.workflow.getHandle(workflowIdForJob(jobId)).describe();
+    return description.typedSearchAttributes.get(mediaJobStatusSearchAttribute);
+  }
+
+  it('retries a failing output and completes, counting the retry', async () => {
+    provider.outputFailures.set(1, 1);
+    const jobId = await submit();
+    const job = await waitForJob(stack.baseUrl, jobId);
+    expect(job.status).toBe('COMPLETED');
+    expect(job.retry_count).toBe(1);
+    const progress = await stack.client.workflow.getHandle(workflowIdForJob(jobId)).query(progressQuery);
+    expect(progress.outputs.map((output) => [output.state, output.attempts])).toEqual([
+      ['stored', 1],
+      ['stored', 2],
+    ]);
+    expect(await searchStatus(jobId)).toBe('COMPLETED');
+    const memo = (await stack.client.workflow.getHandle(workflowIdForJob(jobId)).describe()).memo;
+    expect(memo).toEqual({ model: validRequest.model, prompt: validRequest.prompt });
+  });
+
+  it('fails the job naming the output that exhausted its retries, and keeps the outputs that were stored', async () => {
+    provider.outputFailures.set(1, Infinity);
+    const jobId = await submit({ ...validRequest, num_outputs: 3 });
+    const job = await waitForJob(stack.baseUrl, jobId);
+    expect(job.status).toBe('FAILED');
+    expect(job.error_message).toMatch(/1 of 3 outputs failed: output 1: output 1 is not ready/);
+    expect(job.media.map((media: { status: string }) => media.status)).toEqual(['COMPLETED', 'FAILED', 'COMPLETED']);
+    expect(job.media[1].error_message).toMatch(/not ready/);
+    expect((await fetch(job.media[0].presigned_media_url)).status).toBe(200);
+    expect(job.media[1].presigned_media_url).toBeNull();
+    expect(await searchStatus(jobId)).toBe('FAILED');
+  });
+
+  it('fails without retrying when the prediction fails upstream, with the provider reason', async () => {
+    provider.predictionError = 'NSFW content detected';
+    const jobId = await submit();
+    const job = await waitForJob(stack.baseUrl, jobId);
+    expect(job.status).toBe('FAILED');
+    expect(job.error_message).toBe('NSFW content detected');
+    expect(job.media.every((media: { status: string }) => media.status === 'FAILED')).toBe(true);
+    expect(provider.createdForJob(jobId)).toBe(1);
+  });
+
+  it('fails a workflow whose job has no row, without inventing one', async () => {
+    const jobId = '00000000-0000-4000-8000-000000000000';
+    const run = stack.client.workflow.execute(MEDIA_GENERATION_WORKFLOW_TYPE, {
+      taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
+      workflowId: `${workflowIdForJob(jobId)}-orphan-${Date.now()}`,
+      args: [{ jobId, model: 'a/b', prompt: 'x', numOutputs: 1, seed: 1, outputFormat: 'png' }],
+    });
+    await expect(run).rejects.toMatchObject({ cause: { cause: { type: 'JobNotFound' } } });
+  });
+});
+
+describe('mediaGeneration cancellation and queries', () => {
+  let stack: TestStack;
+  let provider: ScriptedProvider;
+
+  beforeAll(async () => {
+    provider = new ScriptedProvider({ latencyMs: 60_000 });
+    stack = await startTestStack({ provider });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  async function submitRunning(): Promise<string> {
+    const { body } = await postJson(stack.baseUrl, '/api/v1/generate', validRequest);
+    const jobId = body!.job_id as string;
+    await waitForJob(stack.baseUrl, jobId, (job) => job.status === 'PROCESSING');
+    return jobId;
+  }
+
+  it('answers the progress query while the prediction runs', async () => {
+    const jobId = await submitRunning();
+    const handle = stack.client.workflow.getHandle(workflowIdForJob(jobId));
+    let progress = await handle.query(progressQuery);
+    for (let i = 0; i < 50 && !progress.predictionId; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      progress = await handle.query(progressQuery);
+    }
+    expect(progress).toMatchObject({ jobId, phase: 'generating', predictionId: expect.stringMatching(/^fake-/) });
+    expect(progress.outputs.map((output) => output.state)).toEqual(['pending', 'pending']);
+    await handle.cancel();
+  });
+
+  it('ends CANCELLED everywhere on a workflow cancel request, and cancels the prediction upstream', async () => {
+    const jobId = await submitRunning();
+    const handle = stack.client.workflow.getHandle(workflowIdForJob(jobId));
+    await handle.cancel();
+    const job = await waitForJob(stack.baseUrl, jobId);
+    expect(job.status).toBe('CANCELLED');
+    expect(job.error_message).toMatch(/workflow cancellation/);
+    expect(job.media.map((media: { status: string }) => media.status)).toEqual(['CANCELLED', 'CANCELLED']);
+    await expect(handle.result()).rejects.toMatchObject({ cause: { name: 'CancelledFailure' } });
+    expect((await handle.describe()).status.name).toBe('CANCELLED');
+    expect((await handle.describe()).typedSearchAttributes.get(mediaJobStatusSearchAttribute)).toBe('CANCELLED');
+    const progress = await handle.query(progressQuery);
+    expect(provider.cancelled).toContain(progress.predictionId);
+  });
+
+  it('records the reason given with the cancel signal', async () => {
+    const jobId = await submitRunning();
+    const handle = stack.client.workflow.getHandle(workflowIdForJob(jobId));
+    await handle.signal(cancelSignal, { reason: 'customer asked to stop' });
+    const job = await waitForJob(stack.baseUrl, jobId);
+    expect(job.status).toBe('CANCELLED');
+    expect(job.error_message).toBe('customer asked to stop');
+    expect(await handle.result()).toMatchObject({ phase: 'cancelled', cancelReason: 'customer asked to stop' });
+  });
+
+  it('cancels through the API, and answers 409 once the job has ended', async () => {
+    const jobId = await submitRunning();
+    const first = await postJson(stack.baseUrl, `/api/v1/jobs/${jobId}/cancel`, { reason: 'no longer needed' });
+    expect(first.status).toBe(202);
+    const job = await waitForJob(stack.baseUrl, jobId);
+    expect(job).toMatchObject({ status: 'CANCELLED', error_message: 'no longer needed' });
+    const again = await postJson(stack.baseUrl, `/api/v1/jobs/${jobId}/cancel`, {});
+    expect(again.status).toBe(409);
+    expect(again.headers.get('content-type')).toMatch(/application\/problem\+json/);
+    expect(again.body!.detail).toMatch(/already CANCELLED/);
+  });
+});
