@@ -131,7 +131,7 @@ function startExchange(url: URL, limits: DownloadLimits, isAllowedAddress: (addr
     request.setTimeout(limits.idleTimeoutMs, () => stop(unavailable(`${url.host} sent nothing for ${limits.idleTimeoutMs / 1000}s`)));
     request.once('error', (error) => {
       clearTimeout(connectTimer);
-      reject(error instanceof ApplicationFailure || error.name === 'CancelledFailure' ? error : unavailable(`could not fetch the output from ${url.host}: ${describe(error)}`));
+      reject(error instanceof ApplicationFailure ? error : unavailable(`could not fetch the output from ${url.host}: ${errorCode(error)}`));
     });
     request.once('response', (incoming) => {
       clearTimeout(connectTimer);
@@ -249,7 +249,7 @@ function abortReason(signal: AbortSignal): Error {
   return signal.reason instanceof Error ? signal.reason : new Error('the download was cancelled');
 }
 
-function describe(error: Error): string {
+function errorCode(error: Error): string {
   return (error as NodeJS.ErrnoException).code ?? error.message;
 }
 

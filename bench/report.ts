@@ -1,0 +1,97 @@
+import type { BenchResult, ThroughputComparison } from './bench';
+import type { ClosedLoopResult } from './load';
+import { round } from './stats';
+
+const verdict = (met: boolean) => (met ? 'met' : 'MISSED');
+const loop = (run: ClosedLoopResult) => `${run.jobsPerS} jobs/s, p50 ${run.latency.p50Ms} ms, p99 ${run.latency.p99Ms} ms`;
+const bad = (run: ClosedLoopResult) =>
+  run.failed || run.unfinished ? `  [${run.failed} failed, ${run.unfinished} unfinished${run.errors.length ? `: ${run.errors.join('; ')}` : ''}]` : '';
+
+function point(label: string, p: ThroughputComparison): string[] {
+  return [
+    `  ${label.padEnd(24)} service ${loop(p.service)}${bad(p.service)}`,
+    `  ${''.padEnd(24)} bare    ${loop(p.bare)}${bad(p.bare)}   ratio ${p.ratio}`,
+  ];
+}
+
+/** The readable summary: each figure beside its target and the bare baseline. */
+export function formatSummary(result: BenchResult): string {
+  const { targets } = result;
+  const lines: string[] = [];
+  lines.push('');
+  lines.push(`== media-generation benchmark${result.quick ? ' (quick)' : ''}: ${result.settings.apiBaseUrl}, Temporal ${result.settings.temporalAddress}`);
+  lines.push(`   ${result.host.cpus} CPU ${result.host.cpuModel}, ${result.host.memoryGiB} GiB, Node ${result.host.node}; ${result.startedAt}`);
+
+  const t = result.throughput;
+  if (t) {
+    lines.push('');
+    lines.push(`Throughput, closed loop (${t.concurrency} clients × ${t.outputs} outputs, ${t.service.durationS}s each):`);
+    lines.push(`  service   ${loop(t.service)} (${t.service.completed} jobs)${bad(t.service)}`);
+    lines.push(`  bare      ${loop(t.bare)} (${t.bare.completed} jobs)${bad(t.bare)}   <- the floor: same shape, no-op activities`);
+    lines.push(`  ratio     ${t.ratio} of bare          target >= ${targets.throughputRatio}: ${verdict(t.ratio >= targets.throughputRatio)}`);
+  }
+
+  const a = result.apiLatency;
+  if (a) {
+    lines.push('');
+    lines.push(`API latency, open loop (POST /api/v1/generate at ${a.ratePerS}/s${t ? ' = half the service ceiling' : ''}, ${a.durationS}s, ${a.submitted} requests):`);
+    lines.push(`  POST      p50 ${a.post.p50Ms} ms, p99 ${a.post.p99Ms} ms, max ${a.post.maxMs} ms   target p99 <= ${targets.postP99Ms} ms: ${verdict(a.post.p99Ms <= targets.postP99Ms)}`);
+    lines.push(
+      `  (${a.rejected} rejected; load generator lag max ${a.scheduleLagMaxMs} ms; drain: ${a.drain.completed} completed, ${a.drain.failed} failed, ${a.drain.unfinished} unfinished in ${a.drain.seconds}s)`,
+    );
+    if (a.errors.length) lines.push(`  errors: ${a.errors.join('; ')}`);
+  }
+
+  const s = result.scaling;
+  if (s) {
+    lines.push('');
+    lines.push(`Scaling (${result.settings.scalingDurationS}s per point; the headline point is reused):`);
+    for (const p of s.byOutputs) lines.push(...point(`${p.outputs} outputs × ${p.concurrency} clients`, p));
+    for (const p of s.byConcurrency) lines.push(...point(`${p.concurrency} clients × ${p.outputs} outputs`, p));
+  }
+
+  const l = result.largeOutput;
+  if (l) {
+    lines.push('');
+    lines.push(`Large output (${round(l.bytes / 1024 ** 2)} MiB over HTTP into S3, each path in its own child process):`);
+    lines.push(`  storeObject   ${l.store.mbPerS} MB/s (${l.store.seconds}s), peak RSS +${l.store.peakRssGrowthMiB} MiB over ${l.store.baselineRssMiB} MiB   target < ${targets.largeOutputRssGrowthMiB} MiB: ${verdict(l.store.peakRssGrowthMiB < targets.largeOutputRssGrowthMiB)}`);
+    lines.push(`  plain Upload  ${l.plain.mbPerS} MB/s (${l.plain.seconds}s), peak RSS +${l.plain.peakRssGrowthMiB} MiB over ${l.plain.baselineRssMiB} MiB   <- the baseline`);
+    lines.push(`  ratio         ${l.ratio} of plain        target >= ${targets.largeOutputRatio}: ${verdict(l.ratio >= targets.largeOutputRatio)}`);
+  }
+
+  lines.push('');
+  const missed = result.checks.filter((check) => !check.met);
+  lines.push(missed.length ? `Targets missed: ${missed.map((check) => `${check.name} = ${check.value} (${check.target})`).join('; ')}` : 'All targets met.');
+  return lines.join('\n');
+}
+
+/** The table of latest figures for docs/bench.md. */
+export function formatMarkdownTable(result: BenchResult): string {
+  const rows: string[][] = [];
+  const t = result.throughput;
+  if (t) {
+    rows.push([`Throughput, ${t.concurrency} clients × ${t.outputs} outputs`, `${t.service.jobsPerS} jobs/s`, `${t.bare.jobsPerS} jobs/s`, `≥ ${result.targets.throughputRatio} × bare`, `${t.ratio} ${result.targets.throughputRatio <= t.ratio ? '✅' : '❌'}`]);
+    rows.push(['End-to-end p50 / p99', `${t.service.latency.p50Ms} / ${t.service.latency.p99Ms} ms`, `${t.bare.latency.p50Ms} / ${t.bare.latency.p99Ms} ms`, '', '']);
+  }
+  const a = result.apiLatency;
+  if (a) {
+    const met = a.post.p99Ms <= result.targets.postP99Ms;
+    rows.push([`POST /api/v1/generate at ${a.ratePerS}/s (p50 / p99 / max)`, `${a.post.p50Ms} / ${a.post.p99Ms} / ${a.post.maxMs} ms`, '', `p99 ≤ ${result.targets.postP99Ms} ms`, met ? '✅' : '❌']);
+  }
+  for (const p of result.scaling?.byOutputs ?? []) {
+    rows.push([`${p.outputs} outputs × ${p.concurrency} clients (jobs/s, p99)`, `${p.service.jobsPerS}, ${p.service.latency.p99Ms} ms`, `${p.bare.jobsPerS}, ${p.bare.latency.p99Ms} ms`, '', `${p.ratio}`]);
+  }
+  for (const p of result.scaling?.byConcurrency ?? []) {
+    if (p.concurrency === result.settings.concurrency) continue;
+    rows.push([`${p.concurrency} clients × ${p.outputs} outputs (jobs/s, p99)`, `${p.service.jobsPerS}, ${p.service.latency.p99Ms} ms`, `${p.bare.jobsPerS}, ${p.bare.latency.p99Ms} ms`, '', `${p.ratio}`]);
+  }
+  const l = result.largeOutput;
+  if (l) {
+    const size = `${round(l.bytes / 1024 ** 3, 2)} GiB`;
+    rows.push([`One ${size} output: MB/s (plain Upload as baseline)`, `${l.store.mbPerS} MB/s`, `${l.plain.mbPerS} MB/s`, `≥ ${result.targets.largeOutputRatio} × plain`, `${l.ratio} ${l.ratio >= result.targets.largeOutputRatio ? '✅' : '❌'}`]);
+    const met = l.store.peakRssGrowthMiB < result.targets.largeOutputRssGrowthMiB;
+    rows.push([`One ${size} output: peak RSS growth`, `${l.store.peakRssGrowthMiB} MiB`, `${l.plain.peakRssGrowthMiB} MiB`, `< ${result.targets.largeOutputRssGrowthMiB} MiB`, met ? '✅' : '❌']);
+  }
+  const header = ['Figure', 'Service', 'Bare / plain baseline', 'Target', 'Ratio / met'];
+  return [header, header.map(() => '---'), ...rows].map((row) => `| ${row.join(' | ')} |`).join('\n');
+}
