@@ -1,4 +1,5 @@
 import type { S3Client } from '@aws-sdk/client-s3';
+import type { Client } from '@temporalio/client';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Logger } from 'pino';
 import { NonRetryable } from '../common/errors';
@@ -8,6 +9,7 @@ import type { Database } from '../db/client';
 import { finishJob, getPredictionId, markJobProcessing, recordPredictionId } from '../db/queries/jobs';
 import { markMediaCompleted, markMediaFailed, markMediaProcessing } from '../db/queries/media';
 import { storeObject } from './object-storage';
+import { reconcileUnfinishedJobs, type ReconcileResult } from './reconcile';
 import type { GenerationRequest, MediaProvider } from './providers/provider';
 
 export interface ActivityDependencies {
@@ -17,6 +19,8 @@ export interface ActivityDependencies {
   provider: MediaProvider;
   maxOutputBytes: number;
   logger: Logger;
+  /** For the reconciler, which reads workflow states. */
+  temporal?: Client;
   /** How often a waiting activity asks the provider about its prediction. */
   predictionPollIntervalMs?: number;
 }
@@ -147,6 +151,11 @@ export function createActivities(deps: ActivityDependencies) {
     async finishJob(input: FinishJobInput): Promise<boolean> {
       const { jobId, ...outcome } = input;
       return finishJob(db, jobId, outcome);
+    },
+
+    async reconcileJobs(): Promise<ReconcileResult[]> {
+      if (!deps.temporal) throw new Error('the reconciler needs a Temporal client');
+      return reconcileUnfinishedJobs({ db, temporal: deps.temporal, provider, logger });
     },
   };
 }

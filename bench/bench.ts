@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, Worker } from '@temporalio/worker';
 import type { BareActivities } from './bare-workflow';
 import { JsonClient } from './http';
 import { runLargeOutput, type BenchS3Config, type LargeOutputResult } from './large-output';
@@ -95,7 +95,7 @@ export interface BenchResult {
   startedAt: string;
   finishedAt: string;
   quick: boolean;
-  host: { cpus: number; cpuModel: string; memoryGiB: number; node: string; platform: string };
+  host: { cpus: number; cpuModel: string; memoryGiB: number; node: string; platform: string; loadAverageAtStart: number[]; loadAverageAtEnd: number[] };
   settings: Omit<BenchOptions, 's3' | 'log' | 'phases'> & { phases: Phase[]; bareTaskQueue: string };
   targets: typeof TARGETS;
   throughput?: ThroughputComparison;
@@ -114,7 +114,7 @@ const bareActivities: BareActivities = {
 let bundlePromise: Promise<string> | undefined;
 /** The bare workflow, bundled once per process. */
 export function bareWorkflowBundle(): Promise<string> {
-  bundlePromise ??= bundleWorkflowCode({ workflowsPath: path.join(__dirname, 'bare-workflow.ts') }).then((bundle) => bundle.code);
+  bundlePromise ??= bundleWorkflowCode({ workflowsPath: path.join(__dirname, 'bare-workflow.ts'), logger: new DefaultLogger('WARN') }).then((bundle) => bundle.code);
   return bundlePromise;
 }
 
@@ -142,6 +142,9 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       memoryGiB: round(os.totalmem() / 1024 ** 3),
       node: process.version,
       platform: `${os.platform()} ${os.release()}`,
+      // The stack shares these CPUs with anything else running: a busy machine shows here.
+      loadAverageAtStart: os.loadavg().map((load) => round(load, 2)),
+      loadAverageAtEnd: [],
     },
     settings: {
       apiBaseUrl: options.apiBaseUrl,
@@ -262,6 +265,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   }
 
   result.checks = checks(result);
+  result.host.loadAverageAtEnd = os.loadavg().map((load) => round(load, 2));
   result.finishedAt = new Date().toISOString();
   return result;
 }

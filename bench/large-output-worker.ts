@@ -1,7 +1,8 @@
 /**
  * Child process of the large-output benchmark: stores one HTTP-served object in S3, either through
- * the product's storeObject or through a plain lib-storage Upload, and reports its own peak RSS
- * over the transfer as one JSON line. Run by bench/large-output.ts; not meant to be run by hand.
+ * the product's path (safeDownload with allowPrivate, then storeObject) or through a plain
+ * http.get + lib-storage Upload, and reports its own peak RSS over the transfer as one JSON line.
+ * Run by bench/large-output.ts; not meant to be run by hand.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -9,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { storeObject } from '../activities/object-storage';
+import { safeDownload } from '../activities/safe-download';
 import { createS3Client } from '../common/s3';
 import type { LargeOutputJob, LargeOutputMeasurement } from './large-output';
 
@@ -28,20 +30,19 @@ function get(url: string): Promise<http.IncomingMessage> {
   });
 }
 
+export const STORE_SOURCE = 'safeDownload (allowPrivate) response stream';
+export const PLAIN_SOURCE = 'http.get response stream';
+
 async function transfer(job: LargeOutputJob, client: S3Client, url: string, key: string): Promise<string | undefined> {
-  const source = await get(url);
   if (job.mode === 'store') {
-    const stored = await storeObject({
-      client,
-      bucket: job.s3.bucket,
-      key,
-      source,
-      // The MEDIA_MAX_BYTES equivalent: at least the object's size (and never under 1 GiB).
-      maxBytes: Math.max(job.bytes, 1024 ** 3),
-      signal: new AbortController().signal,
-    });
+    // The MEDIA_MAX_BYTES equivalent: at least the object's size (and never under 1 GiB).
+    const maxBytes = Math.max(job.bytes, 1024 ** 3);
+    const signal = new AbortController().signal;
+    const source = await safeDownload(url, { signal, maxBytes, allowPrivate: true });
+    const stored = await storeObject({ client, bucket: job.s3.bucket, key, source: source.body, maxBytes, signal });
     return stored.sha256;
   }
+  const source = await get(url);
   await new Upload({
     client,
     params: { Bucket: job.s3.bucket, Key: key, Body: source, ContentType: 'image/png' },
@@ -102,7 +103,7 @@ async function main(): Promise<void> {
 
   const measurement: LargeOutputMeasurement = {
     mode: job.mode,
-    source: 'http.get response stream',
+    source: job.mode === 'store' ? STORE_SOURCE : PLAIN_SOURCE,
     bytes: job.bytes,
     seconds,
     baselineRssBytes,

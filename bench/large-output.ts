@@ -29,7 +29,7 @@ export interface LargeOutputJob {
 /** What the child process reports (its last stdout line). */
 export interface LargeOutputMeasurement {
   mode: 'store' | 'plain';
-  /** Which download path fed storeObject: the product's safe download, or a plain http.get. */
+  /** What fed the upload: the product's safeDownload for 'store', a plain http.get for 'plain'. */
   source: string;
   bytes: number;
   seconds: number;
@@ -51,9 +51,9 @@ export interface LargeOutputRunFigures {
 
 export interface LargeOutputResult {
   bytes: number;
-  /** The product path: storeObject (activities/object-storage.ts) fed by an HTTP response stream. */
+  /** The product path: safeDownload (activities/safe-download.ts) into storeObject (activities/object-storage.ts). */
   store: LargeOutputRunFigures;
-  /** The plain path: @aws-sdk/lib-storage Upload of the same response stream. */
+  /** The plain path: http.get into an @aws-sdk/lib-storage Upload (same part size and queue). */
   plain: LargeOutputRunFigures;
   /** store MB/s over plain MB/s. */
   ratio: number;

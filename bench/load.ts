@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { Client } from '@temporalio/client';
 import type { bareMediaShape } from './bare-workflow';
@@ -28,6 +29,12 @@ export interface ClosedLoopResult {
   durationS: number;
   /** Completed jobs per second, counted in the steady window (after the warm-up share). */
   jobsPerS: number;
+  /**
+   * How jobs/s was counted: 'window' = completions between the warm-up share and the end of the
+   * run, over that time (all clients busy); 'overall' = every completion over the time to the
+   * last one, used when the run was too short for the window to see a completion.
+   */
+  jobsPerSBasis: 'window' | 'overall';
   submitted: number;
   completed: number;
   failed: number;
@@ -43,6 +50,8 @@ export async function runClosedLoop(options: ClosedLoopOptions, runJob: JobRunne
   const { concurrency, durationMs, maxJobs, drainTimeoutMs } = options;
   const warmupMs = durationMs * (options.warmupFraction ?? 0.2);
   const drain = new AbortController();
+  // Each running job listens for the end of the drain.
+  setMaxListeners(concurrency + 16, drain.signal);
   const latencies: number[] = [];
   const completionTimes: number[] = [];
   const errors = new Map<string, number>();
@@ -85,10 +94,13 @@ export async function runClosedLoop(options: ClosedLoopOptions, runJob: JobRunne
   const windowEnd = Math.min(durationMs, (stoppedAt ?? deadline) - start);
   const windowed = completionTimes.filter((t) => t >= warmupMs && t <= windowEnd).length;
   const windowS = (windowEnd - warmupMs) / 1000;
+  const lastCompletionS = Math.max(0, ...completionTimes) / 1000;
+  const useWindow = windowed >= Math.min(concurrency, 4) && windowS > 0;
   return {
     concurrency,
     durationS: round(durationMs / 1000, 2),
-    jobsPerS: windowS > 0 ? round(windowed / windowS, 2) : 0,
+    jobsPerS: useWindow ? round(windowed / windowS, 2) : lastCompletionS > 0 ? round(completionTimes.length / lastCompletionS, 2) : 0,
+    jobsPerSBasis: useWindow ? 'window' : 'overall',
     submitted,
     completed: latencies.length,
     failed,
@@ -134,11 +146,17 @@ export function bareJobRunner(client: Client, taskQueue: string, numOutputs: num
       args: [numOutputs],
       workflowExecutionTimeout: '5m',
     });
+    let onAbort = () => undefined as void;
     const aborted = new Promise<JobOutcome>((resolve) => {
-      if (signal.aborted) resolve({ ok: false, error: 'still running when the drain ended' });
-      signal.addEventListener('abort', () => resolve({ ok: false, error: 'still running when the drain ended' }), { once: true });
+      onAbort = () => resolve({ ok: false, error: 'still running when the drain ended' });
+      if (signal.aborted) onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
     });
-    return Promise.race([run.then((): JobOutcome => ({ ok: true })), aborted]);
+    try {
+      return await Promise.race([run.then((): JobOutcome => ({ ok: true })), aborted]);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
   };
 }
 

@@ -21,6 +21,7 @@ export function formatSummary(result: BenchResult): string {
   lines.push('');
   lines.push(`== media-generation benchmark${result.quick ? ' (quick)' : ''}: ${result.settings.apiBaseUrl}, Temporal ${result.settings.temporalAddress}`);
   lines.push(`   ${result.host.cpus} CPU ${result.host.cpuModel}, ${result.host.memoryGiB} GiB, Node ${result.host.node}; ${result.startedAt}`);
+  lines.push(`   load average (1/5/15 min) at start ${result.host.loadAverageAtStart.join(' / ')}, at end ${result.host.loadAverageAtEnd.join(' / ')}`);
 
   const t = result.throughput;
   if (t) {

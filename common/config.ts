@@ -42,7 +42,7 @@ export const configSchema = z.object({
   ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS: optionalPositiveInt,
   /** A prebuilt workflow bundle for the worker to load instead of bundling the sources at start. */
   WORKFLOW_BUNDLE_PATH: z.string().min(1).optional(),
-  /** How long a non-terminal job may go without a live workflow before the reconciler ends it. */
+  /** How often the reconciler looks for jobs whose workflows ended without them (terminated, timed out). */
   RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(5).default(30),
 });
 

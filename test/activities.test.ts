@@ -9,6 +9,11 @@ import { createJob, getJob } from '../db/queries/jobs';
 import { ScriptedProvider } from './support/scripted-provider';
 import { silentLogger, testConfig } from './support/stack';
 
+/** Runs an activity with a real activity context, keeping its types. */
+function runActivity<A extends unknown[], R>(fn: (...args: A) => Promise<R>, args: A, info: { attempt?: number } = {}): Promise<R> {
+  return new MockActivityEnvironment(info).run(fn as (...args: unknown[]) => Promise<R>, ...args) as Promise<R>;
+}
+
 /** Activities against the real Postgres and S3 server: each may run twice or be cut off. */
 describe('activities', () => {
   const config = testConfig();
@@ -38,8 +43,8 @@ describe('activities', () => {
   it('creates one prediction per job however often createPrediction runs', async () => {
     const job = await newJob();
     const request = { jobId: job.id, model: job.model, prompt: job.prompt, numOutputs: 1, seed: 3, outputFormat: 'webp' as const };
-    const first = await new MockActivityEnvironment({ attempt: 1 }).run(activities.createPrediction, request);
-    const second = await new MockActivityEnvironment({ attempt: 2 }).run(activities.createPrediction, request);
+    const first = await runActivity(activities.createPrediction, [request], { attempt: 1 });
+    const second = await runActivity(activities.createPrediction, [request], { attempt: 2 });
     expect(second.predictionId).toBe(first.predictionId);
     expect(provider.createdForJob(job.id)).toBe(1);
     expect((await getJob(database.db, job.id))!.predictionId).toBe(first.predictionId);
@@ -51,8 +56,8 @@ describe('activities', () => {
     const state = await provider.getPrediction(predictionId);
     const sourceUrl = state.status === 'succeeded' ? state.outputUrls[0]! : '';
     const input = { jobId: job.id, outputIndex: 0, sourceUrl, outputFormat: 'webp' as const };
-    const first = await new MockActivityEnvironment().run(activities.persistOutput, input);
-    const second = await new MockActivityEnvironment().run(activities.persistOutput, input);
+    const first = await runActivity(activities.persistOutput, [input]);
+    const second = await runActivity(activities.persistOutput, [input]);
     expect(second).toMatchObject({ s3Key: first.s3Key, sha256: first.sha256, sizeBytes: first.sizeBytes, contentType: 'image/webp' });
     expect(await objectsUnder(`jobs/${job.id}/`)).toEqual([`jobs/${job.id}/output-0.webp`]);
     const stored = await s3.send(new GetObjectCommand({ Bucket: config.S3_BUCKET_NAME, Key: first.s3Key }));
@@ -63,9 +68,9 @@ describe('activities', () => {
 
   it('ends a job once: a second finishJob changes nothing', async () => {
     const job = await newJob(2);
-    expect(await new MockActivityEnvironment().run(activities.finishJob, { jobId: job.id, status: 'CANCELLED', errorMessage: 'first' })).toBe(true);
+    expect(await runActivity(activities.finishJob, [{ jobId: job.id, status: 'CANCELLED', errorMessage: 'first' }])).toBe(true);
     const afterFirst = await getJob(database.db, job.id);
-    expect(await new MockActivityEnvironment().run(activities.finishJob, { jobId: job.id, status: 'FAILED', errorMessage: 'second' })).toBe(false);
+    expect(await runActivity(activities.finishJob, [{ jobId: job.id, status: 'FAILED', errorMessage: 'second' }])).toBe(false);
     const afterSecond = await getJob(database.db, job.id);
     expect(afterSecond).toEqual(afterFirst);
     expect(afterSecond).toMatchObject({ status: 'CANCELLED', errorMessage: 'first' });
@@ -73,7 +78,7 @@ describe('activities', () => {
   });
 
   it('refuses a job that has no row', async () => {
-    await expect(new MockActivityEnvironment().run(activities.startJob, '00000000-0000-4000-8000-000000000001')).rejects.toMatchObject({
+    await expect(runActivity(activities.startJob, ['00000000-0000-4000-8000-000000000001'])).rejects.toMatchObject({
       type: 'JobNotFound',
       nonRetryable: true,
     });

@@ -3,7 +3,9 @@ import { createLogger } from '../common/logger';
 import { createS3Client } from '../common/s3';
 import { createProvider } from '../activities/providers';
 import { createDatabase } from '../db/client';
+import { Client, Connection } from '@temporalio/client';
 import { connectWithRetry, createMediaWorker } from './create-worker';
+import { ensureReconcileSchedule } from './reconcile-schedule';
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
@@ -14,6 +16,8 @@ async function main(): Promise<void> {
     onIdleClientError: (error) => logger.warn({ err: error }, 'idle database connection lost'),
   });
   const connection = await connectWithRetry(config.TEMPORAL_ADDRESS, logger);
+  const client = new Client({ connection: await Connection.connect({ address: config.TEMPORAL_ADDRESS }), namespace: config.TEMPORAL_NAMESPACE });
+  await ensureReconcileSchedule(client, { taskQueue: config.TEMPORAL_TASK_QUEUE, intervalSeconds: config.RECONCILE_INTERVAL_SECONDS });
   const worker = await createMediaWorker({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
@@ -26,12 +30,14 @@ async function main(): Promise<void> {
       provider: createProvider(config),
       maxOutputBytes: config.MEDIA_MAX_BYTES,
       logger,
+      temporal: client,
     },
   });
   logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, provider: config.MEDIA_GENERATOR_PROVIDER }, 'worker started');
   // Worker.run resolves after SIGINT/SIGTERM, once running activities have finished or been cancelled.
   await worker.run();
   await connection.close();
+  await client.connection.close();
   await database.close();
   logger.info('worker stopped');
 }

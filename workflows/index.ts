@@ -1,1 +1,2 @@
 export { mediaGeneration } from './media-generation';
+export { reconcileJobs } from './reconcile-jobs';

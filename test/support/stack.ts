@@ -76,6 +76,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
         maxOutputBytes: config.MEDIA_MAX_BYTES,
         logger: silentLogger,
         predictionPollIntervalMs: 100,
+        temporal: client,
       },
     });
     workerRun = worker.run();

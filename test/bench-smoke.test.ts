@@ -1,0 +1,92 @@
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { ALL_PHASES, QUICK, runBench, type BenchResult } from '../bench/bench';
+import { renderChart } from '../bench/chart';
+import { formatMarkdownTable, formatSummary } from '../bench/report';
+import { createS3Client } from '../common/s3';
+import { startTestStack, type TestStack } from './support/stack';
+import { testServers } from './support/servers';
+
+/** `npm run bench` in quick mode against the test servers, so the benchmark cannot rot. */
+describe('benchmark smoke run', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startTestStack();
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('measures every phase in quick mode and reports sane figures', async () => {
+    const { config } = stack;
+    const result: BenchResult = await runBench({
+      ...QUICK,
+      // The headline point (2 outputs, 4 clients) is reused, so two more points are measured.
+      scalingOutputs: [1, QUICK.outputs],
+      scalingConcurrency: [QUICK.concurrency, 8],
+      apiBaseUrl: stack.baseUrl,
+      temporalAddress: testServers().temporalAddress,
+      namespace: config.TEMPORAL_NAMESPACE,
+      s3: {
+        endpoint: config.S3_ENDPOINT_URL,
+        region: config.S3_REGION,
+        accessKeyId: config.S3_ACCESS_KEY_ID,
+        secretAccessKey: config.S3_SECRET_ACCESS_KEY,
+        forcePathStyle: config.S3_FORCE_PATH_STYLE,
+        bucket: config.S3_BUCKET_NAME,
+      },
+      phases: ALL_PHASES,
+      quick: true,
+      log: () => undefined,
+    });
+
+    // The result survives its JSON line.
+    expect(JSON.parse(JSON.stringify(result))).toEqual(result);
+    expect(result).toMatchObject({ version: 1, quick: true, throughput: expect.any(Object), apiLatency: expect.any(Object), scaling: expect.any(Object), largeOutput: expect.any(Object) });
+
+    const { throughput } = result;
+    for (const run of [throughput!.service, throughput!.bare]) {
+      expect(run.completed).toBeGreaterThan(0);
+      expect(run.failed).toBe(0);
+      expect(run.unfinished).toBe(0);
+      expect(run.jobsPerS).toBeGreaterThan(0);
+      expect(run.latency.p50Ms).toBeGreaterThan(0);
+      expect(run.latency.p99Ms).toBeGreaterThanOrEqual(run.latency.p50Ms);
+    }
+    expect(throughput!.ratio).toBeGreaterThan(0);
+
+    const api = result.apiLatency!;
+    expect(api.accepted).toBeGreaterThan(0);
+    expect(api.rejected).toBe(0);
+    expect(api.post.p99Ms).toBeGreaterThan(0);
+    expect(api.drain).toMatchObject({ failed: 0, unfinished: 0, completed: api.accepted });
+
+    const points = [...result.scaling!.byOutputs, ...result.scaling!.byConcurrency];
+    expect(result.scaling!.byOutputs.map((p) => p.outputs)).toEqual([1, QUICK.outputs]);
+    expect(result.scaling!.byConcurrency.map((p) => p.concurrency)).toEqual([QUICK.concurrency, 8]);
+    for (const p of points) {
+      expect(p.service.completed).toBeGreaterThan(0);
+      expect(p.service.failed).toBe(0);
+      expect(p.bare.completed).toBeGreaterThan(0);
+      expect(p.bare.failed).toBe(0);
+      expect(p.ratio).toBeGreaterThan(0);
+    }
+
+    const large = result.largeOutput!;
+    expect(large.bytes).toBe(QUICK.largeOutputBytes);
+    for (const run of [large.store, large.plain]) {
+      expect(run.mbPerS).toBeGreaterThan(0);
+      expect(run.baselineRssMiB).toBeGreaterThan(0);
+      expect(run.peakRssGrowthMiB).toBeGreaterThanOrEqual(0);
+      expect(run.peakRssGrowthMiB).toBeLessThan(512);
+    }
+    expect(large.ratio).toBeGreaterThan(0);
+    // The big objects are deleted afterwards.
+    const listed = await createS3Client(config).send(new ListObjectsV2Command({ Bucket: config.S3_BUCKET_NAME, Prefix: 'bench/' }));
+    expect(listed.KeyCount ?? 0).toBe(0);
+
+    expect(result.checks.map((check) => check.name)).toHaveLength(4);
+    expect(renderChart(result)).toMatch(/^<svg[\s\S]*<\/svg>\n$/);
+    expect(formatSummary(result)).toContain('Throughput, closed loop');
+    expect(formatMarkdownTable(result)).toContain('| Figure |');
+  }, 180_000);
+});
