@@ -41,7 +41,7 @@ function supervise(name: string, start: () => ChildProcess): Supervised {
   return entry;
 }
 
-async function shutdown(): Promise<void> {
+async function shutdown(exitCode = 0): Promise<void> {
   if (stopping) return;
   stopping = true;
   console.log('\n[dev] stopping...');
@@ -49,20 +49,22 @@ async function shutdown(): Promise<void> {
   const [apps, servers] = [supervised.filter((s) => ['api', 'worker'].includes(s.name)), supervised.filter((s) => !['api', 'worker'].includes(s.name))];
   await Promise.all(apps.map((s) => s.child && stopProcess(s.child)));
   await Promise.all(servers.map((s) => s.child && stopProcess(s.child)));
-  process.exit(0);
+  process.exit(exitCode);
 }
 
 async function main(): Promise<void> {
   process.on('SIGINT', () => void shutdown());
   process.on('SIGTERM', () => void shutdown());
-  const config = loadConfigOrExit();
   const env = { ...process.env };
 
   if (!process.env.DATABASE_URL && !(await isPortOpen(PORTS.postgres))) {
     console.log('[dev] no Postgres answers on 5432 and DATABASE_URL is unset: serving an embedded one (PGlite) from .data/pglite');
     supervise('postgres', () => spawnPrefixed('postgres', TSX, [path.join(__dirname, 'embedded-postgres.ts'), path.join(DATA_DIR, 'pglite'), String(PORTS.postgres)]));
-    await waitForPort(PORTS.postgres, 'the embedded Postgres');
+    // PGlite holds a single database.
+    env.DATABASE_URL = `postgres://postgres@127.0.0.1:${PORTS.postgres}/postgres`;
+    await waitForPort(PORTS.postgres, 'the embedded Postgres', 120_000);
   }
+  const config = loadConfigOrExit(env);
 
   if (await isPortOpen(PORTS.temporal)) {
     console.log(`[dev] something already listens on ${PORTS.temporal}: using it as Temporal`);
@@ -106,6 +108,5 @@ async function main(): Promise<void> {
 
 main().catch(async (error: unknown) => {
   console.error('[dev] failed to start:', error instanceof Error ? error.message : error);
-  await shutdown();
-  process.exit(1);
+  await shutdown(1);
 });
