@@ -3,7 +3,7 @@ import type { Client } from '@temporalio/client';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Logger } from 'pino';
 import { NonRetryable } from '../common/errors';
-import type { OutputFormat, TerminalStatus } from '../common/statuses';
+import type { JobStatus, OutputFormat, TerminalStatus } from '../common/statuses';
 import { mediaObjectKey } from '../common/storage-keys';
 import type { Database } from '../db/client';
 import { finishJob, getPredictionId, markJobProcessing, recordPredictionId } from '../db/queries/jobs';
@@ -57,11 +57,13 @@ export function createActivities(deps: ActivityDependencies) {
   const pollIntervalMs = deps.predictionPollIntervalMs ?? 1_000;
 
   return {
-    async startJob(jobId: string): Promise<void> {
+    /** PENDING → PROCESSING; returns the status on record, so a job that already ended is left alone. */
+    async startJob(jobId: string): Promise<JobStatus> {
       const status = await markJobProcessing(db, jobId);
       if (!status) {
         throw ApplicationFailure.create({ type: NonRetryable.JobNotFound, message: `job ${jobId} has no row in the database`, nonRetryable: true });
       }
+      return status;
     },
 
     /**

@@ -44,6 +44,24 @@ export const configSchema = z.object({
   WORKFLOW_BUNDLE_PATH: z.string().min(1).optional(),
   /** How often the reconciler looks for jobs whose workflows ended without them (terminated, timed out). */
   RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(5).default(30),
+  /** off: no keys, every job visible to every client (the earlier service); required: Bearer keys on every /api route. */
+  AUTH_MODE: z.enum(['off', 'required']).default('off'),
+  /** Standard Webhooks secret: `whsec_` + base64 of the HMAC key. Unset: requests with a webhook_url are refused. */
+  WEBHOOK_SIGNING_SECRET: z
+    .string()
+    .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, 'must be whsec_ followed by base64')
+    .refine((value) => Buffer.from(value.slice('whsec_'.length), 'base64').length >= 24, 'must encode at least 24 bytes of key')
+    .optional(),
+  /** First retry delay of webhook deliveries (backoff doubles it, up to an hour); unset keeps the policy's 30 s. */
+  WEBHOOK_RETRY_INITIAL_INTERVAL_SECONDS: optionalPositiveInt,
+  /** Requests per minute per API key (per client address when AUTH_MODE=off); unset: no limit. */
+  RATE_LIMIT_PER_MINUTE: optionalPositiveInt,
+  /** Jobs PENDING or PROCESSING at once per API key (per client address when AUTH_MODE=off); unset: no limit. */
+  MAX_RUNNING_JOBS_PER_KEY: optionalPositiveInt,
+  /** OTLP/HTTP traces endpoint (e.g. http://127.0.0.1:4318); unset: tracing off. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional(),
+  /** Port of the worker's own Prometheus /metrics (activity durations and failures); 0 turns it off. */
+  WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -54,7 +72,9 @@ export class ConfigError extends Error {
 
 /** Parses the environment once; a bad value throws naming the variable and what is wrong. */
 export function parseConfig(env: Record<string, string | undefined>): Config {
-  const result = configSchema.safeParse(env);
+  // An empty value means unset, as `${VAR:-}` in compose files and blank lines in .env files produce.
+  const given = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
+  const result = configSchema.safeParse(given);
   if (!result.success) {
     const problems = result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
     throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);

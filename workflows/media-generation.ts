@@ -9,7 +9,7 @@ import {
 } from '@temporalio/workflow';
 import type { MediaActivities, PersistOutputResult } from '../activities/create-activities';
 import { NonRetryable } from '../common/errors';
-import type { JobStatus } from '../common/statuses';
+import { isTerminalStatus, type JobStatus } from '../common/statuses';
 import { cancelSignal, mediaJobStatusSearchAttribute, progressQuery, type JobProgress, type MediaGenerationInput } from '../common/temporal';
 import { activityPolicies } from './policies';
 
@@ -49,8 +49,9 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
   };
 
   try {
-    const failedOutputs = await work.run(async () => {
-      await records.startJob(jobId);
+    const run = await work.run(async (): Promise<{ alreadyEnded: JobStatus } | { failures: string[] }> => {
+      const recorded = await records.startJob(jobId);
+      if (isTerminalStatus(recorded)) return { alreadyEnded: recorded };
       setStatus('PROCESSING');
       progress.phase = 'generating';
       const created = await createPrediction({
@@ -94,14 +95,20 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
         failures.push(`output ${index}: ${message}`);
         await records.recordOutputFailure({ jobId, outputIndex: index, errorMessage: message });
       }
-      return failures;
+      return { failures };
     });
 
+    if ('alreadyEnded' in run) {
+      // Ended elsewhere before this workflow got to it (the reconciler): nothing to do.
+      progress.phase = run.alreadyEnded === 'COMPLETED' ? 'completed' : run.alreadyEnded === 'FAILED' ? 'failed' : 'cancelled';
+      setStatus(run.alreadyEnded);
+      return progress;
+    }
     progress.phase = 'finishing';
-    if (failedOutputs.length === 0) {
+    if (run.failures.length === 0) {
       await finish('COMPLETED');
     } else {
-      await finish('FAILED', `${failedOutputs.length} of ${input.numOutputs} outputs failed: ${failedOutputs.join('; ')}`);
+      await finish('FAILED', `${run.failures.length} of ${input.numOutputs} outputs failed: ${run.failures.join('; ')}`);
     }
     return progress;
   } catch (error) {
