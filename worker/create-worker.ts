@@ -15,7 +15,7 @@ export interface MediaWorkerOptions {
   activityDependencies: ActivityDependencies;
   /** A prebuilt bundle's path; otherwise the prebuilt one when present, else the sources are bundled. */
   workflowBundlePath?: string;
-  tuning?: Pick<WorkerOptions, 'maxConcurrentActivityTaskExecutions' | 'maxConcurrentWorkflowTaskExecutions' | 'maxCachedWorkflows'>;
+  tuning?: Pick<WorkerOptions, 'maxConcurrentActivityTaskExecutions' | 'maxConcurrentWorkflowTaskExecutions' | 'maxCachedWorkflows' | 'shutdownGraceTime'>;
 }
 
 export async function createMediaWorker(options: MediaWorkerOptions): Promise<Worker> {
@@ -28,6 +28,8 @@ export async function createMediaWorker(options: MediaWorkerOptions): Promise<Wo
     activities: createActivities(options.activityDependencies),
     // Cancellation reaches an activity with a heartbeat's answer: heartbeat at least every second.
     maxHeartbeatThrottleInterval: '1s',
+    // On SIGTERM, running uploads get this long to finish before they are cancelled (and retried elsewhere).
+    shutdownGraceTime: '20s',
     ...options.tuning,
   });
 }

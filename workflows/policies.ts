@@ -23,7 +23,7 @@ export function activityPolicies(overrides: ActivityPolicyOverrides = {}) {
 
   /** Creating the prediction: one short, billed call. */
   const createPrediction: ActivityOptions = {
-    startToCloseTimeout: '60s',
+    startToCloseTimeout: '30s',
     retry: {
       initialInterval: '1s',
       backoffCoefficient: 2,

@@ -78,6 +78,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
         predictionPollIntervalMs: 100,
         temporal: client,
       },
+      tuning: { shutdownGraceTime: '1s' },
     });
     workerRun = worker.run();
   }
