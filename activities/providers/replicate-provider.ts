@@ -18,7 +18,7 @@ export interface ReplicateProviderOptions {
   predictionDeadlineSeconds: number;
   allowPrivateDownloads: boolean;
   maxOutputBytes: number;
-  /** Per API call, body included. */
+  /** Per API call, body included; under createPrediction's start-to-close, so a hung call fails with a clear message. */
   requestTimeoutMs?: number;
   downloadLimits?: Partial<DownloadLimits>;
 }
@@ -46,7 +46,7 @@ export class ReplicateProvider implements MediaProvider {
       baseUrl: settings.baseUrl,
       fetch: replicateFetch({
         deadlineSeconds: settings.predictionDeadlineSeconds,
-        timeoutMs: settings.requestTimeoutMs ?? 30_000,
+        timeoutMs: settings.requestTimeoutMs ?? 20_000,
         errorBodies: this.#errorBodies,
       }),
     });
