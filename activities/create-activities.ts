@@ -2,14 +2,18 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Logger } from 'pino';
+import type { FaultInjectionPoint } from '../common/config';
 import { NonRetryable } from '../common/errors';
 import type { JobStatus, OutputFormat, TerminalStatus } from '../common/statuses';
 import { mediaObjectKey } from '../common/storage-keys';
+import { isDatabaseUnavailable } from '../db/availability';
 import type { Database } from '../db/client';
 import { finishJob, getPredictionId, markJobProcessing, recordPredictionId } from '../db/queries/jobs';
 import { markMediaCompleted, markMediaFailed, markMediaProcessing } from '../db/queries/media';
 import { storeObject } from './object-storage';
 import { reconcileUnfinishedJobs, type ReconcileResult } from './reconcile';
+import { deliverWebhook, type DeliveryResult, type WebhookDependencies } from './webhook-delivery';
+import type { WebhookMessage } from '../common/temporal';
 import type { GenerationRequest, MediaProvider } from './providers/provider';
 
 export interface ActivityDependencies {
@@ -23,6 +27,10 @@ export interface ActivityDependencies {
   temporal?: Client;
   /** How often a waiting activity asks the provider about its prediction. */
   predictionPollIntervalMs?: number;
+  /** Signing secret and address rules for webhooks; without them, deliveries fail (not retried). */
+  webhooks?: WebhookDependencies;
+  /** FAULT_INJECTION_PAUSE_AT: fault tests only; unset in any real deployment. */
+  faultInjectionPauseAt?: FaultInjectionPoint;
 }
 
 export interface PersistOutputInput {
@@ -55,6 +63,28 @@ export interface FinishJobInput {
 export function createActivities(deps: ActivityDependencies) {
   const { db, s3, bucket, provider, maxOutputBytes, logger } = deps;
   const pollIntervalMs = deps.predictionPollIntervalMs ?? 1_000;
+  /**
+   * A database write of a long activity, waiting through a database outage (heartbeating) instead
+   * of failing the attempt: the activity's few attempts are for its source and its upload, and a
+   * failed attempt would redo them (or, after a create, bill a second prediction).
+   */
+  const untilDatabaseAnswers = async <T>(write: () => Promise<T>): Promise<T> => {
+    for (let delayMs = 250; ; delayMs = Math.min(delayMs * 2, 5_000)) {
+      try {
+        return await write();
+      } catch (error) {
+        if (!isDatabaseUnavailable(error)) throw error;
+        logger.warn({ err: error, retryInMs: delayMs }, 'the database is unreachable; waiting for it');
+        await Context.current().sleep(delayMs);
+      }
+    }
+  };
+  /** Fault tests only: stops the activity at `point` until the worker is killed (or the activity cancelled). */
+  const pauseForFaultInjection = async (point: FaultInjectionPoint): Promise<void> => {
+    if (deps.faultInjectionPauseAt !== point) return;
+    logger.warn({ point }, `fault injection: paused at ${point}`);
+    await Context.current().sleep(2 ** 31 - 1);
+  };
 
   return {
     /** PENDING → PROCESSING; returns the status on record, so a job that already ended is left alone. */
@@ -72,16 +102,20 @@ export function createActivities(deps: ActivityDependencies) {
      * written; the provider's deadline (Cancel-After) bounds what such an orphan can cost.
      */
     async createPrediction(request: GenerationRequest): Promise<{ predictionId: string; attempt: number }> {
-      const attempt = Context.current().info.attempt;
-      const existing = await getPredictionId(db, request.jobId);
-      if (existing) return { predictionId: existing, attempt };
-      const created = await provider.createPrediction(request);
-      const recorded = await recordPredictionId(db, request.jobId, created);
-      if (recorded !== created) {
-        logger.warn({ jobId: request.jobId, created, recorded }, 'a prediction was already on record; cancelling the new one');
-        await provider.cancelPrediction(created).catch(() => undefined);
-      }
-      return { predictionId: recorded ?? created, attempt };
+      // Heartbeats while it waits on the provider and the database: a dead worker is noticed in seconds.
+      return heartbeatWhile(async () => {
+        const attempt = Context.current().info.attempt;
+        const existing = await getPredictionId(db, request.jobId);
+        if (existing) return { predictionId: existing, attempt };
+        const created = await provider.createPrediction(request);
+        await pauseForFaultInjection('after-create');
+        const recorded = await untilDatabaseAnswers(() => recordPredictionId(db, request.jobId, created));
+        if (recorded !== created) {
+          logger.warn({ jobId: request.jobId, created, recorded }, 'a prediction was already on record; cancelling the new one');
+          await provider.cancelPrediction(created).catch(() => undefined);
+        }
+        return { predictionId: recorded ?? created, attempt };
+      });
     },
 
     /** Waits for the prediction, heartbeating, so a dead worker is noticed in seconds and cancellation reaches it. */
@@ -114,7 +148,13 @@ export function createActivities(deps: ActivityDependencies) {
 
     async cancelPrediction(jobId: string): Promise<void> {
       const predictionId = await getPredictionId(db, jobId);
-      if (predictionId) await provider.cancelPrediction(predictionId);
+      if (!predictionId) return;
+      // Runs under the database policy (retried without end) while the job waits to be CANCELLED; the
+      // prediction's Cancel-After deadline bounds its cost, so an unreachable provider is given up on.
+      await provider.cancelPrediction(predictionId).catch((error: unknown) => {
+        if (Context.current().info.attempt < 5) throw error;
+        logger.warn({ jobId, predictionId, err: error }, 'could not cancel the prediction upstream; its deadline will end it');
+      });
     },
 
     /** Streams one output into S3 under its derived key, then records it. Safe to repeat. */
@@ -122,37 +162,53 @@ export function createActivities(deps: ActivityDependencies) {
       const context = Context.current();
       const ref = { jobId: input.jobId, outputIndex: input.outputIndex };
       const key = mediaObjectKey(input.jobId, input.outputIndex, input.outputFormat);
-      await markMediaProcessing(db, ref, input.sourceUrl);
-      const source = await provider.openOutput(input.sourceUrl, context.cancellationSignal);
-      if (source.declaredLength !== undefined && source.declaredLength > maxOutputBytes) {
-        source.body.destroy();
-        throw ApplicationFailure.create({
-          type: NonRetryable.OutputTooLarge,
-          message: `the output is ${source.declaredLength} bytes, over the ${maxOutputBytes}-byte limit (MEDIA_MAX_BYTES)`,
-          nonRetryable: true,
-        });
-      }
-      context.heartbeat({ bytesStored: 0 });
-      const stored = await storeObject({
-        client: s3,
-        bucket,
-        key,
-        source: source.body,
-        maxBytes: maxOutputBytes,
-        signal: context.cancellationSignal,
-        onProgress: (bytesStored) => context.heartbeat({ bytesStored }),
-      });
-      await markMediaCompleted(db, ref, stored);
-      return { s3Key: key, ...stored, attempt: context.info.attempt };
+      let bytesStored = 0;
+      // Heartbeats for as long as it runs, not only as bytes flow: a source slow to answer or a part
+      // upload slower than the heartbeat timeout is not a dead worker. A stalled source or S3
+      // connection fails on its own idle timeout (safe-download, common/s3.ts) and is retried.
+      return heartbeatWhile(
+        async () => {
+          await untilDatabaseAnswers(() => markMediaProcessing(db, ref, input.sourceUrl));
+          const source = await provider.openOutput(input.sourceUrl, context.cancellationSignal);
+          if (source.declaredLength !== undefined && source.declaredLength > maxOutputBytes) {
+            source.body.destroy();
+            throw ApplicationFailure.create({
+              type: NonRetryable.OutputTooLarge,
+              message: `the output is ${source.declaredLength} bytes, over the ${maxOutputBytes}-byte limit (MEDIA_MAX_BYTES)`,
+              nonRetryable: true,
+            });
+          }
+          const stored = await storeObject({
+            client: s3,
+            bucket,
+            key,
+            source: source.body,
+            maxBytes: maxOutputBytes,
+            signal: context.cancellationSignal,
+            onProgress: (bytes) => {
+              bytesStored = bytes;
+            },
+          });
+          await pauseForFaultInjection('after-upload');
+          await untilDatabaseAnswers(() => markMediaCompleted(db, ref, stored));
+          return { s3Key: key, ...stored, attempt: context.info.attempt };
+        },
+        () => ({ bytesStored }),
+      );
     },
 
     async recordOutputFailure(input: { jobId: string; outputIndex: number; errorMessage: string }): Promise<void> {
-      await markMediaFailed(db, input, input.errorMessage);
+      await markMediaFailed(db, input, storableText(input.errorMessage));
     },
 
     async finishJob(input: FinishJobInput): Promise<boolean> {
       const { jobId, ...outcome } = input;
-      return finishJob(db, jobId, outcome);
+      return finishJob(db, jobId, { ...outcome, errorMessage: outcome.errorMessage === undefined ? undefined : storableText(outcome.errorMessage) });
+    },
+
+    /** One webhook message, signed with the worker's secret; each attempt is recorded. */
+    async deliverWebhook(message: WebhookMessage): Promise<DeliveryResult> {
+      return deliverWebhook(db, deps.webhooks, message, Context.current().cancellationSignal);
     },
 
     async reconcileJobs(): Promise<ReconcileResult[]> {
@@ -163,3 +219,26 @@ export function createActivities(deps: ActivityDependencies) {
 }
 
 export type MediaActivities = ReturnType<typeof createActivities>;
+
+/**
+ * A message Postgres can store: a NUL (from a provider's error, or an operator's cancel signal)
+ * would make the write fail on every retry, and the job could never end.
+ */
+function storableText(text: string): string {
+  return text.replaceAll('\u0000', '\ufffd');
+}
+
+/**
+ * Heartbeats now and every second while `work` runs, so that an activity waiting on a slow call is
+ * not taken for a dead worker; a dead worker stops heartbeating and is noticed after the timeout.
+ */
+async function heartbeatWhile<T>(work: () => Promise<T>, details: () => unknown = () => undefined): Promise<T> {
+  const context = Context.current();
+  context.heartbeat(details());
+  const timer = setInterval(() => context.heartbeat(details()), 1_000);
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
+  }
+}

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import type { S3Client } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { ApplicationFailure } from '@temporalio/activity';
 import { NonRetryable } from '../common/errors';
@@ -33,6 +33,7 @@ const PARTS_IN_FLIGHT = 4;
  */
 export async function storeObject(params: StoreObjectParams): Promise<StoredObjectInfo> {
   const { client, bucket, key, source, maxBytes, signal, onProgress } = params;
+  await abortAbandonedUploads(client, bucket, key);
   const iterator = source[Symbol.asyncIterator]();
   const head: Buffer[] = [];
   let headLength = 0;
@@ -96,4 +97,17 @@ export async function storeObject(params: StoreObjectParams): Promise<StoredObje
     await iterator.return?.();
   }
   return { contentType, sizeBytes, sha256: hash.digest('hex') };
+}
+
+/**
+ * Aborts the multipart uploads an earlier attempt left open under `key`: one whose worker was
+ * killed, or whose S3 went away before the abort could reach it. Their parts are invisible but
+ * stored (and billed) until aborted. Best effort: a server that cannot list them is left as is.
+ */
+async function abortAbandonedUploads(client: S3Client, bucket: string, key: string): Promise<void> {
+  const listed = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: key })).catch(() => undefined);
+  for (const upload of listed?.Uploads ?? []) {
+    if (upload.Key !== key || !upload.UploadId) continue;
+    await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: upload.UploadId })).catch(() => undefined);
+  }
 }

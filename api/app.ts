@@ -1,9 +1,14 @@
 import express, { type Express } from 'express';
 import { pinoHttp } from 'pino-http';
 import swaggerUi from 'swagger-ui-express';
+import { authenticate } from './auth';
 import type { ApiDependencies } from './dependencies';
+import { createApiMetrics } from './metrics';
 import { buildOpenApiDocument } from './openapi';
 import { errorHandler, notFoundHandler } from './problem';
+import { rateLimit } from './rate-limit';
+import { traceRequests } from './tracing';
+import { eventsRouter } from './routes/events';
 import { generateRouter } from './routes/generate';
 import { healthRouter } from './routes/health';
 import { jobsRouter } from './routes/jobs';
@@ -13,11 +18,20 @@ export function createApp(deps: ApiDependencies): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
+  const metrics = createApiMetrics(deps.db);
+  if (deps.tracing) app.use(traceRequests());
+  app.use(metrics.middleware);
   app.use(pinoHttp({ logger: deps.logger, autoLogging: { ignore: (req) => req.url === '/healthz' } }));
   app.use(express.json({ limit: LIMITS.maxBodyBytes, type: 'application/json', strict: false }));
 
   app.use(healthRouter(deps));
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  // Every /api route: the caller (an API key when AUTH_MODE=required), then its rate limit.
+  app.use('/api', authenticate(deps), rateLimit(deps));
   app.use(generateRouter(deps));
+  app.use(eventsRouter(deps));
   app.use(jobsRouter(deps));
 
   const openApiDocument = buildOpenApiDocument();

@@ -13,4 +13,6 @@ export interface ApiDependencies {
   /** For presigned URLs: addressed the way clients reach S3. */
   presignS3: S3Client;
   logger: Logger;
+  /** OTEL_EXPORTER_OTLP_ENDPOINT is set: a span per request (the Temporal client carries it into workflows). */
+  tracing?: boolean;
 }

@@ -1,13 +1,18 @@
 import { Client, Connection } from '@temporalio/client';
+import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
 import { loadConfigOrExit } from '../common/config';
 import { createLogger } from '../common/logger';
 import { createS3Client } from '../common/s3';
+import { startTracing } from '../common/tracing';
 import { createDatabase } from '../db/client';
 import { createApp } from './app';
+import { answerUnparsableRequestsWithProblems } from './client-errors';
 
 function main(): void {
   const config = loadConfigOrExit();
   const logger = createLogger('api', config.LOG_LEVEL);
+  const tracing = startTracing('media-generation-api', { endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT });
+  if (tracing) logger.info({ endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT }, 'tracing on');
   const database = createDatabase({
     url: config.DATABASE_URL,
     poolSize: config.DATABASE_POOL_SIZE,
@@ -15,16 +20,21 @@ function main(): void {
   });
   // Lazy: the API starts, and answers /healthz and 503s, while Temporal is still coming up.
   const connection = Connection.lazy({ address: config.TEMPORAL_ADDRESS, connectTimeout: '3s' });
-  const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  const temporal = new Client({
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    ...(tracing ? { interceptors: { workflow: [new OpenTelemetryWorkflowClientInterceptor()] } } : {}),
+  });
   const s3 = createS3Client(config);
   const presignS3 = config.S3_PUBLIC_ENDPOINT_URL ? createS3Client({ ...config, S3_ENDPOINT_URL: config.S3_PUBLIC_ENDPOINT_URL }) : s3;
-  const app = createApp({ config, db: database.db, temporal, s3, presignS3, logger });
+  const app = createApp({ config, db: database.db, temporal, s3, presignS3, logger, tracing: Boolean(tracing) });
 
   const server = app.listen(config.PORT, () => logger.info({ port: config.PORT }, `API listening on http://127.0.0.1:${config.PORT}`));
+  answerUnparsableRequestsWithProblems(server);
   const shutdown = (signal: string) => {
     logger.info({ signal }, 'shutting down');
     server.close(() => {
-      void Promise.allSettled([database.close(), connection.close()]).then(() => process.exit(0));
+      void Promise.allSettled([database.close(), connection.close(), tracing?.shutdown()]).then(() => process.exit(0));
     });
     setTimeout(() => process.exit(0), 10_000).unref();
   };

@@ -1,5 +1,7 @@
+import { STATUS_CODES } from 'node:http';
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import type { z } from 'zod';
+import { isDatabaseUnavailable } from '../db/availability';
 
 export interface FieldError {
   field: string;
@@ -65,15 +67,20 @@ const BODY_ERRORS: Record<string, (error: { message: string; limit?: number }) =
   'request.aborted': () => new Problem(400, 'Request aborted', 'The client aborted the request body.'),
 };
 
-const CONNECTION_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', '57P01', '57P03', '08000', '08001', '08003', '08006']);
+// Shared with the activities, which wait for the database rather than fail on it.
+export { isDatabaseUnavailable };
 
-/** Whether an error means the database could not be reached, rather than a bug. */
-export function isDatabaseUnavailable(error: unknown): boolean {
-  for (let current = error as { code?: string; message?: string; cause?: unknown } | undefined; current; current = current.cause as typeof current) {
-    if (current.code && CONNECTION_ERROR_CODES.has(current.code)) return true;
-    if (/Connection terminated|timeout exceeded when trying to connect|Query read timeout|connect ECONNREFUSED/i.test(current.message ?? '')) return true;
-  }
-  return false;
+/** The 4xx status of an error Express or body-parser raised for the client's own mistake (http-errors style). */
+function clientErrorStatus(error: unknown): number | undefined {
+  const { status, statusCode } = (error ?? {}) as { status?: unknown; statusCode?: unknown };
+  const code = Number(status ?? statusCode);
+  return Number.isInteger(code) && code >= 400 && code < 500 ? code : undefined;
+}
+
+function clientProblem(error: { name?: string; message?: string }, status: number): Problem {
+  // Express cannot decode a path parameter: a malformed percent-escape, or bytes that are not UTF-8.
+  if (error.name === 'URIError') return new Problem(400, 'Malformed path', 'The request path is not valid percent-encoded UTF-8.');
+  return new Problem(status, STATUS_CODES[status] ?? 'Bad request', `The request could not be read (${error.message ?? status}).`);
 }
 
 export function errorHandler(logger: { error: (obj: object, msg: string) => void }): ErrorRequestHandler {
@@ -82,6 +89,7 @@ export function errorHandler(logger: { error: (obj: object, msg: string) => void
     let problem: Problem;
     if (error instanceof Problem) problem = error;
     else if (typeof error?.type === 'string' && BODY_ERRORS[error.type]) problem = BODY_ERRORS[error.type]!(error);
+    else if (clientErrorStatus(error)) problem = clientProblem(error, clientErrorStatus(error)!);
     else if (isDatabaseUnavailable(error)) problem = Problem.unavailable('The database');
     else {
       logger.error({ err: error, path: req.path }, 'unhandled error');

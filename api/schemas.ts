@@ -1,6 +1,7 @@
 import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import { JOB_STATUSES, MEDIA_STATUSES, OUTPUT_FORMATS } from '../common/statuses';
+import { DEFAULT_WEBHOOK_EVENTS, WEBHOOK_EVENTS } from '../common/webhooks';
 
 extendZodWithOpenApi(z);
 
@@ -12,7 +13,16 @@ export const LIMITS = {
   maxBodyBytes: 64 * 1024,
   maxPageSize: 100,
   defaultPageSize: 20,
+  maxWebhookUrlLength: 2_000,
+  maxDeadlineSeconds: 7 * 24 * 3600,
+  maxIdempotencyKeyLength: 255,
 } as const;
+
+/** Text Postgres stores as sent: no NUL (it refuses it) and no lone surrogate (it would be altered). */
+export function isStorableText(text: string): boolean {
+  return !text.includes('\u0000') && text.isWellFormed();
+}
+const STORABLE_TEXT = 'must be Unicode text without NUL characters';
 
 export const MODEL_PATTERN = /^[A-Za-z0-9][\w.-]*\/[A-Za-z0-9][\w.-]*(:[A-Za-z0-9]+)?$/;
 
@@ -27,6 +37,7 @@ export const generateRequestSchema = z
       .string()
       .max(LIMITS.maxPromptLength)
       .refine((prompt) => prompt.trim().length > 0, 'must not be empty')
+      .refine(isStorableText, STORABLE_TEXT)
       .openapi({ example: 'a lighthouse at dawn, oil painting' }),
     num_outputs: z.number().int().min(1).max(LIMITS.maxOutputs).default(1).openapi({ example: 2 }),
     seed: z
@@ -37,13 +48,40 @@ export const generateRequestSchema = z
       .optional()
       .openapi({ example: 42, description: 'Drawn at random and recorded when omitted.' }),
     output_format: z.enum(OUTPUT_FORMATS).default('png'),
+    webhook_url: z
+      .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
+      .max(LIMITS.maxWebhookUrlLength)
+      .optional()
+      .openapi({
+        example: 'https://example.com/hooks/media',
+        description:
+          'Receives a signed POST (Standard Webhooks) with the status reply plus `event` at each chosen event. HTTPS and a public address, unless the server allows private addresses.',
+      }),
+    webhook_events_filter: z
+      .array(z.enum(WEBHOOK_EVENTS))
+      .min(1)
+      .max(WEBHOOK_EVENTS.length)
+      .optional()
+      .openapi({ description: `Events to deliver; default ${JSON.stringify(DEFAULT_WEBHOOK_EVENTS)}. \`output\` fires once per stored output.` }),
+    deadline_seconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(LIMITS.maxDeadlineSeconds)
+      .optional()
+      .openapi({ example: 600, description: 'Past this many seconds the job ends FAILED (CANCELLED if it had not started) and its upstream work stops.' }),
+  })
+  .superRefine((request, context) => {
+    if (request.webhook_events_filter && !request.webhook_url) {
+      context.addIssue({ code: 'custom', path: ['webhook_events_filter'], message: 'needs webhook_url' });
+    }
   })
   .openapi('GenerateRequest');
 
 export type GenerateRequest = z.infer<typeof generateRequestSchema>;
 
 export const cancelRequestSchema = z
-  .strictObject({ reason: z.string().trim().min(1).max(500).optional() })
+  .strictObject({ reason: z.string().trim().min(1).max(500).refine(isStorableText, STORABLE_TEXT).optional() })
   .openapi('CancelRequest');
 
 export const jobIdParamSchema = z.object({ job_id: z.uuid('must be a job id (a UUID)') });
@@ -98,6 +136,42 @@ export const generateReplySchema = z
     workflow_id: z.string(),
   })
   .openapi('GenerateAccepted');
+
+export const generateReplayedReplySchema = z
+  .object({
+    job_id: z.string(),
+    status: z.enum(JOB_STATUSES),
+    message: z.string(),
+    status_url: z.string(),
+    workflow_id: z.string(),
+  })
+  .openapi('GenerateReplayed');
+
+export const webhookDeliverySchema = z
+  .object({
+    delivery_id: z.string(),
+    job_id: z.string(),
+    message_id: z.string().openapi({ description: 'The webhook-id header; the same for every attempt at one message.' }),
+    event: z.enum(WEBHOOK_EVENTS),
+    output_index: z.number().int().nullable(),
+    attempt: z.number().int(),
+    url: z.string(),
+    status_code: z.number().int().nullable(),
+    response_snippet: z.string().nullable().openapi({ description: "The first 500 characters of the receiver's answer." }),
+    error: z.string().nullable(),
+    succeeded: z.boolean(),
+    created_at: z.string(),
+    finished_at: z.string().nullable(),
+  })
+  .openapi('WebhookDelivery');
+
+export const webhookDeliveriesReplySchema = z.object({ deliveries: z.array(webhookDeliverySchema) }).openapi('WebhookDeliveries');
+
+export const redeliverReplySchema = z
+  .object({ delivery_id: z.string(), message_id: z.string(), workflow_id: z.string(), message: z.string() })
+  .openapi('RedeliveryAccepted');
+
+export const deliveryParamsSchema = z.object({ job_id: z.uuid(), delivery_id: z.uuid() });
 
 export const listJobsReplySchema = z
   .object({ jobs: z.array(statusReplySchema), next_cursor: z.string().nullable() })

@@ -23,6 +23,8 @@ const MARGIN = { top: 34, right: 16, bottom: 44, left: 56 };
 
 const escape = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
+const label = (v: number) => (Math.abs(v) >= 100 ? String(Math.round(v)) : String(v));
+
 /** Round-number ticks from 0 to at least `max`. */
 function ticks(max: number): number[] {
   if (!(max > 0)) return [0, 1];
@@ -38,16 +40,17 @@ function panel(p: Panel, offsetX: number, offsetY: number): string {
   const plotW = WIDTH - MARGIN.left - MARGIN.right;
   const plotH = HEIGHT - MARGIN.top - MARGIN.bottom;
   const finite = p.series.flatMap((s) => s.values).filter((v) => Number.isFinite(v));
-  const yTicks = ticks(Math.max(0, ...finite));
+  const yTicks = ticks(Math.max(0, ...finite) * 1.08);
   const yMax = yTicks.at(-1)!;
   // Categorical x positions: the measured points, evenly spaced (concurrency is roughly geometric).
-  const x = (i: number) => MARGIN.left + (p.xs.length === 1 ? plotW / 2 : (i * plotW) / (p.xs.length - 1));
+  const inset = 28;
+  const x = (i: number) => MARGIN.left + (p.xs.length === 1 ? plotW / 2 : inset + (i * (plotW - 2 * inset)) / (p.xs.length - 1));
   const y = (v: number) => MARGIN.top + plotH - (v / yMax) * plotH;
   const parts: string[] = [`<g transform="translate(${offsetX},${offsetY})">`];
   parts.push(`<text x="${WIDTH / 2}" y="18" text-anchor="middle" font-size="13" font-weight="600">${escape(p.title)}</text>`);
   for (const tick of yTicks) {
     parts.push(`<line x1="${MARGIN.left}" x2="${WIDTH - MARGIN.right}" y1="${y(tick)}" y2="${y(tick)}" stroke="#e5e7eb"/>`);
-    parts.push(`<text x="${MARGIN.left - 6}" y="${y(tick) + 4}" text-anchor="end" font-size="10" fill="#374151">${tick}</text>`);
+    parts.push(`<text x="${MARGIN.left - 6}" y="${y(tick) + 4}" text-anchor="end" font-size="10" fill="#374151">${label(tick)}</text>`);
   }
   p.xs.forEach((value, i) => {
     parts.push(`<text x="${x(i)}" y="${MARGIN.top + plotH + 16}" text-anchor="middle" font-size="10" fill="#374151">${value}</text>`);
@@ -57,7 +60,7 @@ function panel(p: Panel, offsetX: number, offsetY: number): string {
   parts.push(
     `<text transform="translate(14,${MARGIN.top + plotH / 2}) rotate(-90)" text-anchor="middle" font-size="11" fill="#374151">${escape(p.yLabel)}</text>`,
   );
-  for (const s of p.series) {
+  p.series.forEach((s, seriesIndex) => {
     const points = s.values.map((v, i) => (Number.isFinite(v) ? `${x(i).toFixed(1)},${y(v).toFixed(1)}` : undefined)).filter(Boolean);
     parts.push(
       `<polyline fill="none" stroke="${s.colour}" stroke-width="2"${s.dashed ? ' stroke-dasharray="5 4"' : ''} points="${points.join(' ')}"/>`,
@@ -65,9 +68,11 @@ function panel(p: Panel, offsetX: number, offsetY: number): string {
     s.values.forEach((v, i) => {
       if (!Number.isFinite(v)) return;
       parts.push(`<circle cx="${x(i).toFixed(1)}" cy="${y(v).toFixed(1)}" r="3.5" fill="${s.colour}"><title>${escape(`${s.name}: ${v}`)}</title></circle>`);
-      parts.push(`<text x="${x(i).toFixed(1)}" y="${(y(v) - 7).toFixed(1)}" text-anchor="middle" font-size="9" fill="${s.colour}">${v}</text>`);
+      // The first series labels above its points, the second below, so close values stay readable.
+      const labelY = seriesIndex === 0 ? y(v) - 7 : y(v) + 15;
+      parts.push(`<text x="${x(i).toFixed(1)}" y="${labelY.toFixed(1)}" text-anchor="middle" font-size="9" fill="${s.colour}">${label(v)}</text>`);
     });
-  }
+  });
   parts.push('</g>');
   return parts.join('\n');
 }

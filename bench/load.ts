@@ -82,6 +82,8 @@ export async function runClosedLoop(options: ClosedLoopOptions, runJob: JobRunne
         failed++;
         const key = outcome.error.slice(0, 200);
         errors.set(key, (errors.get(key) ?? 0) + 1);
+        // A failing stack answers fast: back off instead of spinning through the job budget.
+        await sleep(STATUS_POLL_INTERVAL_MS);
       }
     }
     stoppedAt ??= performance.now();

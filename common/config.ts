@@ -7,6 +7,13 @@ const booleanFlag = z
 const optionalPositiveInt = z.coerce.number().int().positive().optional();
 
 /**
+ * Where FAULT_INJECTION_PAUSE_AT can stop an activity: after the provider created a prediction
+ * (before its id is recorded), after an output was uploaded (before its row says so).
+ */
+export const FAULT_INJECTION_POINTS = ['after-create', 'after-upload'] as const;
+export type FaultInjectionPoint = (typeof FAULT_INJECTION_POINTS)[number];
+
+/**
  * Every variable the processes read. Defaults point at the local stack that `npm run dev`
  * starts, so a process started by hand joins it.
  */
@@ -44,6 +51,11 @@ export const configSchema = z.object({
   WORKFLOW_BUNDLE_PATH: z.string().min(1).optional(),
   /** How often the reconciler looks for jobs whose workflows ended without them (terminated, timed out). */
   RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(5).default(30),
+  /**
+   * Fault tests only: the worker's activities stop at this line until the worker is killed, so a
+   * test can kill it exactly there. Unset (off) everywhere else.
+   */
+  FAULT_INJECTION_PAUSE_AT: z.enum(FAULT_INJECTION_POINTS).optional(),
   /** off: no keys, every job visible to every client (the earlier service); required: Bearer keys on every /api route. */
   AUTH_MODE: z.enum(['off', 'required']).default('off'),
   /** Standard Webhooks secret: `whsec_` + base64 of the HMAC key. Unset: requests with a webhook_url are refused. */

@@ -15,6 +15,10 @@ export const NonRetryable = {
   UnsupportedMediaType: 'UnsupportedMediaType',
   /** The output URL points somewhere the service may not fetch from (not HTTPS, private address). */
   ForbiddenSource: 'ForbiddenSource',
+  /** A webhook URL that is not HTTPS or resolves to a private address. */
+  ForbiddenWebhookUrl: 'ForbiddenWebhookUrl',
+  /** The worker has no WEBHOOK_SIGNING_SECRET. */
+  WebhookNotConfigured: 'WebhookNotConfigured',
 } as const;
 
 export type NonRetryableType = (typeof NonRetryable)[keyof typeof NonRetryable];

@@ -10,6 +10,9 @@ export function createS3Client(config: Pick<Config, 'S3_ENDPOINT_URL' | 'S3_REGI
     // S3-compatible servers other than AWS reject the SDK's default trailing checksums.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
+    // Without these a connection to an S3 that stopped answering waits forever: fail it, so the
+    // upload is retried (uploads heartbeat while they wait, so the heartbeat timeout cannot).
+    requestHandler: { connectionTimeout: 5_000, socketTimeout: 30_000 },
   });
 }
 

@@ -1,10 +1,12 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { OutputFormat } from './statuses';
+import type { WebhookEvent } from './webhooks';
 
 export const MEDIA_GENERATION_WORKFLOW_TYPE = 'mediaGeneration';
 export const RECONCILE_WORKFLOW_TYPE = 'reconcileJobs';
 export const RECONCILE_SCHEDULE_ID = 'media-jobs-reconciler';
+export const REDELIVER_WEBHOOK_WORKFLOW_TYPE = 'redeliverWebhook';
 
 export const mediaJobStatusSearchAttribute = defineSearchAttributeKey('MediaJobStatus', SearchAttributeType.KEYWORD);
 
@@ -17,6 +19,32 @@ export interface ActivityPolicyOverrides {
   generateMaxAttempts?: number;
   persistMaxAttempts?: number;
   heartbeatTimeoutSeconds?: number;
+  /** First retry delay of webhook deliveries (tests shorten it). */
+  webhookInitialIntervalSeconds?: number;
+}
+
+/** Where and for what the job's webhooks go; the signing secret stays in the worker. */
+export interface WebhookTarget {
+  url: string;
+  events: WebhookEvent[];
+}
+
+/** One webhook message; every attempt at it carries the same id (the webhook-id header). */
+export interface WebhookMessage {
+  jobId: string;
+  messageId: string;
+  event: WebhookEvent;
+  url: string;
+  outputIndex?: number;
+}
+
+export function webhookMessageId(jobId: string, event: WebhookEvent, outputIndex?: number): string {
+  return `msg_${jobId}_${event}${outputIndex === undefined ? '' : `_${outputIndex}`}`;
+}
+
+export interface RedeliverWebhookInput {
+  message: WebhookMessage;
+  policies?: ActivityPolicyOverrides;
 }
 
 /** Everything the workflow needs; no secrets and no media bytes (histories are stored). */
@@ -28,6 +56,9 @@ export interface MediaGenerationInput {
   seed: number;
   outputFormat: OutputFormat;
   policies?: ActivityPolicyOverrides;
+  webhook?: WebhookTarget;
+  /** Past this, the work is cancelled and the job ends FAILED (CANCELLED when it had not started). */
+  deadlineSeconds?: number;
 }
 
 export type JobPhase = 'starting' | 'generating' | 'persisting' | 'finishing' | 'completed' | 'failed' | 'cancelled';

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigint, index, integer, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { bigint, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { JOB_STATUSES, MEDIA_STATUSES, OUTPUT_FORMATS } from '../common/statuses';
 
 const timestamps = {
@@ -23,6 +23,18 @@ export const jobs = pgTable(
     errorMessage: text('error_message'),
     retryCount: integer('retry_count').notNull().default(0),
     predictionId: text('prediction_id'),
+    /** Who submitted it: an API key id, or 'anonymous' when AUTH_MODE=off. */
+    owner: text('owner').notNull().default('anonymous'),
+    /** The submitter's network address: the quota subject when AUTH_MODE=off. */
+    clientAddress: text('client_address'),
+    /** Idempotency-Key of the submit, unique per owner, with a hash of the request it came with. */
+    idempotencyKey: text('idempotency_key'),
+    requestHash: text('request_hash'),
+    webhookUrl: text('webhook_url'),
+    webhookEvents: text('webhook_events').array(),
+    deadlineSeconds: integer('deadline_seconds'),
+    /** The last job_events sequence number: bumped with every change of the job or its media. */
+    eventSeq: integer('event_seq').notNull().default(0),
     ...timestamps,
     startedAt: timestamp('started_at', { withTimezone: true, mode: 'date' }),
     completedAt: timestamp('completed_at', { withTimezone: true, mode: 'date' }),
@@ -30,6 +42,9 @@ export const jobs = pgTable(
   (table) => [
     index('jobs_created_at_id_idx').on(table.createdAt.desc(), table.id.desc()),
     index('jobs_status_created_at_id_idx').on(table.status, table.createdAt.desc(), table.id.desc()),
+    uniqueIndex('jobs_owner_idempotency_key_idx').on(table.owner, table.idempotencyKey).where(sql`${table.idempotencyKey} is not null`),
+    index('jobs_owner_status_idx').on(table.owner, table.status),
+    index('jobs_client_address_status_idx').on(table.clientAddress, table.status),
   ],
 );
 
@@ -56,6 +71,67 @@ export const media = pgTable(
   (table) => [uniqueIndex('media_job_id_output_index_idx').on(table.jobId, table.outputIndex)],
 );
 
+/** Every change of a job or one of its outputs, in order: what GET /api/v1/jobs/{id}/events streams. */
+export const jobEvents = pgTable(
+  'job_events',
+  {
+    jobId: uuid('job_id')
+      .notNull()
+      .references(() => jobs.id, { onDelete: 'cascade' }),
+    seq: integer('seq').notNull(),
+    type: text('type', { enum: ['status', 'output'] }).notNull(),
+    data: jsonb('data').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (table) => [primaryKey({ columns: [table.jobId, table.seq] })],
+);
+
+/** API keys: only a SHA-256 of each key is kept; the id is the key's public prefix. */
+export const apiKeys = pgTable('api_keys', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  keyHash: text('key_hash').notNull().unique(),
+  createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  revokedAt: timestamp('revoked_at', { withTimezone: true, mode: 'date' }),
+});
+
+/** Fixed one-minute windows of request counts, shared by every API process. */
+export const rateLimitWindows = pgTable(
+  'rate_limit_windows',
+  {
+    subject: text('subject').notNull(),
+    windowStart: timestamp('window_start', { withTimezone: true, mode: 'date' }).notNull(),
+    count: integer('count').notNull().default(0),
+  },
+  (table) => [primaryKey({ columns: [table.subject, table.windowStart] })],
+);
+
+/** One row per attempt at delivering a webhook; attempts of one message share its message id. */
+export const webhookDeliveries = pgTable(
+  'webhook_deliveries',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    jobId: uuid('job_id')
+      .notNull()
+      .references(() => jobs.id, { onDelete: 'cascade' }),
+    /** The webhook-id header: the same for every attempt at one message. */
+    messageId: text('message_id').notNull(),
+    event: text('event', { enum: ['completed', 'failed', 'cancelled', 'output'] }).notNull(),
+    outputIndex: integer('output_index'),
+    attempt: integer('attempt').notNull(),
+    url: text('url').notNull(),
+    statusCode: integer('status_code'),
+    responseSnippet: text('response_snippet'),
+    error: text('error'),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    finishedAt: timestamp('finished_at', { withTimezone: true, mode: 'date' }),
+  },
+  (table) => [index('webhook_deliveries_job_id_created_at_idx').on(table.jobId, table.createdAt)],
+);
+
 export type JobRow = typeof jobs.$inferSelect;
 export type NewJobRow = typeof jobs.$inferInsert;
 export type MediaRow = typeof media.$inferSelect;
+export type JobEventRow = typeof jobEvents.$inferSelect;
+export type ApiKeyRow = typeof apiKeys.$inferSelect;
+export type WebhookDeliveryRow = typeof webhookDeliveries.$inferSelect;

@@ -1,6 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { isPublicAddress, safeDownload, type SafeDownloadOptions } from '../activities/safe-download';
+import { safeDownload, type SafeDownloadOptions } from '../activities/safe-download';
+import { isPublicAddress } from '../common/public-address';
 
 interface LocalServer {
   url: string;

@@ -92,21 +92,23 @@ describe('mediaGeneration cancellation and queries', () => {
     await stack?.stop();
   });
 
+  /** A job whose prediction has been created and is running. */
   async function submitRunning(): Promise<string> {
     const { body } = await postJson(stack.baseUrl, '/api/v1/generate', validRequest);
     const jobId = body!.job_id as string;
-    await waitForJob(stack.baseUrl, jobId, (job) => job.status === 'PROCESSING');
+    const handle = stack.client.workflow.getHandle(workflowIdForJob(jobId));
+    const deadline = Date.now() + 20_000;
+    while (!(await handle.query(progressQuery)).predictionId) {
+      if (Date.now() > deadline) throw new Error(`job ${jobId} never created its prediction`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
     return jobId;
   }
 
   it('answers the progress query while the prediction runs', async () => {
     const jobId = await submitRunning();
     const handle = stack.client.workflow.getHandle(workflowIdForJob(jobId));
-    let progress = await handle.query(progressQuery);
-    for (let i = 0; i < 50 && !progress.predictionId; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      progress = await handle.query(progressQuery);
-    }
+    const progress = await handle.query(progressQuery);
     expect(progress).toMatchObject({ jobId, phase: 'generating', predictionId: expect.stringMatching(/^fake-/) });
     expect(progress.outputs.map((output) => output.state)).toEqual(['pending', 'pending']);
     await handle.cancel();

@@ -3,6 +3,9 @@ import path from 'node:path';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { createActivities, type ActivityDependencies } from '../activities/create-activities';
+import { OpenTelemetryPlugin } from '@temporalio/interceptors-opentelemetry';
+import type { Tracing } from '../common/tracing';
+import type { WorkerMetrics } from './metrics';
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
 /** Written by `npm run bundle:workflows` (the Docker image does); used when present. */
@@ -15,11 +18,20 @@ export interface MediaWorkerOptions {
   activityDependencies: ActivityDependencies;
   /** A prebuilt bundle's path; otherwise the prebuilt one when present, else the sources are bundled. */
   workflowBundlePath?: string;
+  /** Activity durations and failures are recorded here when given. */
+  metrics?: WorkerMetrics;
+  /**
+   * OpenTelemetry: spans for workflows and activities, continuing the trace of the request that
+   * started them. Its workflow interceptors must be bundled, so the workflows are bundled at start.
+   */
+  tracing?: Pick<Tracing, 'resource' | 'spanProcessor'>;
   tuning?: Pick<WorkerOptions, 'maxConcurrentActivityTaskExecutions' | 'maxConcurrentWorkflowTaskExecutions' | 'maxCachedWorkflows' | 'shutdownGraceTime'>;
 }
 
 export async function createMediaWorker(options: MediaWorkerOptions): Promise<Worker> {
-  const bundlePath = options.workflowBundlePath ?? (existsSync(PREBUILT_WORKFLOW_BUNDLE) ? PREBUILT_WORKFLOW_BUNDLE : undefined);
+  const bundlePath = options.tracing
+    ? undefined
+    : (options.workflowBundlePath ?? (existsSync(PREBUILT_WORKFLOW_BUNDLE) ? PREBUILT_WORKFLOW_BUNDLE : undefined));
   return Worker.create({
     connection: options.connection,
     namespace: options.namespace,
@@ -28,8 +40,13 @@ export async function createMediaWorker(options: MediaWorkerOptions): Promise<Wo
     activities: createActivities(options.activityDependencies),
     // Cancellation reaches an activity with a heartbeat's answer: heartbeat at least every second.
     maxHeartbeatThrottleInterval: '1s',
+    // A workflow task waits this long on the sticky queue of the worker that ran the workflow last
+    // before any worker may take it: after that worker dies, its jobs resume within this (default 10 s).
+    stickyQueueScheduleToStartTimeout: '3s',
     // On SIGTERM, running uploads get this long to finish before they are cancelled (and retried elsewhere).
     shutdownGraceTime: '20s',
+    ...(options.metrics ? { interceptors: { activity: [options.metrics.activityInterceptor] } } : {}),
+    ...(options.tracing ? { plugins: [new OpenTelemetryPlugin({ resource: options.tracing.resource, spanProcessor: options.tracing.spanProcessor })] } : {}),
     ...options.tuning,
   });
 }

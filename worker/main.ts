@@ -1,15 +1,19 @@
 import { loadConfigOrExit } from '../common/config';
 import { createLogger } from '../common/logger';
 import { createS3Client } from '../common/s3';
+import { startTracing } from '../common/tracing';
 import { createProvider } from '../activities/providers';
 import { createDatabase } from '../db/client';
 import { Client, Connection } from '@temporalio/client';
 import { connectWithRetry, createMediaWorker } from './create-worker';
 import { ensureReconcileSchedule } from './reconcile-schedule';
+import { createWorkerMetrics, serveWorkerMetrics } from './metrics';
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
   const logger = createLogger('worker', config.LOG_LEVEL);
+  const tracing = startTracing('media-generation-worker', { endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT });
+  if (tracing) logger.info({ endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT }, 'tracing on: the workflows are bundled at start, with their OpenTelemetry interceptors');
   const database = createDatabase({
     url: config.DATABASE_URL,
     poolSize: config.DATABASE_POOL_SIZE,
@@ -18,6 +22,19 @@ async function main(): Promise<void> {
   const connection = await connectWithRetry(config.TEMPORAL_ADDRESS, logger);
   const client = new Client({ connection: await Connection.connect({ address: config.TEMPORAL_ADDRESS }), namespace: config.TEMPORAL_NAMESPACE });
   await ensureReconcileSchedule(client, { taskQueue: config.TEMPORAL_TASK_QUEUE, intervalSeconds: config.RECONCILE_INTERVAL_SECONDS });
+  const metrics = createWorkerMetrics();
+  if (config.WORKER_METRICS_PORT > 0) {
+    // A second worker on the same machine finds the port taken: it runs on, without its own /metrics.
+    await serveWorkerMetrics(metrics.registry, config.WORKER_METRICS_PORT).then(
+      (server) => {
+        server.unref();
+        logger.info({ port: config.WORKER_METRICS_PORT }, `worker metrics on http://127.0.0.1:${config.WORKER_METRICS_PORT}/metrics`);
+      },
+      (error: unknown) => logger.warn({ err: error, port: config.WORKER_METRICS_PORT }, 'could not serve worker metrics; set WORKER_METRICS_PORT'),
+    );
+  }
+  const s3 = createS3Client(config);
+  const presignS3 = config.S3_PUBLIC_ENDPOINT_URL ? createS3Client({ ...config, S3_ENDPOINT_URL: config.S3_PUBLIC_ENDPOINT_URL }) : s3;
   const worker = await createMediaWorker({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
@@ -25,20 +42,30 @@ async function main(): Promise<void> {
     workflowBundlePath: config.WORKFLOW_BUNDLE_PATH,
     activityDependencies: {
       db: database.db,
-      s3: createS3Client(config),
+      s3,
       bucket: config.S3_BUCKET_NAME,
       provider: createProvider(config),
       maxOutputBytes: config.MEDIA_MAX_BYTES,
       logger,
       temporal: client,
+      faultInjectionPauseAt: config.FAULT_INJECTION_PAUSE_AT,
+      webhooks: {
+        signingSecret: config.WEBHOOK_SIGNING_SECRET,
+        allowPrivate: config.MEDIA_FETCH_ALLOW_PRIVATE,
+        presigner: { client: presignS3, bucket: config.S3_BUCKET_NAME, expiresInSeconds: config.PRESIGNED_URL_EXPIRES_SECONDS },
+      },
     },
+    metrics,
+    tracing,
   });
+  if (config.FAULT_INJECTION_PAUSE_AT) logger.warn({ point: config.FAULT_INJECTION_PAUSE_AT }, 'FAULT_INJECTION_PAUSE_AT is set: activities will stop there (fault tests only)');
   logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, provider: config.MEDIA_GENERATOR_PROVIDER }, 'worker started');
   // Worker.run resolves after SIGINT/SIGTERM, once running activities have finished or been cancelled.
   await worker.run();
   await connection.close();
   await client.connection.close();
   await database.close();
+  await tracing?.shutdown();
   logger.info('worker stopped');
 }
 

@@ -1,2 +1,3 @@
 export { mediaGeneration } from './media-generation';
 export { reconcileJobs } from './reconcile-jobs';
+export { redeliverWebhook } from './redeliver-webhook';

@@ -5,12 +5,21 @@ import {
   isCancellation,
   proxyActivities,
   setHandler,
+  sleep,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import type { MediaActivities, PersistOutputResult } from '../activities/create-activities';
 import { NonRetryable } from '../common/errors';
-import { isTerminalStatus, type JobStatus } from '../common/statuses';
-import { cancelSignal, mediaJobStatusSearchAttribute, progressQuery, type JobProgress, type MediaGenerationInput } from '../common/temporal';
+import { isTerminalStatus, type JobStatus, type TerminalStatus } from '../common/statuses';
+import {
+  cancelSignal,
+  mediaJobStatusSearchAttribute,
+  progressQuery,
+  webhookMessageId,
+  type JobProgress,
+  type MediaGenerationInput,
+} from '../common/temporal';
+import type { WebhookEvent } from '../common/webhooks';
 import { activityPolicies } from './policies';
 
 /**
@@ -24,6 +33,7 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
   const { createPrediction } = proxyActivities<MediaActivities>(policies.createPrediction);
   const { awaitPrediction } = proxyActivities<MediaActivities>(policies.awaitPrediction);
   const { persistOutput } = proxyActivities<MediaActivities>(policies.persist);
+  const { deliverWebhook } = proxyActivities<MediaActivities>(policies.webhook);
 
   const { jobId } = input;
   const progress: JobProgress = {
@@ -39,19 +49,60 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
     work.cancel();
   });
 
+  // Webhooks: each message is an activity with its own long retry policy; its attempts are recorded
+  // by the activity, and a message that still fails after a day of retries does not fail the job.
+  const deliveryScope = new CancellationScope();
+  const deliveries: Promise<void>[] = [];
+  const notify = (event: WebhookEvent, outputIndex?: number): Promise<void> => {
+    const webhook = input.webhook;
+    if (!webhook?.events.includes(event)) return Promise.resolve();
+    const message = { jobId, messageId: webhookMessageId(jobId, event, outputIndex), event, url: webhook.url, outputIndex };
+    const delivery = deliveryScope.run(() => deliverWebhook(message)).then(
+      () => undefined,
+      () => undefined,
+    );
+    deliveries.push(delivery);
+    return delivery;
+  };
+  const terminalEvent: Record<TerminalStatus, WebhookEvent> = { COMPLETED: 'completed', FAILED: 'failed', CANCELLED: 'cancelled' };
+
+  // deadline_seconds: a timer raced against the work; when it fires first, the work is cancelled.
+  let started = false;
+  let deadlineExceeded = false;
+  const deadlineScope = new CancellationScope();
+  if (input.deadlineSeconds) {
+    void deadlineScope
+      .run(() => sleep(input.deadlineSeconds! * 1000))
+      .then(
+        () => {
+          deadlineExceeded = true;
+          work.cancel();
+        },
+        () => undefined,
+      );
+  }
+
   let generationRetries = 0;
   const setStatus = (status: JobStatus) => upsertSearchAttributes([{ key: mediaJobStatusSearchAttribute, value: status }]);
-  const finish = async (status: 'COMPLETED' | 'FAILED' | 'CANCELLED', errorMessage?: string) => {
+  const finish = async (status: TerminalStatus, errorMessage?: string) => {
+    deadlineScope.cancel();
     progress.phase = status === 'COMPLETED' ? 'completed' : status === 'FAILED' ? 'failed' : 'cancelled';
     if (errorMessage) progress.error = errorMessage;
-    await records.finishJob({ jobId, status, errorMessage, generationRetries });
+    // The search attribute first: by the time a client sees the row end, Temporal agrees with it.
     setStatus(status);
+    const ended = await records.finishJob({ jobId, status, errorMessage, generationRetries });
+    // Only the call that ended the job announces it; the workflow stays open while deliveries retry.
+    await CancellationScope.nonCancellable(async () => {
+      if (ended) await notify(terminalEvent[status]);
+      await Promise.all(deliveries);
+    });
   };
 
   try {
     const run = await work.run(async (): Promise<{ alreadyEnded: JobStatus } | { failures: string[] }> => {
       const recorded = await records.startJob(jobId);
       if (isTerminalStatus(recorded)) return { alreadyEnded: recorded };
+      started = true;
       setStatus('PROCESSING');
       progress.phase = 'generating';
       const created = await createPrediction({
@@ -80,6 +131,7 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
           const stored = await persistOutput({ jobId, outputIndex: output.index, sourceUrl, outputFormat: input.outputFormat });
           output.state = 'stored';
           output.attempts = stored.attempt;
+          void notify('output', output.index);
           return stored;
         }),
       );
@@ -98,6 +150,7 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
       return { failures };
     });
 
+    deadlineScope.cancel();
     if ('alreadyEnded' in run) {
       // Ended elsewhere before this workflow got to it (the reconciler): nothing to do.
       progress.phase = run.alreadyEnded === 'COMPLETED' ? 'completed' : run.alreadyEnded === 'FAILED' ? 'failed' : 'cancelled';
@@ -112,6 +165,15 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
     }
     return progress;
   } catch (error) {
+    if (isCancellation(error) && deadlineExceeded && !progress.cancelReason) {
+      const message = `The job did not finish within its deadline of ${input.deadlineSeconds} s (deadline_seconds)${started ? '' : '; it had not started'}.`;
+      await CancellationScope.nonCancellable(async () => {
+        for (const output of progress.outputs) if (output.state !== 'stored') output.state = 'cancelled';
+        await records.cancelPrediction(jobId);
+        await finish(started ? 'FAILED' : 'CANCELLED', message);
+      });
+      return progress;
+    }
     if (isCancellation(error)) {
       const reason = progress.cancelReason ?? 'Cancelled by an operator (workflow cancellation)';
       await CancellationScope.nonCancellable(async () => {

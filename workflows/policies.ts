@@ -24,6 +24,8 @@ export function activityPolicies(overrides: ActivityPolicyOverrides = {}) {
   /** Creating the prediction: one short, billed call. */
   const createPrediction: ActivityOptions = {
     startToCloseTimeout: '30s',
+    // It heartbeats while it waits on the provider and the database: a dead worker is noticed in seconds.
+    heartbeatTimeout,
     retry: {
       initialInterval: '1s',
       backoffCoefficient: 2,
@@ -67,5 +69,21 @@ export function activityPolicies(overrides: ActivityPolicyOverrides = {}) {
     },
   };
 
-  return { database, createPrediction, awaitPrediction, persist };
+  /**
+   * Delivering a webhook: a receiver may be down for hours, so retries back off from 30 s to an
+   * hour and give up after a day. Addresses that may never be called are not retried.
+   */
+  const initialSeconds = overrides.webhookInitialIntervalSeconds ?? 30;
+  const webhook: ActivityOptions = {
+    startToCloseTimeout: '30s',
+    scheduleToCloseTimeout: '24h',
+    retry: {
+      initialInterval: `${initialSeconds}s`,
+      backoffCoefficient: 2,
+      maximumInterval: `${Math.max(initialSeconds, 3600)}s`,
+      nonRetryableErrorTypes: [NonRetryable.ForbiddenWebhookUrl, NonRetryable.WebhookNotConfigured, NonRetryable.JobNotFound],
+    },
+  };
+
+  return { database, createPrediction, awaitPrediction, persist, webhook };
 }

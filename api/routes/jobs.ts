@@ -1,10 +1,14 @@
-import { Router } from 'express';
+import { randomUUID } from 'node:crypto';
+import { Router, type Response } from 'express';
 import { isTerminalStatus } from '../../common/statuses';
-import { cancelSignal, workflowIdForJob } from '../../common/temporal';
-import { finishJob, getJob, listJobs } from '../../db/queries/jobs';
+import { cancelSignal, REDELIVER_WEBHOOK_WORKFLOW_TYPE, workflowIdForJob, type RedeliverWebhookInput } from '../../common/temporal';
+import { finishJob, getJob, listJobs, type JobWithMedia } from '../../db/queries/jobs';
+import { getDelivery, listDeliveries } from '../../db/queries/webhook-deliveries';
+import type { WebhookDeliveryRow } from '../../db/schema';
+import { callerOf, canSee } from '../auth';
 import type { ApiDependencies } from '../dependencies';
 import { Problem } from '../problem';
-import { cancelRequestSchema, jobIdParamSchema, listJobsQuerySchema } from '../schemas';
+import { cancelRequestSchema, deliveryParamsSchema, jobIdParamSchema, listJobsQuerySchema } from '../schemas';
 import { decodeCursor, encodeCursor, toStatusReply, type Presigner } from '../serialize';
 import { withTimeout } from '../timeout';
 import { parseOrThrow, requireJsonBody } from '../validation';
@@ -14,10 +18,35 @@ function jobNotFound(jobId: string): Problem {
 }
 
 /** Job ids are opaque to clients: anything that is not one of ours is simply not found. */
-function parseJobId(params: Record<string, unknown>): string {
+export function parseJobId(params: Record<string, unknown>): string {
   const parsed = jobIdParamSchema.safeParse(params);
   if (!parsed.success) throw jobNotFound(String(params.job_id ?? ""));
   return parsed.data.job_id;
+}
+
+/** The job when the caller may see it; another key's job is as unknown as a missing one (404, not 403). */
+export async function visibleJob(db: ApiDependencies['db'], res: Response, jobId: string): Promise<JobWithMedia> {
+  const job = await getJob(db, jobId);
+  if (!job || !canSee(callerOf(res), job)) throw jobNotFound(jobId);
+  return job;
+}
+
+function deliveryReply(row: WebhookDeliveryRow) {
+  return {
+    delivery_id: row.id,
+    job_id: row.jobId,
+    message_id: row.messageId,
+    event: row.event,
+    output_index: row.outputIndex,
+    attempt: row.attempt,
+    url: row.url,
+    status_code: row.statusCode,
+    response_snippet: row.responseSnippet,
+    error: row.error,
+    succeeded: row.statusCode !== null && row.statusCode >= 200 && row.statusCode < 300,
+    created_at: row.createdAt.toISOString(),
+    finished_at: row.finishedAt ? row.finishedAt.toISOString() : null,
+  };
 }
 
 export function jobsRouter({ config, db, temporal, presignS3, logger }: ApiDependencies): Router {
@@ -25,9 +54,7 @@ export function jobsRouter({ config, db, temporal, presignS3, logger }: ApiDepen
   const presigner: Presigner = { client: presignS3, bucket: config.S3_BUCKET_NAME, expiresInSeconds: config.PRESIGNED_URL_EXPIRES_SECONDS };
 
   router.get('/api/v1/status/:job_id', async (req, res) => {
-    const jobId = parseJobId(req.params);
-    const job = await getJob(db, jobId);
-    if (!job) throw jobNotFound(jobId);
+    const job = await visibleJob(db, res, parseJobId(req.params));
     res.json(await toStatusReply(job, presigner));
   });
 
@@ -39,7 +66,8 @@ export function jobsRouter({ config, db, temporal, presignS3, logger }: ApiDepen
         errors: [{ field: 'cursor', message: 'is not a cursor this API returned' }],
       });
     }
-    const page = await listJobs(db, { status: query.status, limit: query.limit + 1, cursor });
+    const caller = callerOf(res);
+    const page = await listJobs(db, { status: query.status, owner: caller.authenticated ? caller.owner : undefined, limit: query.limit + 1, cursor });
     const jobs = page.slice(0, query.limit);
     const last = jobs.at(-1);
     res.json({
@@ -51,8 +79,7 @@ export function jobsRouter({ config, db, temporal, presignS3, logger }: ApiDepen
   router.post('/api/v1/jobs/:job_id/cancel', requireJsonBody({ optional: true }), async (req, res) => {
     const jobId = parseJobId(req.params);
     const { reason } = parseOrThrow(cancelRequestSchema, req.body ?? {}, 'body');
-    const job = await getJob(db, jobId);
-    if (!job) throw jobNotFound(jobId);
+    const job = await visibleJob(db, res, jobId);
     if (isTerminalStatus(job.status)) {
       throw new Problem(409, 'Job already ended', `Job '${jobId}' is already ${job.status} and cannot be cancelled.`);
     }
@@ -72,6 +99,46 @@ export function jobsRouter({ config, db, temporal, presignS3, logger }: ApiDepen
       await finishJob(db, jobId, { status: 'CANCELLED', errorMessage: cancelReason });
     }
     res.status(202).json({ job_id: jobId, status: job.status, message: `Cancellation requested: ${cancelReason}` });
+  });
+
+  router.get('/api/v1/jobs/:job_id/webhook-deliveries', async (req, res) => {
+    const job = await visibleJob(db, res, parseJobId(req.params));
+    res.json({ deliveries: (await listDeliveries(db, job.id)).map(deliveryReply) });
+  });
+
+  router.post('/api/v1/jobs/:job_id/webhook-deliveries/:delivery_id/redeliver', async (req, res) => {
+    const params = deliveryParamsSchema.safeParse(req.params);
+    if (!params.success) throw new Problem(404, 'Delivery not found', `There is no webhook delivery '${String(req.params.delivery_id)}' for job '${String(req.params.job_id)}'.`);
+    const job = await visibleJob(db, res, params.data.job_id);
+    const delivery = await getDelivery(db, job.id, params.data.delivery_id);
+    if (!delivery) throw new Problem(404, 'Delivery not found', `There is no webhook delivery '${params.data.delivery_id}' for job '${job.id}'.`);
+    const workflowId = `webhook-redelivery-${delivery.id}-${randomUUID()}`;
+    const input: RedeliverWebhookInput = {
+      message: {
+        jobId: job.id,
+        messageId: delivery.messageId,
+        event: delivery.event,
+        url: delivery.url,
+        ...(delivery.outputIndex !== null ? { outputIndex: delivery.outputIndex } : {}),
+      },
+      policies: { webhookInitialIntervalSeconds: config.WEBHOOK_RETRY_INITIAL_INTERVAL_SECONDS },
+    };
+    try {
+      await withTimeout(
+        () => temporal.workflow.start(REDELIVER_WEBHOOK_WORKFLOW_TYPE, { taskQueue: config.TEMPORAL_TASK_QUEUE, workflowId, args: [input] }),
+        3_000,
+        'Temporal',
+      );
+    } catch (error) {
+      logger.warn({ err: error, jobId: job.id }, 'could not start a webhook redelivery');
+      throw Problem.unavailable('Temporal');
+    }
+    res.status(202).json({
+      delivery_id: delivery.id,
+      message_id: delivery.messageId,
+      workflow_id: workflowId,
+      message: `Redelivery of ${delivery.event} (${delivery.messageId}) started; its attempts appear in the delivery list.`,
+    });
   });
 
   return router;

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { and, asc, desc, eq, inArray, lt, notInArray, or, sql } from 'drizzle-orm';
+import { and, asc, count, desc, eq, inArray, lt, notInArray, or, sql } from 'drizzle-orm';
 import { TERMINAL_STATUSES, type JobStatus, type OutputFormat, type TerminalStatus } from '../../common/statuses';
 import { mediaObjectKey } from '../../common/storage-keys';
 import type { Database } from '../client';
 import { jobs, media, type JobRow, type MediaRow } from '../schema';
+import { appendJobEvent } from './events';
 
 export interface NewJob {
   model: string;
@@ -11,16 +12,52 @@ export interface NewJob {
   numOutputs: number;
   seed: number;
   outputFormat: OutputFormat;
+  owner?: string;
+  clientAddress?: string;
+  idempotencyKey?: string;
+  requestHash?: string;
+  webhookUrl?: string;
+  webhookEvents?: string[];
+  deadlineSeconds?: number;
 }
 
 export type JobWithMedia = JobRow & { media: MediaRow[] };
 
-/** Inserts the job and one PENDING media row per output in one transaction. */
-export async function createJob(db: Database, request: NewJob): Promise<JobWithMedia> {
+/** Who a running-jobs cap counts against: an owner (API key), or a client address. */
+export type RunningJobsCap = { limit: number } & ({ owner: string } | { clientAddress: string });
+
+/** The subject already has `limit` unfinished jobs: nothing was created. */
+export class RunningJobsCapReached extends Error {
+  override readonly name = 'RunningJobsCapReached';
+  constructor(
+    readonly limit: number,
+    readonly running: number,
+  ) {
+    super(`${running} jobs are already PENDING or PROCESSING (the limit is ${limit})`);
+  }
+}
+
+/**
+ * Inserts the job and one PENDING media row per output in one transaction. With a cap, counts the
+ * subject's unfinished jobs under a transaction-scoped advisory lock first, so that concurrent
+ * submits (from any number of API processes) cannot pass it together. A second submit with the
+ * same (owner, idempotency key) fails on the unique index: see findJobByIdempotencyKey.
+ */
+export async function createJob(db: Database, request: NewJob, cap?: RunningJobsCap): Promise<JobWithMedia> {
   const id = randomUUID();
   // Millisecond precision, so that list cursors (JavaScript dates) compare exactly.
   const now = new Date();
   return db.transaction(async (tx) => {
+    if (cap) {
+      const subject = 'owner' in cap ? eq(jobs.owner, cap.owner) : eq(jobs.clientAddress, cap.clientAddress);
+      const lockKey = 'owner' in cap ? `owner:${cap.owner}` : `address:${cap.clientAddress}`;
+      await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${lockKey}))`);
+      const [row] = await tx
+        .select({ running: count() })
+        .from(jobs)
+        .where(and(subject, inArray(jobs.status, ['PENDING', 'PROCESSING'])));
+      if ((row?.running ?? 0) >= cap.limit) throw new RunningJobsCapReached(cap.limit, row?.running ?? 0);
+    }
     const [job] = await tx
       .insert(jobs)
       .values({ id, ...request, createdAt: now, updatedAt: now })
@@ -37,8 +74,25 @@ export async function createJob(db: Database, request: NewJob): Promise<JobWithM
         })),
       )
       .returning();
-    return { ...job!, media: mediaRows };
+    const eventSeq = await appendJobEvent(tx, id, 'status', { status: 'PENDING', error_message: null });
+    return { ...job!, eventSeq: eventSeq ?? job!.eventSeq, media: mediaRows };
   });
+}
+
+export async function findJobByIdempotencyKey(db: Database, owner: string, idempotencyKey: string): Promise<JobRow | undefined> {
+  const [job] = await db
+    .select()
+    .from(jobs)
+    .where(and(eq(jobs.owner, owner), eq(jobs.idempotencyKey, idempotencyKey)));
+  return job;
+}
+
+/** Whether an error is the unique index on (owner, idempotency_key) refusing a second job. */
+export function isIdempotencyConflict(error: unknown): boolean {
+  for (let current = error as { code?: string; constraint?: string; cause?: unknown } | undefined; current; current = current.cause as typeof current) {
+    if (current.code === '23505' && current.constraint === 'jobs_owner_idempotency_key_idx') return true;
+  }
+  return false;
 }
 
 /** Removes a job whose workflow could not be started, so that a rejected request leaves nothing. */
@@ -55,14 +109,17 @@ export async function getJob(db: Database, jobId: string): Promise<JobWithMedia 
 
 export interface ListJobsParams {
   status?: JobStatus;
+  /** Only this owner's jobs (AUTH_MODE=required). */
+  owner?: string;
   limit: number;
   cursor?: { createdAt: Date; id: string };
 }
 
 /** Newest first, keyset-paginated on (created_at, id); returns at most `limit` jobs with their media. */
-export async function listJobs(db: Database, { status, limit, cursor }: ListJobsParams): Promise<JobWithMedia[]> {
+export async function listJobs(db: Database, { status, owner, limit, cursor }: ListJobsParams): Promise<JobWithMedia[]> {
   const conditions = [
     status ? eq(jobs.status, status) : undefined,
+    owner !== undefined ? eq(jobs.owner, owner) : undefined,
     cursor
       ? or(lt(jobs.createdAt, cursor.createdAt), and(eq(jobs.createdAt, cursor.createdAt), lt(jobs.id, cursor.id)))
       : undefined,
@@ -87,10 +144,14 @@ export async function listJobs(db: Database, { status, limit, cursor }: ListJobs
  * job does not exist.
  */
 export async function markJobProcessing(db: Database, jobId: string): Promise<JobStatus | undefined> {
-  await db
-    .update(jobs)
-    .set({ status: 'PROCESSING', startedAt: sql`coalesce(${jobs.startedAt}, now())` })
-    .where(and(eq(jobs.id, jobId), eq(jobs.status, 'PENDING')));
+  await db.transaction(async (tx) => {
+    const started = await tx
+      .update(jobs)
+      .set({ status: 'PROCESSING', startedAt: sql`coalesce(${jobs.startedAt}, now())` })
+      .where(and(eq(jobs.id, jobId), eq(jobs.status, 'PENDING')))
+      .returning({ id: jobs.id });
+    if (started.length > 0) await appendJobEvent(tx, jobId, 'status', { status: 'PROCESSING', error_message: null });
+  });
   const [row] = await db.select({ status: jobs.status }).from(jobs).where(eq(jobs.id, jobId));
   return row?.status;
 }
@@ -138,13 +199,19 @@ export async function finishJob(db: Database, jobId: string, outcome: JobOutcome
       .returning({ id: jobs.id });
     if (ended.length === 0) return false;
     const unsettledStatus = outcome.status === 'CANCELLED' ? 'CANCELLED' : 'FAILED';
-    await tx
+    const settled = await tx
       .update(media)
       .set({
         status: unsettledStatus,
         errorMessage: sql`coalesce(${media.errorMessage}, ${outcome.errorMessage ?? null})`,
       })
-      .where(and(eq(media.jobId, jobId), inArray(media.status, ['PENDING', 'PROCESSING'])));
+      .where(and(eq(media.jobId, jobId), inArray(media.status, ['PENDING', 'PROCESSING'])))
+      .returning();
+    for (const row of settled.sort((a, b) => a.outputIndex - b.outputIndex)) {
+      await appendJobEvent(tx, jobId, 'output', outputEventData(row));
+    }
+    // The terminal status is the stream's last event.
+    await appendJobEvent(tx, jobId, 'status', { status: outcome.status, error_message: outcome.errorMessage ?? null });
     return true;
   });
 }
@@ -157,4 +224,29 @@ export async function listUnfinishedJobs(db: Database, olderThan: Date, limit: n
     .where(and(notInArray(jobs.status, [...TERMINAL_STATUSES]), lt(jobs.createdAt, olderThan)))
     .orderBy(asc(jobs.createdAt))
     .limit(limit);
+}
+
+/** What an `output` event says about one media row. */
+export function outputEventData(row: MediaRow): Record<string, unknown> {
+  return {
+    index: row.outputIndex,
+    status: row.status,
+    s3_key: row.s3Key,
+    attempts: row.attempts,
+    error_message: row.errorMessage,
+  };
+}
+
+/** Unfinished (PENDING or PROCESSING) jobs of one owner. */
+export async function countRunningJobs(db: Database, owner: string): Promise<number> {
+  const [row] = await db
+    .select({ running: count() })
+    .from(jobs)
+    .where(and(eq(jobs.owner, owner), inArray(jobs.status, ['PENDING', 'PROCESSING'])));
+  return row?.running ?? 0;
+}
+
+/** Jobs per status, for the jobs gauge. */
+export async function countJobsByStatus(db: Database): Promise<Array<{ status: JobStatus; jobs: number }>> {
+  return db.select({ status: jobs.status, jobs: count() }).from(jobs).groupBy(jobs.status);
 }

@@ -1,6 +1,8 @@
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Database } from '../client';
 import { media } from '../schema';
+import { appendJobEvent, lockJob } from './events';
+import { outputEventData } from './jobs';
 
 interface OutputRef {
   jobId: string;
@@ -9,10 +11,15 @@ interface OutputRef {
 
 /** An attempt at storing an output begins; counts attempts and remembers where it comes from. */
 export async function markMediaProcessing(db: Database, ref: OutputRef, sourceUrl: string): Promise<void> {
-  await db
-    .update(media)
-    .set({ status: 'PROCESSING', mediaUrl: sourceUrl, attempts: sql`${media.attempts} + 1`, errorMessage: null })
-    .where(and(eq(media.jobId, ref.jobId), eq(media.outputIndex, ref.outputIndex), inArray(media.status, ['PENDING', 'PROCESSING'])));
+  await db.transaction(async (tx) => {
+    await lockJob(tx, ref.jobId);
+    const [row] = await tx
+      .update(media)
+      .set({ status: 'PROCESSING', mediaUrl: sourceUrl, attempts: sql`${media.attempts} + 1`, errorMessage: null })
+      .where(and(eq(media.jobId, ref.jobId), eq(media.outputIndex, ref.outputIndex), inArray(media.status, ['PENDING', 'PROCESSING'])))
+      .returning();
+    if (row) await appendJobEvent(tx, ref.jobId, 'output', outputEventData(row));
+  });
 }
 
 export interface StoredObject {
@@ -26,15 +33,25 @@ export interface StoredObject {
  * COMPLETED unconditionally (running it twice writes the same values).
  */
 export async function markMediaCompleted(db: Database, ref: OutputRef, stored: StoredObject): Promise<void> {
-  await db
-    .update(media)
-    .set({ status: 'COMPLETED', ...stored, errorMessage: null, completedAt: sql`coalesce(${media.completedAt}, now())` })
-    .where(and(eq(media.jobId, ref.jobId), eq(media.outputIndex, ref.outputIndex)));
+  await db.transaction(async (tx) => {
+    await lockJob(tx, ref.jobId);
+    const [row] = await tx
+      .update(media)
+      .set({ status: 'COMPLETED', ...stored, errorMessage: null, completedAt: sql`coalesce(${media.completedAt}, now())` })
+      .where(and(eq(media.jobId, ref.jobId), eq(media.outputIndex, ref.outputIndex)))
+      .returning();
+    if (row) await appendJobEvent(tx, ref.jobId, 'output', outputEventData(row));
+  });
 }
 
 export async function markMediaFailed(db: Database, ref: OutputRef, errorMessage: string): Promise<void> {
-  await db
-    .update(media)
-    .set({ status: 'FAILED', errorMessage })
-    .where(and(eq(media.jobId, ref.jobId), eq(media.outputIndex, ref.outputIndex), inArray(media.status, ['PENDING', 'PROCESSING'])));
+  await db.transaction(async (tx) => {
+    await lockJob(tx, ref.jobId);
+    const [row] = await tx
+      .update(media)
+      .set({ status: 'FAILED', errorMessage })
+      .where(and(eq(media.jobId, ref.jobId), eq(media.outputIndex, ref.outputIndex), inArray(media.status, ['PENDING', 'PROCESSING'])))
+      .returning();
+    if (row) await appendJobEvent(tx, ref.jobId, 'output', outputEventData(row));
+  });
 }

@@ -35,7 +35,7 @@ export class ScriptedProvider implements MediaProvider {
     this.cancelled.push(predictionId);
   }
 
-  async openOutput(url: string, signal: AbortSignal): Promise<OutputStream> {
+  async openOutput(url: string): Promise<OutputStream> {
     this.opened.push(url);
     const index = Number(new URL(url).searchParams.get('index'));
     const remaining = this.outputFailures.get(index) ?? 0;

@@ -5,12 +5,17 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import pino from 'pino';
 import { createApp } from '../../api/app';
+import { answerUnparsableRequestsWithProblems } from '../../api/client-errors';
 import { FakeProvider } from '../../activities/providers/fake-provider';
 import type { MediaProvider } from '../../activities/providers/provider';
 import { parseConfig, type Config } from '../../common/config';
 import { createS3Client } from '../../common/s3';
 import { createDatabase, type DatabaseHandle } from '../../db/client';
 import { createMediaWorker } from '../../worker/create-worker';
+import { createWorkerMetrics, type WorkerMetrics } from '../../worker/metrics';
+import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
+import { startTracing } from '../../common/tracing';
 import { TEST_S3_CREDENTIALS, testServers } from './servers';
 
 export const silentLogger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
@@ -37,6 +42,8 @@ export interface TestStack {
   client: Client;
   baseUrl: string;
   worker?: Worker;
+  /** The in-process worker's Prometheus registry (activity durations and failures). */
+  workerMetrics: WorkerMetrics;
   stop(): Promise<void>;
 }
 
@@ -47,6 +54,8 @@ export interface TestStackOptions {
   worker?: boolean;
   /** Where the API's Temporal client connects, when it must differ (an unreachable address). */
   apiTemporalAddress?: string;
+  /** Tracing on, exporting to this span processor (the API's client, its requests, the worker). */
+  tracing?: { spanProcessor: SpanProcessor };
 }
 
 /** The API (on a random port) and a worker, in this process, against the shared real servers. */
@@ -61,6 +70,8 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
   let worker: Worker | undefined;
   let workerRun: Promise<void> | undefined;
   let nativeConnection: NativeConnection | undefined;
+  const workerMetrics = createWorkerMetrics();
+  const tracing = options.tracing ? startTracing('media-generation-test', { spanProcessor: options.tracing.spanProcessor }) : undefined;
   if (options.worker !== false) {
     nativeConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
     worker = await createMediaWorker({
@@ -77,7 +88,14 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
         logger: silentLogger,
         predictionPollIntervalMs: 100,
         temporal: client,
+        webhooks: {
+          signingSecret: config.WEBHOOK_SIGNING_SECRET,
+          allowPrivate: config.MEDIA_FETCH_ALLOW_PRIVATE,
+          presigner: { client: s3, bucket: config.S3_BUCKET_NAME, expiresInSeconds: config.PRESIGNED_URL_EXPIRES_SECONDS },
+        },
       },
+      metrics: workerMetrics,
+      tracing,
       tuning: { shutdownGraceTime: '1s' },
     });
     workerRun = worker.run();
@@ -89,7 +107,12 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
   const app = createApp({
     config,
     db: database.db,
-    temporal: new Client({ connection: apiConnection, namespace: config.TEMPORAL_NAMESPACE }),
+    temporal: new Client({
+      connection: apiConnection,
+      namespace: config.TEMPORAL_NAMESPACE,
+      ...(tracing ? { interceptors: { workflow: [new OpenTelemetryWorkflowClientInterceptor()] } } : {}),
+    }),
+    tracing: Boolean(tracing),
     s3,
     presignS3: s3,
     logger: silentLogger,
@@ -97,6 +120,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
   const server: Server = await new Promise((resolve) => {
     const listening = app.listen(0, '127.0.0.1', () => resolve(listening));
   });
+  answerUnparsableRequestsWithProblems(server);
   const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   return {
@@ -105,6 +129,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     client,
     baseUrl,
     worker,
+    workerMetrics,
     async stop() {
       await new Promise((resolve) => server.close(resolve));
       server.closeAllConnections();
@@ -114,6 +139,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
       if (apiConnection !== connection) await apiConnection.close().catch(() => undefined);
       await connection.close();
       await database.close();
+      await tracing?.shutdown();
     },
   };
 }
@@ -128,8 +154,8 @@ export async function postJson(baseUrl: string, path: string, body: unknown, hea
   return { status: response.status, headers: response.headers, body: text ? (JSON.parse(text) as Record<string, any>) : undefined };
 }
 
-export async function getJson(baseUrl: string, path: string) {
-  const response = await fetch(`${baseUrl}${path}`);
+export async function getJson(baseUrl: string, path: string, headers: Record<string, string> = {}) {
+  const response = await fetch(`${baseUrl}${path}`, { headers });
   const text = await response.text();
   return { status: response.status, headers: response.headers, body: text ? (JSON.parse(text) as Record<string, any>) : undefined };
 }

@@ -1,0 +1,144 @@
+import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import { isIP } from 'node:net';
+import { ApplicationFailure } from '@temporalio/activity';
+import { NonRetryable } from '../common/errors';
+import { toStatusReply, type Presigner } from '../common/status-reply';
+import type { WebhookMessage } from '../common/temporal';
+import { signWebhook } from '../common/webhooks';
+import type { Database } from '../db/client';
+import { getJob } from '../db/queries/jobs';
+import { recordDeliveryAttempt } from '../db/queries/webhook-deliveries';
+import { checkedLookup, isPublicAddress } from '../common/public-address';
+import { retryAfterSeconds } from './safe-download';
+
+/** Retryable: the receiver did not take the message this time (network, timeout, non-2xx). */
+export const WEBHOOK_REJECTED = 'WebhookRejected';
+const SNIPPET_CHARS = 500;
+
+export interface WebhookDependencies {
+  /** WEBHOOK_SIGNING_SECRET; it stays here, never in workflow or activity payloads. */
+  signingSecret?: string;
+  /** MEDIA_FETCH_ALLOW_PRIVATE: the same address rules as downloads. */
+  allowPrivate: boolean;
+  presigner: Presigner;
+  timeoutMs?: number;
+}
+
+export interface DeliveryResult {
+  statusCode: number;
+  attempt: number;
+}
+
+interface Answer {
+  statusCode: number;
+  snippet: string;
+  retryAfter?: string;
+}
+
+/**
+ * Sends one webhook message: the job's status reply (as GET /api/v1/status answers it, presigned
+ * URLs included) plus `event`, signed per Standard Webhooks, to a public HTTPS address. Every
+ * attempt is recorded; anything but a 2xx answer is thrown for the retry policy.
+ */
+export async function deliverWebhook(db: Database, deps: WebhookDependencies | undefined, message: WebhookMessage, signal: AbortSignal): Promise<DeliveryResult> {
+  if (!deps?.signingSecret) {
+    throw ApplicationFailure.create({ type: NonRetryable.WebhookNotConfigured, message: 'WEBHOOK_SIGNING_SECRET is not set on the worker', nonRetryable: true });
+  }
+  const job = await getJob(db, message.jobId);
+  if (!job) throw ApplicationFailure.create({ type: NonRetryable.JobNotFound, message: `job ${message.jobId} has no row in the database`, nonRetryable: true });
+  const reply = await toStatusReply(job, deps.presigner);
+  const body = JSON.stringify({ event: message.event, ...(message.outputIndex !== undefined ? { output_index: message.outputIndex } : {}), ...reply });
+  const timestamp = Math.floor(Date.now() / 1000);
+  const headers = {
+    'content-type': 'application/json',
+    'user-agent': 'media-generation-webhooks',
+    'webhook-id': message.messageId,
+    'webhook-timestamp': String(timestamp),
+    'webhook-signature': signWebhook(deps.signingSecret, message.messageId, timestamp, body),
+  };
+
+  const startedAt = new Date();
+  let answer: Answer | undefined;
+  let failure: ApplicationFailure | undefined;
+  try {
+    answer = await post(new URL(message.url), headers, body, { allowPrivate: deps.allowPrivate, timeoutMs: deps.timeoutMs ?? 15_000, signal });
+    if (answer.statusCode < 200 || answer.statusCode >= 300) {
+      const delay = answer.statusCode === 429 || answer.statusCode === 503 ? retryAfterSeconds(answer.retryAfter) : undefined;
+      failure = ApplicationFailure.create({
+        type: WEBHOOK_REJECTED,
+        message: `the receiver answered ${answer.statusCode}`,
+        ...(delay !== undefined ? { nextRetryDelay: `${delay}s` as const } : {}),
+      });
+    }
+  } catch (error) {
+    failure = error instanceof ApplicationFailure ? error : ApplicationFailure.create({ type: WEBHOOK_REJECTED, message: (error as Error).message });
+  }
+  const row = await recordDeliveryAttempt(db, {
+    jobId: message.jobId,
+    messageId: message.messageId,
+    event: message.event,
+    outputIndex: message.outputIndex,
+    url: message.url,
+    statusCode: answer?.statusCode,
+    responseSnippet: answer?.snippet,
+    error: failure?.message,
+    startedAt,
+  });
+  if (failure) throw failure;
+  return { statusCode: answer!.statusCode, attempt: row.attempt };
+}
+
+function forbidden(message: string): ApplicationFailure {
+  return ApplicationFailure.create({ type: NonRetryable.ForbiddenWebhookUrl, message, nonRetryable: true });
+}
+
+/** One POST, no redirects followed, to an address checked after DNS and again on connect. */
+function post(url: URL, headers: Record<string, string>, body: string, options: { allowPrivate: boolean; timeoutMs: number; signal: AbortSignal }): Promise<Answer> {
+  const isAllowed = options.allowPrivate ? () => true : isPublicAddress;
+  if (url.protocol !== 'https:' && !(options.allowPrivate && url.protocol === 'http:')) {
+    return Promise.reject(forbidden(`webhooks go only to https URLs, not ${url.protocol.replace(/:$/, '')}`));
+  }
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (isIP(host) && !isAllowed(host)) return Promise.reject(forbidden(`${host} is not a public address`));
+
+  return new Promise<Answer>((resolve, reject) => {
+    const transport = url.protocol === 'https:' ? https : http;
+    const request = transport.request(url, {
+      method: 'POST',
+      agent: false,
+      lookup: checkedLookup(isAllowed, forbidden),
+      headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+      signal: options.signal,
+      timeout: options.timeoutMs,
+    });
+    const timer = setTimeout(() => request.destroy(new Error(`the receiver did not answer within ${options.timeoutMs / 1000}s`)), options.timeoutMs);
+    request.once('socket', (socket) => {
+      socket.once('connect', () => {
+        const remote = socket.remoteAddress;
+        if (!remote || !isAllowed(remote)) request.destroy(forbidden(`${url.host} connected to ${remote ?? 'an unknown address'}, which is not public`));
+      });
+    });
+    request.once('timeout', () => request.destroy(new Error(`the receiver sent nothing for ${options.timeoutMs / 1000}s`)));
+    request.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error instanceof ApplicationFailure ? error : new Error(`could not deliver to ${url.host}: ${(error as NodeJS.ErrnoException).code ?? error.message}`));
+    });
+    request.once('response', (response: IncomingMessage) => {
+      let snippet = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => {
+        if (snippet.length < SNIPPET_CHARS) snippet += chunk;
+      });
+      response.once('end', () => {
+        clearTimeout(timer);
+        resolve({ statusCode: response.statusCode ?? 0, snippet: snippet.slice(0, SNIPPET_CHARS), retryAfter: response.headers['retry-after'] });
+      });
+      response.once('error', (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+    });
+    request.end(body);
+  });
+}

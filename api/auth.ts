@@ -1,0 +1,57 @@
+import type { Request, RequestHandler, Response } from 'express';
+import { hashApiKey } from '../common/api-keys';
+import { findActiveApiKey } from '../db/queries/api-keys';
+import type { ApiDependencies } from './dependencies';
+import { Problem } from './problem';
+
+/** Who is calling: an API key, or nobody in particular when AUTH_MODE=off. */
+export interface Caller {
+  /** The jobs' owner: the API key id, or 'anonymous'. */
+  owner: string;
+  authenticated: boolean;
+  /** The TCP peer's address (no proxy headers are trusted). */
+  clientAddress: string;
+}
+
+export const ANONYMOUS = 'anonymous';
+
+export function callerOf(res: Response): Caller {
+  const caller = res.locals.caller as Caller | undefined;
+  if (!caller) throw new Error('the caller middleware did not run for this route');
+  return caller;
+}
+
+function clientAddress(req: Request): string {
+  return req.socket.remoteAddress ?? 'unknown';
+}
+
+function unauthorized(detail: string): Problem {
+  return new Problem(401, 'Unauthorized', detail, { headers: { 'WWW-Authenticate': 'Bearer realm="media-generation"' } });
+}
+
+/**
+ * AUTH_MODE=required: every /api route needs `Authorization: Bearer <key>` naming a key that is not
+ * revoked (401 otherwise). AUTH_MODE=off: everyone is 'anonymous', as with the earlier service.
+ */
+export function authenticate({ config, db }: ApiDependencies): RequestHandler {
+  return async (req, res, next) => {
+    const address = clientAddress(req);
+    if (config.AUTH_MODE === 'off') {
+      res.locals.caller = { owner: ANONYMOUS, authenticated: false, clientAddress: address } satisfies Caller;
+      return next();
+    }
+    const header = req.header('authorization');
+    if (!header) throw unauthorized('Send an API key as `Authorization: Bearer <key>`; `npm run apikey -- create --name NAME` makes one.');
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!match) throw unauthorized('The Authorization header must read `Bearer <key>`.');
+    const key = await findActiveApiKey(db, hashApiKey(match[1]!));
+    if (!key) throw unauthorized('The API key is unknown or revoked.');
+    res.locals.caller = { owner: key.id, authenticated: true, clientAddress: address } satisfies Caller;
+    next();
+  };
+}
+
+/** Only the owner sees a job when keys are required; otherwise every job is everyone's. */
+export function canSee(caller: Caller, job: { owner: string }): boolean {
+  return !caller.authenticated || job.owner === caller.owner;
+}

@@ -1,0 +1,46 @@
+import type { Request, RequestHandler } from 'express';
+import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { JOB_STATUSES } from '../common/statuses';
+import type { Database } from '../db/client';
+import { countJobsByStatus } from '../db/queries/jobs';
+
+export interface ApiMetrics {
+  registry: Registry;
+  /** Times every request, labelled by method, route template and status code. */
+  middleware: RequestHandler;
+}
+
+export function routeLabel(req: Request): string {
+  const route = req.route as { path?: string } | undefined;
+  if (route?.path) return `${req.baseUrl}${route.path}`;
+  return req.baseUrl || 'unmatched';
+}
+
+/** The API's Prometheus metrics, in a registry of its own (GET /metrics). */
+export function createApiMetrics(db: Database): ApiMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const duration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'HTTP request latency by route template and status code',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'media_jobs',
+    help: 'Jobs by status, counted in Postgres at scrape time',
+    labelNames: ['status'] as const,
+    registers: [registry],
+    async collect() {
+      const counts = new Map((await countJobsByStatus(db)).map((row) => [row.status, row.jobs]));
+      for (const status of JOB_STATUSES) this.set({ status }, counts.get(status) ?? 0);
+    },
+  });
+  const middleware: RequestHandler = (req, res, next) => {
+    const end = duration.startTimer();
+    res.once('finish', () => end({ method: req.method, route: routeLabel(req), status_code: String(res.statusCode) }));
+    next();
+  };
+  return { registry, middleware };
+}

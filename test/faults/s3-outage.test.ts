@@ -1,0 +1,161 @@
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
+import { createS3Client, ensureBucket } from '../../common/s3';
+import { startS3Server } from '../../scripts/local-services';
+import { findFreePort, stopProcess, waitForPort } from '../../scripts/processes';
+import { checkBooks, Ledger, listAll } from '../support/books';
+import { runMarker, sleep, waitFor, waitForJobsToEnd, jobState } from '../support/faults';
+import { ReplicateStandIn } from '../support/replicate-stand-in';
+import { TEST_S3_CREDENTIALS } from '../support/servers';
+import { getJson, startTestStack, validRequest, type TestStack } from '../support/stack';
+import { Toxiproxy, type Proxy } from '../support/toxiproxy';
+import { WorkerProcess, workerProcessEnv } from '../support/worker-process';
+
+const TOKEN = 'r8_fault-s3-7d02';
+const BUCKET = 'media-fault';
+const MiB = 1024 * 1024;
+
+/**
+ * Fault family: S3 goes away mid-upload, or the link to it turns slow. This file runs its own
+ * versitygw (so it can kill and restart it) behind a Toxiproxy proxy; the worker (a child process)
+ * and the API reach S3 only through the proxy. Outputs are large and slow to download (the
+ * Replicate stand-in), so that uploads are multipart and take seconds. The books are checked
+ * against the server directly.
+ */
+describe('faults: S3 restarted or slow mid-upload', () => {
+  let dataDir: string;
+  let s3Port: number;
+  let s3Server: ChildProcess | undefined;
+  let toxiproxy: Toxiproxy;
+  let s3Proxy: Proxy;
+  let direct: S3Client;
+  let standIn: ReplicateStandIn;
+  let stack: TestStack;
+  let worker: WorkerProcess;
+  const ledger = new Ledger(runMarker('s3'));
+
+  async function startS3(): Promise<void> {
+    s3Server = startS3Server({ port: s3Port, dataDir, ...TEST_S3_CREDENTIALS, quiet: !process.env.TEST_LOG_LEVEL });
+    await waitForPort(s3Port, 'versitygw', 30_000);
+  }
+
+  beforeAll(async () => {
+    dataDir = mkdtempSync(path.join(os.tmpdir(), 'media-fault-s3-'));
+    s3Port = await findFreePort();
+    await startS3();
+    toxiproxy = await Toxiproxy.start();
+    s3Proxy = await toxiproxy.proxy('s3', `127.0.0.1:${s3Port}`);
+    const env = { S3_ENDPOINT_URL: `http://${s3Proxy.listen}`, S3_BUCKET_NAME: BUCKET, ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS: '2' };
+    stack = await startTestStack({ worker: false, env });
+    direct = createS3Client({ ...stack.config, S3_ENDPOINT_URL: `http://127.0.0.1:${s3Port}` });
+    await ensureBucket(direct, BUCKET);
+    standIn = await ReplicateStandIn.start({ token: TOKEN });
+    worker = new WorkerProcess(
+      workerProcessEnv(stack.config, {
+        MEDIA_GENERATOR_PROVIDER: 'replicate',
+        REPLICATE_API_TOKEN: TOKEN,
+        REPLICATE_BASE_URL: standIn.apiUrl,
+        MEDIA_FETCH_ALLOW_PRIVATE: 'true',
+        WORKER_METRICS_PORT: '0',
+      }),
+    );
+    await worker.start();
+  }, 90_000);
+
+  afterAll(async () => {
+    await worker?.kill('SIGKILL');
+    await stack?.stop();
+    await standIn?.stop();
+    await toxiproxy?.stop();
+    if (s3Server) await stopProcess(s3Server, 5_000);
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  async function submit(count: number): Promise<string[]> {
+    const jobIds: string[] = [];
+    for (let i = 0; i < count; i++) {
+      const reply = await ledger.submit(stack.baseUrl, { ...validRequest, num_outputs: 2, seed: i });
+      expect(reply.status).toBe(202);
+      jobIds.push(reply.jobId!);
+    }
+    return jobIds;
+  }
+
+  async function expectCompletedAndBalanced(jobIds: string[], timeoutMs: number) {
+    await waitForJobsToEnd(stack.database.pool, jobIds, timeoutMs);
+    for (const jobId of jobIds) {
+      const job = await jobState(stack.database.pool, jobId);
+      expect({ jobId, status: job?.status, error: job?.error_message }).toEqual({ jobId, status: 'COMPLETED', error: null });
+    }
+    // Every COMPLETED row's object exists with the recorded size and SHA-256; no object without its row.
+    return checkBooks({ pool: stack.database.pool, s3: direct, bucket: BUCKET, jobIds });
+  }
+
+  it('the S3 server is killed mid-upload and restarted: uploads are retried, jobs finish, no half-written object is recorded', async () => {
+    standIn.behaviour = { runMs: 300, outputBytes: 12 * MiB, outputBytesPerSecond: 6 * MiB };
+    const jobIds = await submit(2);
+    await waitFor(
+      'a multipart upload in progress',
+      async () => {
+        const uploads = await direct.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: 'jobs/' }));
+        return (uploads.Uploads ?? []).some((upload) => jobIds.some((jobId) => upload.Key?.startsWith(`jobs/${jobId}/`)));
+      },
+      30_000,
+      50,
+    );
+    const exited = new Promise((resolve) => s3Server!.once('exit', resolve));
+    s3Server!.kill('SIGKILL'); // a crash, not a shutdown
+    await exited;
+    const downSince = Date.now();
+    const ready = await getJson(stack.baseUrl, '/readyz');
+    expect(ready.status).toBe(503);
+    expect(ready.body!.checks).toMatchObject({ s3: expect.stringMatching(/^unavailable/), postgres: 'ok', temporal: 'ok' });
+    // Nothing half-written is visible, and no row says COMPLETED for an object that is not there.
+    for (const jobId of jobIds) {
+      expect((await jobState(stack.database.pool, jobId))!.media.map((row) => row.status)).not.toContain('COMPLETED');
+    }
+    await sleep(3_000);
+    await startS3();
+    const downMs = Date.now() - downSince;
+
+    const summary = await expectCompletedAndBalanced(jobIds, 90_000);
+    expect(summary.objects).toBe(4);
+    // The uploads cut off by the crash were aborted by their retries: no invisible parts left behind.
+    expect(summary.openMultipartUploads).toBe(0);
+    for (const jobId of jobIds) {
+      expect((await listAll(direct, BUCKET, `jobs/${jobId}/`)).map((object) => object.size)).toEqual([12 * MiB, 12 * MiB]);
+    }
+    expect(worker.running).toBe(true);
+    console.log(`[faults] S3 killed mid-upload, down ${downMs} ms: ${jobIds.length} jobs COMPLETED; books: ${JSON.stringify(summary)}`);
+  }, 150_000);
+
+  it('the link to S3 turns slow (1 MiB/s): a 5 MiB part takes longer than the heartbeat timeout, and that is not taken for a dead worker', async () => {
+    standIn.behaviour = { runMs: 300, outputBytes: 6 * MiB };
+    const toxic = await s3Proxy.addToxic({ type: 'bandwidth', stream: 'upstream', attributes: { rate: 1024 } });
+    try {
+      const jobIds = await submit(1);
+      const summary = await expectCompletedAndBalanced(jobIds, 90_000);
+      const attempts = (await jobState(stack.database.pool, jobIds[0]!))!.media.map((row) => row.attempts);
+      expect(attempts).toEqual([1, 1]);
+      console.log(`[faults] slow S3 link: COMPLETED with one attempt per output; books: ${JSON.stringify(summary)}`);
+    } finally {
+      await s3Proxy.removeToxic(toxic);
+    }
+  }, 120_000);
+
+  it('connections to S3 are reset now and then (reset_peer on half of them): uploads are retried and jobs finish', async () => {
+    standIn.behaviour = { runMs: 300, outputBytes: 1 * MiB };
+    const toxic = await s3Proxy.addToxic({ type: 'reset_peer', stream: 'upstream', toxicity: 0.5, attributes: { timeout: 20 } });
+    try {
+      const jobIds = await submit(4);
+      const summary = await expectCompletedAndBalanced(jobIds, 90_000);
+      const attempts = (await Promise.all(jobIds.map((jobId) => jobState(stack.database.pool, jobId)))).flatMap((job) => job!.media.map((row) => row.attempts));
+      console.log(`[faults] flaky S3 link: ${jobIds.length} jobs COMPLETED, upload attempts per output ${JSON.stringify(attempts)}; books: ${JSON.stringify(summary)}`);
+    } finally {
+      await s3Proxy.removeToxic(toxic);
+    }
+  }, 120_000);
+});

@@ -1,0 +1,57 @@
+import { progressQuery, workflowIdForJob } from '../../common/temporal';
+import { ScriptedProvider } from '../support/scripted-provider';
+import { postJson, startTestStack, validRequest, waitForJob, type TestStack } from '../support/stack';
+
+/** deadline_seconds: past it the work is cancelled, upstream included, and the job ends FAILED with a message saying so. */
+describe('deadline_seconds', () => {
+  let stack: TestStack;
+  let provider: ScriptedProvider;
+  beforeAll(async () => {
+    // Predictions take a minute: far longer than the deadlines below.
+    provider = new ScriptedProvider({ latencyMs: 60_000 });
+    stack = await startTestStack({ provider });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('ends a job that overruns its deadline FAILED, saying so, and cancels the prediction upstream', async () => {
+    const started = Date.now();
+    const reply = await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, deadline_seconds: 2 });
+    expect(reply.status).toBe(202);
+    const jobId = reply.body!.job_id as string;
+    const job = await waitForJob(stack.baseUrl, jobId, undefined, 20_000);
+    const elapsed = Date.now() - started;
+    expect(job.status).toBe('FAILED');
+    expect(job.error_message).toBe('The job did not finish within its deadline of 2 s (deadline_seconds).');
+    expect(job.media.map((media: { status: string }) => media.status)).toEqual(['FAILED', 'FAILED']);
+    expect(elapsed).toBeGreaterThanOrEqual(2_000);
+    expect(elapsed).toBeLessThan(15_000);
+    const handle = stack.client.workflow.getHandle(workflowIdForJob(jobId));
+    const progress = await handle.query(progressQuery);
+    expect(progress.phase).toBe('failed');
+    expect(provider.cancelled).toContain(progress.predictionId);
+    expect((await handle.describe()).status.name).toBe('COMPLETED');
+  });
+
+  it('leaves a job that finishes in time alone', async () => {
+    const fast = new ScriptedProvider();
+    const quick = await startTestStack({ provider: fast });
+    try {
+      const reply = await postJson(quick.baseUrl, '/api/v1/generate', { ...validRequest, deadline_seconds: 60 });
+      const job = await waitForJob(quick.baseUrl, reply.body!.job_id as string);
+      expect(job).toMatchObject({ status: 'COMPLETED', error_message: null });
+      expect(fast.cancelled).toEqual([]);
+    } finally {
+      await quick.stop();
+    }
+  });
+
+  it('rejects a deadline out of range with a 422 naming the field', async () => {
+    for (const deadline of [0, 1.5, 7 * 24 * 3600 + 1]) {
+      const reply = await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, deadline_seconds: deadline });
+      expect(reply.status).toBe(422);
+      expect(reply.body!.errors.map((error: { field: string }) => error.field)).toEqual(['deadline_seconds']);
+    }
+  });
+});

@@ -1,0 +1,63 @@
+import { readEvents } from '../support/public-api';
+import { getJson, postJson, startTestStack, validRequest, type TestStack } from '../support/stack';
+
+/** GET /api/v1/jobs/{id}/events: Server-Sent Events that end at the terminal state and resume with Last-Event-ID. */
+describe('job events (SSE)', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    // Predictions take 2 s, so a client connects while the job is still moving.
+    stack = await startTestStack({ env: { FAKE_PROVIDER_LATENCY_MS: '2000' } });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('streams status and output changes, resumes after a disconnect with Last-Event-ID, and ends at the terminal state', async () => {
+    const reply = await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, num_outputs: 2 });
+    const jobId = reply.body!.job_id as string;
+    const url = `${stack.baseUrl}/api/v1/jobs/${jobId}/events`;
+
+    // First connection: leave after two events (PENDING, PROCESSING), mid-job.
+    const first = await readEvents(url, { stopAfter: 2 });
+    expect(first.status).toBe(200);
+    expect(first.contentType).toMatch(/^text\/event-stream/);
+    expect(first.events.map((event) => [event.id, event.event, JSON.parse(event.data).status])).toEqual([
+      ['1', 'status', 'PENDING'],
+      ['2', 'status', 'PROCESSING'],
+    ]);
+    expect((await getJson(stack.baseUrl, `/api/v1/status/${jobId}`)).body!.status).toBe('PROCESSING');
+
+    // Reconnect where it left off: the rest, through the terminal state, and then the stream ends.
+    const rest = await readEvents(url, { headers: { 'Last-Event-ID': first.events.at(-1)!.id! } });
+    expect(rest.ended).toBe(true);
+    const ids = rest.events.map((event) => Number(event.id));
+    expect(ids).toEqual(Array.from({ length: ids.length }, (_, index) => index + 3));
+    const last = rest.events.at(-1)!;
+    expect(last.event).toBe('status');
+    expect(JSON.parse(last.data)).toMatchObject({ job_id: jobId, status: 'COMPLETED', error_message: null });
+    const outputs = rest.events.filter((event) => event.event === 'output').map((event) => JSON.parse(event.data) as Record<string, any>);
+    for (const index of [0, 1]) {
+      const ofOutput = outputs.filter((output) => output.index === index).map((output) => output.status);
+      expect(ofOutput).toEqual(['PROCESSING', 'COMPLETED']);
+    }
+    const stored = outputs.find((output) => output.status === 'COMPLETED')!;
+    expect(stored.s3_key).toMatch(new RegExp(`^jobs/${jobId}/output-\\d\\.png$`));
+    expect((await fetch(stored.presigned_media_url)).status).toBe(200);
+    expect((await getJson(stack.baseUrl, `/api/v1/status/${jobId}`)).body!.status).toBe('COMPLETED');
+
+    // Nothing left after the terminal event: 204, which tells an EventSource to stop reconnecting.
+    const done = await readEvents(url, { headers: { 'Last-Event-ID': last.id! } });
+    expect(done.status).toBe(204);
+    // A new client after the end gets the whole history, the same events.
+    const replayed = await readEvents(url);
+    expect(replayed.events.map((event) => event.id)).toEqual([...first.events, ...rest.events].map((event) => event.id));
+    expect(replayed.events.map((event) => event.data.replace(/"presigned_media_url":"[^"]*"/, ''))).toEqual(
+      [...first.events, ...rest.events].map((event) => event.data.replace(/"presigned_media_url":"[^"]*"/, '')),
+    );
+  });
+
+  it('answers 404 for an unknown job', async () => {
+    const reply = await readEvents(`${stack.baseUrl}/api/v1/jobs/00000000-0000-4000-8000-000000000000/events`, { timeoutMs: 5_000 });
+    expect(reply.status).toBe(404);
+  });
+});

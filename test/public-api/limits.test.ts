@@ -1,0 +1,81 @@
+import { randomUUID } from 'node:crypto';
+import { finishJob } from '../../db/queries/jobs';
+import { createTestKey } from '../support/public-api';
+import { getJson, postJson, startTestStack, validRequest, type TestStack } from '../support/stack';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** RATE_LIMIT_PER_MINUTE, shared through Postgres by every API process (two apps here). */
+describe('RATE_LIMIT_PER_MINUTE', () => {
+  const LIMIT = 5;
+  let first: TestStack;
+  let second: TestStack;
+  beforeAll(async () => {
+    const env = { RATE_LIMIT_PER_MINUTE: String(LIMIT), AUTH_MODE: 'required' };
+    [first, second] = await Promise.all([startTestStack({ worker: false, env }), startTestStack({ worker: false, env })]);
+  });
+  afterAll(async () => {
+    await Promise.all([first?.stop(), second?.stop()]);
+  });
+
+  it('answers 429 with Retry-After and RateLimit headers past the limit, counted across API processes, per key', async () => {
+    const key = await createTestKey(first.database.db, 'burst');
+    let probe = await getJson(first.baseUrl, '/api/v1/jobs?limit=1', key.auth);
+    expect(probe.status).toBe(200);
+    expect(probe.headers.get('ratelimit-limit')).toBe(String(LIMIT));
+    // Start the burst in a fresh minute window, so that all of it is counted in one.
+    const reset = Number(probe.headers.get('ratelimit-reset'));
+    expect(reset).toBeGreaterThanOrEqual(1);
+    expect(reset).toBeLessThanOrEqual(60);
+    await sleep(reset * 1000 + 300);
+    probe = await getJson(first.baseUrl, '/api/v1/jobs?limit=1', key.auth);
+    expect(probe.headers.get('ratelimit-remaining')).toBe(String(LIMIT - 1));
+
+    const replies = [];
+    for (let i = 0; i < 8; i++) replies.push(await getJson(i % 2 === 0 ? second.baseUrl : first.baseUrl, '/api/v1/jobs?limit=1', key.auth));
+    expect(replies.map((reply) => reply.status)).toEqual([200, 200, 200, 200, 429, 429, 429, 429]);
+    expect(replies.map((reply) => reply.headers.get('ratelimit-remaining'))).toEqual(['3', '2', '1', '0', '0', '0', '0', '0']);
+    const limited = replies[4]!;
+    expect(limited.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(Number(limited.headers.get('ratelimit-reset'))).toBeGreaterThanOrEqual(1);
+    expect(limited.body!.detail).toMatch(/RATE_LIMIT_PER_MINUTE/);
+
+    // Another key has its own budget.
+    const other = await createTestKey(first.database.db, 'other');
+    expect((await getJson(second.baseUrl, '/api/v1/jobs?limit=1', other.auth)).status).toBe(200);
+  }, 90_000);
+});
+
+/** MAX_RUNNING_JOBS_PER_KEY: a cap on PENDING and PROCESSING jobs. No worker, so jobs stay PENDING until cancelled. */
+describe('MAX_RUNNING_JOBS_PER_KEY', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startTestStack({ worker: false, env: { MAX_RUNNING_JOBS_PER_KEY: '2', AUTH_MODE: 'required' } });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('refuses a third unfinished job with a 429 problem saying so, also under concurrent submits, and counts per key', async () => {
+    const key = await createTestKey(stack.database.db, 'capped');
+    const prompt = `capped ${randomUUID()}`;
+    const replies = await Promise.all(Array.from({ length: 5 }, () => postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, prompt }, key.auth)));
+    expect(replies.map((reply) => reply.status).sort()).toEqual([202, 202, 429, 429, 429]);
+    const refused = replies.find((reply) => reply.status === 429)!;
+    expect(refused.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(refused.body!.detail).toMatch(/already has 2 jobs PENDING or PROCESSING.*MAX_RUNNING_JOBS_PER_KEY=2/);
+    const listed = await getJson(stack.baseUrl, '/api/v1/jobs?limit=100', key.auth);
+    expect(listed.body!.jobs).toHaveLength(2);
+
+    // Another key is not affected.
+    const other = await createTestKey(stack.database.db, 'other');
+    expect((await postJson(stack.baseUrl, '/api/v1/generate', validRequest, other.auth)).status).toBe(202);
+
+    // Once a job ends (no worker polls here, so it is ended as its workflow would), there is room again.
+    const ended = replies.find((reply) => reply.status === 202)!.body!.job_id as string;
+    expect(await finishJob(stack.database.db, ended, { status: 'COMPLETED' })).toBe(true);
+    expect((await postJson(stack.baseUrl, '/api/v1/generate', validRequest, key.auth)).status).toBe(202);
+  });
+});
