@@ -22,9 +22,10 @@ export interface StoredObjectInfo {
   sha256: string;
 }
 
-// 5 MiB parts, four in flight: memory stays near 20 MiB whatever the object's size.
+// 5 MiB parts, two in flight: memory stays near 10 MiB of parts whatever the object's size
+// (four gained no speed here and cost about 10 MiB more of peak RSS).
 const PART_SIZE = 5 * 1024 * 1024;
-const PARTS_IN_FLIGHT = 4;
+const PARTS_IN_FLIGHT = 2;
 
 /**
  * Streams a source into one object. The content type comes from the bytes, the size is capped
@@ -33,7 +34,6 @@ const PARTS_IN_FLIGHT = 4;
  */
 export async function storeObject(params: StoreObjectParams): Promise<StoredObjectInfo> {
   const { client, bucket, key, source, maxBytes, signal, onProgress } = params;
-  await abortAbandonedUploads(client, bucket, key);
   const iterator = source[Symbol.asyncIterator]();
   const head: Buffer[] = [];
   let headLength = 0;
@@ -96,13 +96,17 @@ export async function storeObject(params: StoreObjectParams): Promise<StoredObje
     body.destroy();
     await iterator.return?.();
   }
+  // Done after the object is stored, when S3 is known to answer: an attempt that starts while S3
+  // is still down could not list them, and would leave them behind.
+  await abortAbandonedUploads(client, bucket, key);
   return { contentType, sizeBytes, sha256: hash.digest('hex') };
 }
 
 /**
- * Aborts the multipart uploads an earlier attempt left open under `key`: one whose worker was
- * killed, or whose S3 went away before the abort could reach it. Their parts are invisible but
- * stored (and billed) until aborted. Best effort: a server that cannot list them is left as is.
+ * Aborts the multipart uploads other attempts left open under `key` (ours is complete): one whose
+ * worker was killed, or whose S3 went away before the abort could reach it. Their parts are
+ * invisible but stored (and billed) until aborted. Best effort: a server that cannot list them is
+ * left as is.
  */
 async function abortAbandonedUploads(client: S3Client, bucket: string, key: string): Promise<void> {
   const listed = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: key })).catch(() => undefined);

@@ -21,7 +21,15 @@ export function createApp(deps: ApiDependencies): Express {
   const metrics = createApiMetrics(deps.db);
   if (deps.tracing) app.use(traceRequests());
   app.use(metrics.middleware);
-  app.use(pinoHttp({ logger: deps.logger, autoLogging: { ignore: (req) => req.url === '/healthz' } }));
+  app.use(
+    pinoHttp({
+      logger: deps.logger,
+      autoLogging: { ignore: (req) => req.url === '/healthz' },
+      // Clients poll status many times a second: successful reads are debug, changes and errors are logged.
+      customLogLevel: (req, res, error) =>
+        error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : req.method === 'GET' ? 'debug' : 'info',
+    }),
+  );
   app.use(express.json({ limit: LIMITS.maxBodyBytes, type: 'application/json', strict: false }));
 
   app.use(healthRouter(deps));

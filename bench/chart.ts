@@ -68,8 +68,10 @@ function panel(p: Panel, offsetX: number, offsetY: number): string {
     s.values.forEach((v, i) => {
       if (!Number.isFinite(v)) return;
       parts.push(`<circle cx="${x(i).toFixed(1)}" cy="${y(v).toFixed(1)}" r="3.5" fill="${s.colour}"><title>${escape(`${s.name}: ${v}`)}</title></circle>`);
-      // The first series labels above its points, the second below, so close values stay readable.
-      const labelY = seriesIndex === 0 ? y(v) - 7 : y(v) + 15;
+      // The higher point at each x is labelled above, the lower below, so close values stay readable.
+      const others = p.series.filter((_, index) => index !== seriesIndex).map((other) => other.values[i] ?? Number.NaN);
+      const highest = others.every((other) => !(other > v) && !(other === v && seriesIndex > 0));
+      const labelY = highest ? y(v) - 7 : y(v) + 15;
       parts.push(`<text x="${x(i).toFixed(1)}" y="${labelY.toFixed(1)}" text-anchor="middle" font-size="9" fill="${s.colour}">${label(v)}</text>`);
     });
   });

@@ -67,25 +67,32 @@ export function formatSummary(result: BenchResult): string {
   return lines.join('\n');
 }
 
+/** Milliseconds for a table: whole numbers from 100 ms up. */
+const ms = (value: number) => (Math.abs(value) >= 100 ? String(Math.round(value)) : String(value));
+
+/** Failed or abandoned jobs of a run, for a table cell. */
+const losses = (run: ClosedLoopResult) =>
+  [run.failed ? `${run.failed} failed` : '', run.unfinished ? `${run.unfinished} unfinished` : ''].filter(Boolean).map((text) => ` (${text})`).join('');
+
 /** The table of latest figures for docs/bench.md. */
 export function formatMarkdownTable(result: BenchResult): string {
   const rows: string[][] = [];
   const t = result.throughput;
   if (t) {
-    rows.push([`Throughput, ${t.concurrency} clients × ${t.outputs} outputs`, `${t.service.jobsPerS} jobs/s`, `${t.bare.jobsPerS} jobs/s`, `≥ ${result.targets.throughputRatio} × bare`, `${t.ratio} ${result.targets.throughputRatio <= t.ratio ? '✅' : '❌'}`]);
-    rows.push(['End-to-end p50 / p99', `${t.service.latency.p50Ms} / ${t.service.latency.p99Ms} ms`, `${t.bare.latency.p50Ms} / ${t.bare.latency.p99Ms} ms`, '', '']);
+    rows.push([`Throughput, ${t.concurrency} clients × ${t.outputs} outputs`, `${t.service.jobsPerS} jobs/s${losses(t.service)}`, `${t.bare.jobsPerS} jobs/s${losses(t.bare)}`, `≥ ${result.targets.throughputRatio} × bare`, `${t.ratio} ${result.targets.throughputRatio <= t.ratio ? '✅' : '❌'}`]);
+    rows.push(['End-to-end p50 / p99', `${ms(t.service.latency.p50Ms)} / ${ms(t.service.latency.p99Ms)} ms`, `${ms(t.bare.latency.p50Ms)} / ${ms(t.bare.latency.p99Ms)} ms`, '', '']);
   }
   const a = result.apiLatency;
   if (a) {
     const met = a.post.p99Ms <= result.targets.postP99Ms;
-    rows.push([`POST /api/v1/generate at ${a.ratePerS}/s (p50 / p99 / max)`, `${a.post.p50Ms} / ${a.post.p99Ms} / ${a.post.maxMs} ms`, '', `p99 ≤ ${result.targets.postP99Ms} ms`, met ? '✅' : '❌']);
+    rows.push([`POST /api/v1/generate at ${a.ratePerS}/s (p50 / p99 / max)`, `${ms(a.post.p50Ms)} / ${ms(a.post.p99Ms)} / ${ms(a.post.maxMs)} ms`, '', `p99 ≤ ${result.targets.postP99Ms} ms`, met ? '✅' : '❌']);
   }
   for (const p of result.scaling?.byOutputs ?? []) {
-    rows.push([`${p.outputs} outputs × ${p.concurrency} clients (jobs/s, p99)`, `${p.service.jobsPerS}, ${p.service.latency.p99Ms} ms`, `${p.bare.jobsPerS}, ${p.bare.latency.p99Ms} ms`, '', `${p.ratio}`]);
+    rows.push([`${p.outputs} outputs × ${p.concurrency} clients (jobs/s, p99)`, `${p.service.jobsPerS}, ${ms(p.service.latency.p99Ms)} ms${losses(p.service)}`, `${p.bare.jobsPerS}, ${ms(p.bare.latency.p99Ms)} ms${losses(p.bare)}`, '', `${p.ratio}`]);
   }
   for (const p of result.scaling?.byConcurrency ?? []) {
     if (p.concurrency === result.settings.concurrency) continue;
-    rows.push([`${p.concurrency} clients × ${p.outputs} outputs (jobs/s, p99)`, `${p.service.jobsPerS}, ${p.service.latency.p99Ms} ms`, `${p.bare.jobsPerS}, ${p.bare.latency.p99Ms} ms`, '', `${p.ratio}`]);
+    rows.push([`${p.concurrency} clients × ${p.outputs} outputs (jobs/s, p99)`, `${p.service.jobsPerS}, ${ms(p.service.latency.p99Ms)} ms${losses(p.service)}`, `${p.bare.jobsPerS}, ${ms(p.bare.latency.p99Ms)} ms${losses(p.bare)}`, '', `${p.ratio}`]);
   }
   const l = result.largeOutput;
   if (l) {

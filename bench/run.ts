@@ -3,7 +3,7 @@
  * workflow of the same shape on the same Temporal server. The last line of output is one JSON
  * object of figures; results go to bench/results/ and the table in docs/bench.md.
  *
- *   npm run bench                       # the full run (about 4 minutes)
+ *   npm run bench                       # the full run (5-7 minutes)
  *   npm run bench -- --quick            # a smoke run: every phase, a few jobs (not saved as latest)
  *   npm run bench -- --concurrency 32 --outputs 4 --duration 30 --phases throughput,open-loop
  *
@@ -149,7 +149,8 @@ export function saveResults(result: BenchResult): string[] {
       const start = docs.indexOf(TABLE_START);
       const end = docs.indexOf(TABLE_END);
       if (start >= 0 && end > start) {
-        const stampLine = `_Latest run: ${result.startedAt.slice(0, 16).replace('T', ' ')} UTC, ${result.host.cpus} CPU ${result.host.cpuModel}, Node ${result.host.node}._`;
+        const load = `load average ${result.host.loadAverageAtStart[0]} at the start, ${result.host.loadAverageAtEnd[0]} at the end`;
+        const stampLine = `_Latest run: ${result.startedAt.slice(0, 16).replace('T', ' ')} UTC, ${result.host.cpus} CPU ${result.host.cpuModel}, Node ${result.host.node}, ${load}._`;
         const table = `${TABLE_START}\n${stampLine}\n\n${formatMarkdownTable(result)}\n${TABLE_END}`;
         writeFileSync(DOCS_FILE, docs.slice(0, start) + table + docs.slice(end + TABLE_END.length));
         written.push(DOCS_FILE);

@@ -11,7 +11,8 @@ export function startTemporalDevServer(options: { port: number; uiPort?: number;
   for (const attribute of SEARCH_ATTRIBUTES) args.push('--search-attribute', attribute);
   if (options.dbFile) {
     mkdirSync(path.dirname(options.dbFile), { recursive: true });
-    args.push('--db-filename', options.dbFile);
+    // WAL with normal sync: without them SQLite syncs to disk on every commit, and each workflow start waits for it.
+    args.push('--db-filename', options.dbFile, '--sqlite-pragma', 'journal_mode=wal', '--sqlite-pragma', 'synchronous=normal');
   }
   if (options.uiPort) args.push('--ui-port', String(options.uiPort));
   else args.push('--headless');

@@ -98,14 +98,21 @@ export async function renderImage(prompt: string, seed: number, index: number, f
     radius: 12 + (byte(8 + d * 4) % 48),
     colour: [byte(9 + d * 4), byte(10 + d * 4), byte(11 + d * 4)],
   }));
+  const [r0, g0, b0, r1, g1, b1] = [byte(0), byte(1), byte(2), byte(3), byte(4), byte(5)];
   for (let y = 0; y < IMAGE_SIZE; y++) {
     for (let x = 0; x < IMAGE_SIZE; x++) {
-      const t = (x + y) / (2 * IMAGE_SIZE);
-      let colour = [0, 1, 2].map((c) => Math.round(byte(c) * (1 - t) + byte(c + 3) * t));
-      for (const disc of discs) {
-        if ((x - disc.x) ** 2 + (y - disc.y) ** 2 <= disc.radius ** 2) colour = disc.colour;
+      const offset = (y * IMAGE_SIZE + x) * 3;
+      const disc = discs.findLast((d) => (x - d.x) ** 2 + (y - d.y) ** 2 <= d.radius ** 2);
+      if (disc) {
+        pixels[offset] = disc.colour[0]!;
+        pixels[offset + 1] = disc.colour[1]!;
+        pixels[offset + 2] = disc.colour[2]!;
+        continue;
       }
-      pixels.set(colour, (y * IMAGE_SIZE + x) * 3);
+      const t = (x + y) / (2 * IMAGE_SIZE);
+      pixels[offset] = Math.round(r0 * (1 - t) + r1 * t);
+      pixels[offset + 1] = Math.round(g0 * (1 - t) + g1 * t);
+      pixels[offset + 2] = Math.round(b0 * (1 - t) + b1 * t);
     }
   }
   const image = sharp(pixels, { raw: { width: IMAGE_SIZE, height: IMAGE_SIZE, channels: 3 } });
