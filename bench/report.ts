@@ -74,7 +74,7 @@ const ms = (value: number) => (Math.abs(value) >= 100 ? String(Math.round(value)
 const losses = (run: ClosedLoopResult) =>
   [run.failed ? `${run.failed} failed` : '', run.unfinished ? `${run.unfinished} unfinished` : ''].filter(Boolean).map((text) => ` (${text})`).join('');
 
-/** The table of latest figures for docs/bench.md. */
+/** The table of latest figures for README.md. */
 export function formatMarkdownTable(result: BenchResult): string {
   const rows: string[][] = [];
   const t = result.throughput;
