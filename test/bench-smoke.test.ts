@@ -65,7 +65,8 @@ describe('benchmark smoke run', () => {
     expect(result.scaling!.byConcurrency.map((p) => p.concurrency)).toEqual([QUICK.concurrency, 8]);
     for (const p of points) {
       expect(p.service.completed).toBeGreaterThan(0);
-      expect(p.service.failed).toBe(0);
+      // The errors are in the comparison so that a failure says what went wrong.
+      expect({ failed: p.service.failed, errors: p.service.errors }).toEqual({ failed: 0, errors: [] });
       expect(p.bare.completed).toBeGreaterThan(0);
       expect(p.bare.failed).toBe(0);
       expect(p.ratio).toBeGreaterThan(0);

@@ -21,7 +21,8 @@ import { generateRequestSchema, LIMITS, type GenerateRequest } from '../schemas'
 import { withTimeout } from '../timeout';
 import { parseOrThrow, requireJsonBody } from '../validation';
 
-const TEMPORAL_START_DEADLINE_MS = 3_000;
+// Long enough for a busy server, short enough that a client with Temporal down gets its 503 promptly.
+const TEMPORAL_START_DEADLINE_MS = 5_000;
 const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
 /** A stable hash of the validated request: key order and defaults do not change it. */
@@ -185,11 +186,8 @@ export function generateRouter({ config, db, temporal, logger }: ApiDependencies
     } catch (error) {
       logger.warn({ err: error, jobId: job.id }, 'could not start the workflow; removing the job');
       // The start may have reached the server before failing: a workflow left without its row
-      // fails on its first step (JobNotFound), and is terminated here when Temporal answers.
+      // fails on its first step (JobNotFound) and does nothing else.
       await deleteJob(db, job.id).catch((deleteError: unknown) => logger.error({ err: deleteError, jobId: job.id }, 'could not remove the job'));
-      void withTimeout(() => temporal.workflow.getHandle(workflowId).terminate('the API could not confirm the start'), 30_000, 'Temporal').catch(
-        () => undefined,
-      );
       throw Problem.unavailable('Temporal');
     }
     res
