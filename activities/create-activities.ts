@@ -229,13 +229,14 @@ function storableText(text: string): string {
 }
 
 /**
- * Heartbeats now and every second while `work` runs, so that an activity waiting on a slow call is
- * not taken for a dead worker; a dead worker stops heartbeating and is noticed after the timeout.
+ * Heartbeats now and twice a second while `work` runs (the SDK sends at most one a second), so
+ * that an activity waiting on a slow call is not taken for a dead worker; a dead worker stops
+ * heartbeating and is noticed after the timeout.
  */
 async function heartbeatWhile<T>(work: () => Promise<T>, details: () => unknown = () => undefined): Promise<T> {
   const context = Context.current();
   context.heartbeat(details());
-  const timer = setInterval(() => context.heartbeat(details()), 1_000);
+  const timer = setInterval(() => context.heartbeat(details()), 500);
   try {
     return await work();
   } finally {

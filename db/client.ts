@@ -13,7 +13,7 @@ export interface DatabaseHandle {
 export interface DatabaseOptions {
   url: string;
   poolSize?: number;
-  /** Called for errors on idle clients (a restarted server); without a listener they crash the process. */
+  /** Called for connection errors of the pool's clients (a restarted server); without a listener they crash the process. */
   onIdleClientError?: (error: Error) => void;
 }
 
@@ -27,6 +27,10 @@ export function createDatabase({ url, poolSize = 10, onIdleClientError }: Databa
     query_timeout: 10_000,
   });
   pool.on('error', (error) => onIdleClientError?.(error));
+  // The pool listens for errors only on idle clients. A connection cut while a client is checked
+  // out between two statements (in a transaction) emits 'error' on that client, which with no
+  // listener crashes the process; its statements fail on their own, and the pool drops it.
+  pool.on('connect', (client) => client.on('error', (error) => onIdleClientError?.(error)));
   const db = drizzle(pool, { schema });
   return { db, pool, close: () => pool.end() };
 }

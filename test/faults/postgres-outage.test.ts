@@ -1,4 +1,5 @@
 import type { S3Client } from '@aws-sdk/client-s3';
+import { sql } from 'drizzle-orm';
 import { createS3Client } from '../../common/s3';
 import { createDatabase, type DatabaseHandle } from '../../db/client';
 import { checkLedger, Ledger } from '../support/books';
@@ -83,7 +84,7 @@ describe('faults: Postgres unreachable for 30 s', () => {
       const ready = await timed('GET /readyz', () => fetch(`${stack.baseUrl}/readyz`));
       readyChecks = ((await ready.json()) as { checks: Record<string, string> }).checks;
       healthz = (await fetch(`${stack.baseUrl}/healthz`)).status;
-      expect(worker.running).toBe(true);
+      if (!worker.running) throw new Error(`the worker died during the outage:\n${worker.output.slice(-30).join('\n')}`);
       await sleep(1_000);
     }
 
@@ -120,4 +121,27 @@ describe('faults: Postgres unreachable for 30 s', () => {
         `${Math.round(recoveryMs / 1000)} s after the database returned; books: ${JSON.stringify(summary)}`,
     );
   }, 150_000);
+
+  it('a connection cut in the middle of a transaction fails that transaction and does not crash the process', async () => {
+    // The pool only listens for errors on idle clients; db/client.ts listens on every client, or
+    // this cut would be an unhandled 'error' event (it took the worker down in an earlier run).
+    const databaseUrl = new URL(testServers().databaseUrl);
+    const txProxy = await toxiproxy.proxy('postgres-tx', `${databaseUrl.hostname}:${databaseUrl.port || 5432}`);
+    const errors: Error[] = [];
+    const database = createDatabase({ url: throughProxy(databaseUrl.toString(), txProxy), poolSize: 2, onIdleClientError: (error) => errors.push(error) });
+    try {
+      const transaction = database.db.transaction(async (tx) => {
+        await tx.execute(sql`select 1`);
+        await txProxy.disable();
+        await sleep(500);
+        await tx.execute(sql`select 1`);
+      });
+      await expect(transaction).rejects.toThrow();
+      expect(errors.map((error) => error.message)).toContain('Connection terminated unexpectedly');
+      await txProxy.enable();
+      await expect(database.db.execute(sql`select 1`)).resolves.toBeDefined();
+    } finally {
+      await database.close();
+    }
+  });
 });

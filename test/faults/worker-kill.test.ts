@@ -244,18 +244,25 @@ describe('faults: worker killed (SIGKILL) at each crash point', () => {
     await expectRecovered(unfinishedAtLastRestart, restartedAt, RANDOM_RECOVERY_BOUND_MS);
     await waitForJobsToEnd(stack.database.pool, jobIds, 30_000);
 
+    const extras: { jobId: string; cancelledByTheService: boolean; msBeforeTheNextKill?: number }[] = [];
     for (const jobId of jobIds) {
       const job = (await jobState(stack.database.pool, jobId))!;
       expect(job.status).toBe('COMPLETED');
       const predictions = predictionsFor(jobId);
-      // Exactly one prediction per job, the one on record; a second one only where a kill fell
-      // between the provider's answer and the record (the documented create→record window).
+      // Exactly one prediction per job is on record and was waited for.
       expect(predictions.filter((prediction) => prediction.id === job.prediction_id)).toHaveLength(1);
       for (const extra of predictions.filter((prediction) => prediction.id !== job.prediction_id)) {
-        expect(kills.some((killedAt) => killedAt >= extra.createdAt && killedAt - extra.createdAt < 1_000)).toBe(true);
-        figures.orphanPredictions++;
+        // The create may still have been in flight when its worker was killed (so it lands just after the kill).
+        const fromKill = kills.map((killedAt) => killedAt - extra.createdAt).filter((ms) => ms > -1_000);
+        extras.push({ jobId, cancelledByTheService: standIn.cancelRequests.includes(extra.id), msBeforeTheNextKill: fromKill.length > 0 ? Math.min(...fromKill) : undefined });
       }
     }
+    // A second one only in the documented windows: a kill fell between the provider's answer and the
+    // record (the orphan), or a retry overlapped an attempt taken for dead and the service cancelled
+    // the prediction it did not record.
+    if (extras.length > 0) console.log(`[faults] second predictions: ${JSON.stringify(extras)}`);
+    for (const extra of extras) expect(extra.cancelledByTheService || (extra.msBeforeTheNextKill ?? Infinity) < 5_000).toBe(true);
+    figures.orphanPredictions += extras.filter((extra) => !extra.cancelledByTheService).length;
     await expectBooksBalance();
     console.log(`[faults] random kills (seed ${seed}): ${kills.length} kills over ${jobIds.length} jobs`);
   }, 150_000);
