@@ -29,8 +29,6 @@ interface ComposeFile {
   services: Record<string, Service>;
 }
 
-/** Names of the contract (DESIGN.md) that compose sets but common/config.ts does not parse yet. */
-const CONTRACT_NAMES_NOT_YET_PARSED = new Set(['AUTH_MODE']);
 /** What the application cannot run without in containers: its defaults name 127.0.0.1. */
 const REQUIRED_APP_VARIABLES = [
   'DATABASE_URL',
@@ -201,7 +199,7 @@ describe('docker-compose.yml', () => {
   });
 
   it.each(APP_SERVICES)('sets on %s only variables that common/config.ts reads', (name) => {
-    const unknown = declaredVariables(name).filter((key) => !CONFIG_KEYS.includes(key) && !CONTRACT_NAMES_NOT_YET_PARSED.has(key));
+    const unknown = declaredVariables(name).filter((key) => !CONFIG_KEYS.includes(key));
     expect(unknown).toEqual([]);
   });
 
