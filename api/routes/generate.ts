@@ -18,7 +18,7 @@ import { callerOf, type Caller } from '../auth';
 import type { ApiDependencies } from '../dependencies';
 import { Problem } from '../problem';
 import { generateRequestSchema, LIMITS, type GenerateRequest } from '../schemas';
-import { withTimeout } from '../timeout';
+import { withTemporalTimeout } from '../timeout';
 import { parseOrThrow, requireJsonBody } from '../validation';
 
 // Long enough for a busy server, short enough that a client with Temporal down gets its 503 promptly.
@@ -82,7 +82,8 @@ export function generateRouter({ config, db, temporal, logger }: ApiDependencies
   const router = Router();
 
   const startWorkflow = (job: JobRow, options: { rejectDuplicate?: boolean } = {}) =>
-    withTimeout(
+    withTemporalTimeout(
+      temporal.connection,
       () =>
         temporal.workflow.start(MEDIA_GENERATION_WORKFLOW_TYPE, {
           taskQueue: config.TEMPORAL_TASK_QUEUE,
@@ -94,7 +95,6 @@ export function generateRouter({ config, db, temporal, logger }: ApiDependencies
           ...(options.rejectDuplicate ? { workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE } : {}),
         }),
       TEMPORAL_START_DEADLINE_MS,
-      'Temporal',
     );
 
   /** The job this Idempotency-Key already made: 200 with Idempotent-Replayed, or 409 for another body. */

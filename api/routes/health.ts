@@ -2,7 +2,7 @@ import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { sql } from 'drizzle-orm';
 import { Router } from 'express';
 import type { ApiDependencies } from '../dependencies';
-import { withTimeout } from '../timeout';
+import { withTemporalTimeout, withTimeout } from '../timeout';
 
 const CHECK_TIMEOUT_MS = 2_000;
 
@@ -16,7 +16,7 @@ export function healthRouter({ config, db, temporal, s3 }: ApiDependencies): Rou
   router.get('/readyz', async (_req, res) => {
     const checks = {
       postgres: () => withTimeout(() => db.execute(sql`select 1`), CHECK_TIMEOUT_MS, 'Postgres'),
-      temporal: () => withTimeout(() => temporal.connection.workflowService.getSystemInfo({}), CHECK_TIMEOUT_MS, 'Temporal'),
+      temporal: () => withTemporalTimeout(temporal.connection, () => temporal.connection.workflowService.getSystemInfo({}), CHECK_TIMEOUT_MS),
       s3: () =>
         withTimeout(() => s3.send(new HeadBucketCommand({ Bucket: config.S3_BUCKET_NAME })), CHECK_TIMEOUT_MS, 'S3'),
     };

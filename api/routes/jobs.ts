@@ -10,7 +10,7 @@ import type { ApiDependencies } from '../dependencies';
 import { Problem } from '../problem';
 import { cancelRequestSchema, deliveryParamsSchema, jobIdParamSchema, listJobsQuerySchema } from '../schemas';
 import { decodeCursor, encodeCursor, toStatusReply, type Presigner } from '../serialize';
-import { withTimeout } from '../timeout';
+import { withTemporalTimeout } from '../timeout';
 import { parseOrThrow, requireJsonBody } from '../validation';
 
 function jobNotFound(jobId: string): Problem {
@@ -85,10 +85,10 @@ export function jobsRouter({ config, db, temporal, presignS3, logger }: ApiDepen
     }
     const cancelReason = reason ?? 'Cancelled through the API';
     try {
-      await withTimeout(
+      await withTemporalTimeout(
+        temporal.connection,
         () => temporal.workflow.getHandle(workflowIdForJob(jobId)).signal(cancelSignal, { reason: cancelReason }),
         3_000,
-        'Temporal',
       );
     } catch (error) {
       if ((error as Error).name !== 'WorkflowNotFoundError') {
@@ -124,10 +124,10 @@ export function jobsRouter({ config, db, temporal, presignS3, logger }: ApiDepen
       policies: { webhookInitialIntervalSeconds: config.WEBHOOK_RETRY_INITIAL_INTERVAL_SECONDS },
     };
     try {
-      await withTimeout(
+      await withTemporalTimeout(
+        temporal.connection,
         () => temporal.workflow.start(REDELIVER_WEBHOOK_WORKFLOW_TYPE, { taskQueue: config.TEMPORAL_TASK_QUEUE, workflowId, args: [input] }),
         3_000,
-        'Temporal',
       );
     } catch (error) {
       logger.warn({ err: error, jobId: job.id }, 'could not start a webhook redelivery');
