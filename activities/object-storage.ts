@@ -80,7 +80,10 @@ export async function storeObject(params: StoreObjectParams): Promise<StoredObje
     queueSize: PARTS_IN_FLIGHT,
     leavePartsOnError: false,
   });
-  const abort = () => void upload.abort().catch(() => undefined);
+  let aborting: Promise<unknown> | undefined;
+  const abort = () => {
+    aborting = upload.abort().catch(() => undefined);
+  };
   signal.addEventListener('abort', abort, { once: true });
   let sourceError: unknown;
   body.once('error', (error) => {
@@ -89,6 +92,10 @@ export async function storeObject(params: StoreObjectParams): Promise<StoredObje
   try {
     await upload.done();
   } catch (error) {
+    // The abort reaches S3 before this attempt reports failure, and an upload created while the
+    // abort was on its way is aborted too: a cancelled or failed attempt leaves no parts behind.
+    await aborting;
+    await abortAbandonedUploads(client, bucket, key);
     // lib-storage reports a failed body as its own error: surface the body's (size cap, source cut).
     throw sourceError ?? error;
   } finally {
@@ -103,7 +110,7 @@ export async function storeObject(params: StoreObjectParams): Promise<StoredObje
 }
 
 /**
- * Aborts the multipart uploads other attempts left open under `key` (ours is complete): one whose
+ * Aborts the multipart uploads left open under `key` (after success, other attempts'): one whose
  * worker was killed, or whose S3 went away before the abort could reach it. Their parts are
  * invisible but stored (and billed) until aborted. Best effort: a server that cannot list them is
  * left as is.
