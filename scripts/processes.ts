@@ -34,6 +34,19 @@ export function findFreePort(): Promise<number> {
   });
 }
 
+/** Calls `onLine` with each complete line the child writes to stdout or stderr. */
+export function onEachLine(child: ChildProcess, onLine: (line: string) => void): void {
+  for (const stream of [child.stdout, child.stderr]) {
+    let pending = '';
+    stream?.setEncoding('utf8');
+    stream?.on('data', (chunk: string) => {
+      const lines = (pending + chunk).split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) onLine(line);
+    });
+  }
+}
+
 /** Spawns a process whose output lines are prefixed with its name. */
 export function spawnPrefixed(
   name: string,
@@ -43,15 +56,9 @@ export function spawnPrefixed(
 ): ChildProcess {
   const child = spawn(command, args, { env: options.env ?? process.env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   const prefix = `[${name}]`.padEnd(10);
-  for (const stream of [child.stdout, child.stderr]) {
-    let pending = '';
-    stream?.setEncoding('utf8');
-    stream?.on('data', (chunk: string) => {
-      const lines = (pending + chunk).split('\n');
-      pending = lines.pop() ?? '';
-      if (!options.quiet) for (const line of lines) process.stdout.write(`${prefix} ${line}\n`);
-    });
-  }
+  onEachLine(child, (line) => {
+    if (!options.quiet) process.stdout.write(`${prefix} ${line}\n`);
+  });
   return child;
 }
 

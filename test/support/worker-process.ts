@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import type { Config } from '../../common/config';
 import { testServers } from './servers';
+import { onEachLine } from '../../scripts/processes';
 
 const ROOT = path.join(__dirname, '..', '..');
 
@@ -72,15 +73,7 @@ export class WorkerProcess {
         resolve();
       }),
     );
-    for (const stream of [child.stdout, child.stderr]) {
-      let pending = '';
-      stream?.setEncoding('utf8');
-      stream?.on('data', (chunk: string) => {
-        const lines = (pending + chunk).split('\n');
-        pending = lines.pop() ?? '';
-        for (const line of lines) this.record(line);
-      });
-    }
+    onEachLine(child, (line) => this.record(line));
     await this.waitForLog(/worker started/, timeoutMs);
   }
 
