@@ -102,20 +102,17 @@ export function createActivities(deps: ActivityDependencies) {
      * written; the provider's deadline (Cancel-After) bounds what such an orphan can cost.
      */
     async createPrediction(request: GenerationRequest): Promise<{ predictionId: string; attempt: number }> {
-      // Heartbeats while it waits on the provider and the database: a dead worker is noticed in seconds.
-      return heartbeatWhile(async () => {
-        const attempt = Context.current().info.attempt;
-        const existing = await getPredictionId(db, request.jobId);
-        if (existing) return { predictionId: existing, attempt };
-        const created = await provider.createPrediction(request);
-        await pauseForFaultInjection('after-create');
-        const recorded = await untilDatabaseAnswers(() => recordPredictionId(db, request.jobId, created));
-        if (recorded !== created) {
-          logger.warn({ jobId: request.jobId, created, recorded }, 'a prediction was already on record; cancelling the new one');
-          await provider.cancelPrediction(created).catch(() => undefined);
-        }
-        return { predictionId: recorded ?? created, attempt };
-      });
+      const attempt = Context.current().info.attempt;
+      const existing = await getPredictionId(db, request.jobId);
+      if (existing) return { predictionId: existing, attempt };
+      const created = await provider.createPrediction(request);
+      await pauseForFaultInjection('after-create');
+      const recorded = await untilDatabaseAnswers(() => recordPredictionId(db, request.jobId, created));
+      if (recorded !== created) {
+        logger.warn({ jobId: request.jobId, created, recorded }, 'a prediction was already on record; cancelling the new one');
+        await provider.cancelPrediction(created).catch(() => undefined);
+      }
+      return { predictionId: recorded ?? created, attempt };
     },
 
     /** Waits for the prediction, heartbeating, so a dead worker is noticed in seconds and cancellation reaches it. */
@@ -124,7 +121,6 @@ export function createActivities(deps: ActivityDependencies) {
       try {
         for (;;) {
           const state = await provider.getPrediction(input.predictionId, context.cancellationSignal);
-          context.heartbeat({ predictionStatus: state.status });
           switch (state.status) {
             case 'succeeded':
               return { outputUrls: state.outputUrls, attempt: context.info.attempt };
@@ -133,6 +129,8 @@ export function createActivities(deps: ActivityDependencies) {
             case 'canceled':
               throw ApplicationFailure.create({ type: NonRetryable.PredictionCanceled, message: 'the prediction was cancelled upstream', nonRetryable: true });
             case 'running':
+              // Only a prediction still running is worth a heartbeat: each one is a write on the server.
+              context.heartbeat({ predictionStatus: state.status });
               await context.sleep(pollIntervalMs);
           }
         }
@@ -149,7 +147,7 @@ export function createActivities(deps: ActivityDependencies) {
     async cancelPrediction(jobId: string): Promise<void> {
       const predictionId = await getPredictionId(db, jobId);
       if (!predictionId) return;
-      // Runs under the database policy (retried without end) while the job waits to be CANCELLED; the
+      // Retried without end (its policy in workflows/policies.ts) while the job waits to be CANCELLED; the
       // prediction's Cancel-After deadline bounds its cost, so an unreachable provider is given up on.
       await provider.cancelPrediction(predictionId).catch((error: unknown) => {
         if (Context.current().info.attempt < 5) throw error;
@@ -185,6 +183,7 @@ export function createActivities(deps: ActivityDependencies) {
             source: source.body,
             maxBytes: maxOutputBytes,
             signal: context.cancellationSignal,
+            earlierAttempts: context.info.attempt > 1,
             onProgress: (bytes) => {
               bytesStored = bytes;
             },
@@ -229,13 +228,13 @@ function storableText(text: string): string {
 }
 
 /**
- * Heartbeats now and twice a second while `work` runs (the SDK sends at most one a second), so
- * that an activity waiting on a slow call is not taken for a dead worker; a dead worker stops
- * heartbeating and is noticed after the timeout.
+ * Heartbeats twice a second while `work` runs (the SDK sends at most one a second), so that an
+ * activity waiting on a slow call is not taken for a dead worker; a dead worker stops heartbeating
+ * and is noticed after the timeout, which counts from the attempt's start. Work done within half a
+ * second sends no heartbeat at all: each one is a write on the Temporal server.
  */
 async function heartbeatWhile<T>(work: () => Promise<T>, details: () => unknown = () => undefined): Promise<T> {
   const context = Context.current();
-  context.heartbeat(details());
   const timer = setInterval(() => context.heartbeat(details()), 500);
   try {
     return await work();

@@ -13,6 +13,8 @@ export interface StoreObjectParams {
   source: AsyncIterable<Uint8Array>;
   maxBytes: number;
   signal: AbortSignal;
+  /** Whether earlier attempts may have left multipart uploads open under the key. */
+  earlierAttempts?: boolean;
   onProgress?: (bytesStored: number) => void;
 }
 
@@ -33,7 +35,7 @@ const PARTS_IN_FLIGHT = 2;
  * half-written object never becomes visible.
  */
 export async function storeObject(params: StoreObjectParams): Promise<StoredObjectInfo> {
-  const { client, bucket, key, source, maxBytes, signal, onProgress } = params;
+  const { client, bucket, key, source, maxBytes, signal, earlierAttempts = true, onProgress } = params;
   const iterator = source[Symbol.asyncIterator]();
   const head: Buffer[] = [];
   let headLength = 0;
@@ -104,8 +106,8 @@ export async function storeObject(params: StoreObjectParams): Promise<StoredObje
     await iterator.return?.();
   }
   // Done after the object is stored, when S3 is known to answer: an attempt that starts while S3
-  // is still down could not list them, and would leave them behind.
-  await abortAbandonedUploads(client, bucket, key);
+  // is still down could not list them, and would leave them behind. A first attempt has none to find.
+  if (earlierAttempts) await abortAbandonedUploads(client, bucket, key);
   return { contentType, sizeBytes, sha256: hash.digest('hex') };
 }
 

@@ -76,7 +76,7 @@ describe('mediaGeneration workflow', () => {
       workflowId: `${workflowIdForJob(jobId)}-orphan-${Date.now()}`,
       args: [{ jobId, model: 'a/b', prompt: 'x', numOutputs: 1, seed: 1, outputFormat: 'png' }],
     });
-    await expect(run).rejects.toMatchObject({ cause: { cause: { type: 'JobNotFound' } } });
+    await expect(run).rejects.toMatchObject({ cause: { type: 'JobNotFound' } });
   });
 });
 

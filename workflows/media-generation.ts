@@ -4,6 +4,7 @@ import {
   CancellationScope,
   isCancellation,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   sleep,
   upsertSearchAttributes,
@@ -29,8 +30,9 @@ import { activityPolicies } from './policies';
 export async function mediaGeneration(input: MediaGenerationInput): Promise<JobProgress> {
   // The policies take per-deployment overrides from the input, so the proxies are built here.
   const policies = activityPolicies(input.policies);
-  const records = proxyActivities<MediaActivities>(policies.database);
-  const { createPrediction } = proxyActivities<MediaActivities>(policies.createPrediction);
+  const records = proxyLocalActivities<MediaActivities>(policies.database);
+  const { createPrediction } = proxyLocalActivities<MediaActivities>(policies.createPrediction);
+  const { cancelPrediction } = proxyActivities<MediaActivities>(policies.cancelPrediction);
   const { awaitPrediction } = proxyActivities<MediaActivities>(policies.awaitPrediction);
   const { persistOutput } = proxyActivities<MediaActivities>(policies.persist);
   const { deliverWebhook } = proxyActivities<MediaActivities>(policies.webhook);
@@ -169,7 +171,7 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
       const message = `The job did not finish within its deadline of ${input.deadlineSeconds} s (deadline_seconds)${started ? '' : '; it had not started'}.`;
       await CancellationScope.nonCancellable(async () => {
         for (const output of progress.outputs) if (output.state !== 'stored') output.state = 'cancelled';
-        await records.cancelPrediction(jobId);
+        await cancelPrediction(jobId);
         await finish(started ? 'FAILED' : 'CANCELLED', message);
       });
       return progress;
@@ -178,7 +180,7 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
       const reason = progress.cancelReason ?? 'Cancelled by an operator (workflow cancellation)';
       await CancellationScope.nonCancellable(async () => {
         for (const output of progress.outputs) if (output.state !== 'stored') output.state = 'cancelled';
-        await records.cancelPrediction(jobId);
+        await cancelPrediction(jobId);
         await finish('CANCELLED', reason);
       });
       // A signalled cancel is the workflow's own decision and completes it; a workflow cancel request ends it as cancelled.

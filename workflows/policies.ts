@@ -1,4 +1,4 @@
-import type { ActivityOptions } from '@temporalio/workflow';
+import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
 import { ActivityCancellationType } from '@temporalio/workflow';
 import { NonRetryable } from '../common/errors';
 import type { ActivityPolicyOverrides } from '../common/temporal';
@@ -6,13 +6,20 @@ import type { ActivityPolicyOverrides } from '../common/temporal';
 /**
  * The named retry and timeout policies, one per kind of activity. Long activities heartbeat,
  * so a dead worker is noticed after `heartbeatTimeout` rather than after `startToCloseTimeout`.
+ *
+ * Short steps (`database`, `createPrediction`) run as local activities: inside the workflow task of
+ * the worker that runs the workflow, recorded as a marker in the history, without a task of their
+ * own on the server. A worker that dies during one is noticed when that workflow task times out
+ * (10 s), and the step runs again on the next worker, which every one of them is written to allow.
  */
 export function activityPolicies(overrides: ActivityPolicyOverrides = {}) {
   const heartbeatTimeout = `${overrides.heartbeatTimeoutSeconds ?? 10}s` as const;
 
-  /** Conditional updates of a row: quick, and retried until the database answers. */
-  const database: ActivityOptions = {
+  /** Conditional updates of rows: quick, and retried until the database answers. */
+  const database: LocalActivityOptions = {
     startToCloseTimeout: '15s',
+    // The workflow moves on only once the write has really ended, so a late write cannot land after a newer one.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: {
       initialInterval: '200ms',
       backoffCoefficient: 2,
@@ -21,11 +28,17 @@ export function activityPolicies(overrides: ActivityPolicyOverrides = {}) {
     },
   };
 
-  /** Creating the prediction: one short, billed call. */
-  const createPrediction: ActivityOptions = {
+  /** Cancelling a prediction upstream: a provider call, retried like a database write (a few times). */
+  const cancelPrediction: ActivityOptions = {
+    startToCloseTimeout: '15s',
+    retry: database.retry,
+  };
+
+  /** Creating the prediction: one short, billed call, recorded in Postgres before it returns. */
+  const createPrediction: LocalActivityOptions = {
     startToCloseTimeout: '30s',
-    // It heartbeats while it waits on the provider and the database: a dead worker is noticed in seconds.
-    heartbeatTimeout,
+    // A cancelled job waits for the create to end, so the prediction it made is on record when the job cancels it.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: {
       initialInterval: '1s',
       backoffCoefficient: 2,
@@ -85,5 +98,5 @@ export function activityPolicies(overrides: ActivityPolicyOverrides = {}) {
     },
   };
 
-  return { database, createPrediction, awaitPrediction, persist, webhook };
+  return { database, cancelPrediction, createPrediction, awaitPrediction, persist, webhook };
 }
