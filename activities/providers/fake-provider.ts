@@ -99,20 +99,29 @@ export async function renderImage(prompt: string, seed: number, index: number, f
     colour: [byte(9 + d * 4), byte(10 + d * 4), byte(11 + d * 4)],
   }));
   const [r0, g0, b0, r1, g1, b1] = [byte(0), byte(1), byte(2), byte(3), byte(4), byte(5)];
+  // The background depends on x + y only: one colour per diagonal, computed once.
+  const diagonals = Buffer.alloc(2 * IMAGE_SIZE * 3);
+  for (let sum = 0; sum < 2 * IMAGE_SIZE - 1; sum++) {
+    const t = sum / (2 * IMAGE_SIZE);
+    diagonals[sum * 3] = Math.round(r0 * (1 - t) + r1 * t);
+    diagonals[sum * 3 + 1] = Math.round(g0 * (1 - t) + g1 * t);
+    diagonals[sum * 3 + 2] = Math.round(b0 * (1 - t) + b1 * t);
+  }
   for (let y = 0; y < IMAGE_SIZE; y++) {
-    for (let x = 0; x < IMAGE_SIZE; x++) {
-      const offset = (y * IMAGE_SIZE + x) * 3;
-      const disc = discs.findLast((d) => (x - d.x) ** 2 + (y - d.y) ** 2 <= d.radius ** 2);
-      if (disc) {
-        pixels[offset] = disc.colour[0]!;
-        pixels[offset + 1] = disc.colour[1]!;
-        pixels[offset + 2] = disc.colour[2]!;
-        continue;
+    const row = y * IMAGE_SIZE * 3;
+    diagonals.copy(pixels, row, y * 3, (y + IMAGE_SIZE) * 3);
+    // A disc covers the pixels with (x - cx)² + (y - cy)² ≤ r², one span per row; later discs cover earlier ones.
+    for (const disc of discs) {
+      const reach = disc.radius ** 2 - (y - disc.y) ** 2;
+      if (reach < 0) continue;
+      const halfWidth = Math.floor(Math.sqrt(reach));
+      const from = Math.max(0, disc.x - halfWidth);
+      const to = Math.min(IMAGE_SIZE - 1, disc.x + halfWidth);
+      for (let x = from; x <= to; x++) {
+        pixels[row + x * 3] = disc.colour[0]!;
+        pixels[row + x * 3 + 1] = disc.colour[1]!;
+        pixels[row + x * 3 + 2] = disc.colour[2]!;
       }
-      const t = (x + y) / (2 * IMAGE_SIZE);
-      pixels[offset] = Math.round(r0 * (1 - t) + r1 * t);
-      pixels[offset + 1] = Math.round(g0 * (1 - t) + g1 * t);
-      pixels[offset + 2] = Math.round(b0 * (1 - t) + b1 * t);
     }
   }
   const image = sharp(pixels, { raw: { width: IMAGE_SIZE, height: IMAGE_SIZE, channels: 3 } });
