@@ -7,21 +7,19 @@ export type Executor = Pick<Database, 'update' | 'insert' | 'select' | 'execute'
 
 export type JobEventType = JobEventRow['type'];
 
-/** Bumps the job's sequence and records the change under the new number (locks the job row until commit). */
+/**
+ * Bumps the job's sequence and records the change under the new number, in one statement (the
+ * bump locks the job row until commit).
+ */
 export async function appendJobEvent(tx: Executor, jobId: string, type: JobEventType, data: Record<string, unknown>): Promise<number | undefined> {
-  const [row] = await tx
-    .update(jobs)
-    .set({ eventSeq: sql`${jobs.eventSeq} + 1` })
-    .where(eq(jobs.id, jobId))
-    .returning({ seq: jobs.eventSeq });
-  if (!row) return undefined;
-  await tx.insert(jobEvents).values({ jobId, seq: row.seq, type, data });
-  return row.seq;
-}
-
-/** Takes the job's row lock first, so that every writer locks job then media, in that order. */
-export async function lockJob(tx: Executor, jobId: string): Promise<void> {
-  await tx.execute(sql`select 1 from ${jobs} where ${jobs.id} = ${jobId} for update`);
+  const result = await tx.execute<{ seq: number }>(sql`
+    with bumped as (
+      update ${jobs} set event_seq = event_seq + 1, updated_at = now() where id = ${jobId} returning id, event_seq
+    )
+    insert into ${jobEvents} (job_id, seq, type, data)
+    select id, event_seq, ${type}, ${JSON.stringify(data)}::jsonb from bumped
+    returning seq`);
+  return result.rows[0]?.seq;
 }
 
 export async function listJobEvents(db: Database, jobId: string, afterSeq: number, limit = 500): Promise<JobEventRow[]> {

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { and, asc, count, desc, eq, inArray, lt, notInArray, or, sql } from 'drizzle-orm';
+import { and, asc, count, desc, eq, inArray, lt, notInArray, or, sql, type SQL } from 'drizzle-orm';
 import { TERMINAL_STATUSES, type JobStatus, type OutputFormat, type TerminalStatus } from '../../common/statuses';
 import { mediaObjectKey } from '../../common/storage-keys';
 import type { Database } from '../client';
-import { jobs, media, type JobRow, type MediaRow } from '../schema';
+import { jobEvents, jobs, media, type JobRow, type MediaRow } from '../schema';
 import { appendJobEvent } from './events';
 
 export interface NewJob {
@@ -38,33 +38,19 @@ export class RunningJobsCapReached extends Error {
 }
 
 /**
- * Inserts the job and one PENDING media row per output in one transaction. With a cap, counts the
- * subject's unfinished jobs under a transaction-scoped advisory lock first, so that concurrent
+ * Inserts the job, one PENDING media row per output and the job's first event in one statement
+ * (the media and the event are written by WITH clauses of the job's insert). With a cap, counts
+ * the subject's unfinished jobs under a transaction-scoped advisory lock first, so that concurrent
  * submits (from any number of API processes) cannot pass it together. A second submit with the
  * same (owner, idempotency key) fails on the unique index: see findJobByIdempotencyKey.
  */
-export async function createJob(db: Database, request: NewJob, cap?: RunningJobsCap): Promise<JobWithMedia> {
+export async function createJob(db: Database, request: NewJob, cap?: RunningJobsCap): Promise<JobRow> {
   const id = randomUUID();
   // Millisecond precision, so that list cursors (JavaScript dates) compare exactly.
   const now = new Date();
-  return db.transaction(async (tx) => {
-    if (cap) {
-      const subject = 'owner' in cap ? eq(jobs.owner, cap.owner) : eq(jobs.clientAddress, cap.clientAddress);
-      const lockKey = 'owner' in cap ? `owner:${cap.owner}` : `address:${cap.clientAddress}`;
-      await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${lockKey}))`);
-      const [row] = await tx
-        .select({ running: count() })
-        .from(jobs)
-        .where(and(subject, inArray(jobs.status, ['PENDING', 'PROCESSING'])));
-      if ((row?.running ?? 0) >= cap.limit) throw new RunningJobsCapReached(cap.limit, row?.running ?? 0);
-    }
-    const [job] = await tx
-      .insert(jobs)
-      .values({ id, ...request, createdAt: now, updatedAt: now })
-      .returning();
-    const mediaRows = await tx
-      .insert(media)
-      .values(
+  const insert = async (executor: Pick<Database, '$with' | 'with' | 'insert'>): Promise<JobRow> => {
+    const mediaRows = executor.$with('inserted_media').as(
+      executor.insert(media).values(
         Array.from({ length: request.numOutputs }, (_, outputIndex) => ({
           jobId: id,
           outputIndex,
@@ -72,10 +58,30 @@ export async function createJob(db: Database, request: NewJob, cap?: RunningJobs
           createdAt: now,
           updatedAt: now,
         })),
-      )
+      ),
+    );
+    // The job's sequence starts at 1: this is its first event.
+    const firstEvent = executor.$with('inserted_event').as(
+      executor.insert(jobEvents).values({ jobId: id, seq: 1, type: 'status', data: { status: 'PENDING', error_message: null } }),
+    );
+    const [job] = await executor
+      .with(mediaRows, firstEvent)
+      .insert(jobs)
+      .values({ id, ...request, eventSeq: 1, createdAt: now, updatedAt: now })
       .returning();
-    const eventSeq = await appendJobEvent(tx, id, 'status', { status: 'PENDING', error_message: null });
-    return { ...job!, eventSeq: eventSeq ?? job!.eventSeq, media: mediaRows };
+    return job!;
+  };
+  if (!cap) return insert(db);
+  return db.transaction(async (tx) => {
+    const subject = 'owner' in cap ? eq(jobs.owner, cap.owner) : eq(jobs.clientAddress, cap.clientAddress);
+    const lockKey = 'owner' in cap ? `owner:${cap.owner}` : `address:${cap.clientAddress}`;
+    await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${lockKey}))`);
+    const [row] = await tx
+      .select({ running: count() })
+      .from(jobs)
+      .where(and(subject, inArray(jobs.status, ['PENDING', 'PROCESSING'])));
+    if ((row?.running ?? 0) >= cap.limit) throw new RunningJobsCapReached(cap.limit, row?.running ?? 0);
+    return insert(tx);
   });
 }
 
@@ -100,11 +106,17 @@ export async function deleteJob(db: Database, jobId: string): Promise<void> {
   await db.delete(jobs).where(eq(jobs.id, jobId));
 }
 
+/** The job and its media in one round trip (it answers every status poll). */
 export async function getJob(db: Database, jobId: string): Promise<JobWithMedia | undefined> {
-  const [job] = await db.select().from(jobs).where(eq(jobs.id, jobId));
+  const rows = await db
+    .select({ job: jobs, media })
+    .from(jobs)
+    .leftJoin(media, eq(media.jobId, jobs.id))
+    .where(eq(jobs.id, jobId))
+    .orderBy(asc(media.outputIndex));
+  const job = rows[0]?.job;
   if (!job) return undefined;
-  const mediaRows = await db.select().from(media).where(eq(media.jobId, jobId)).orderBy(asc(media.outputIndex));
-  return { ...job, media: mediaRows };
+  return { ...job, media: rows.flatMap((row) => (row.media ? [row.media] : [])) };
 }
 
 export interface ListJobsParams {
@@ -140,20 +152,23 @@ export async function listJobs(db: Database, { status, owner, limit, cursor }: L
 }
 
 /**
- * PENDING → PROCESSING. Idempotent; returns the job's status afterwards, or undefined when the
- * job does not exist.
+ * PENDING → PROCESSING, with its event, in one statement. Idempotent; returns the job's status
+ * afterwards, or undefined when the job does not exist.
  */
 export async function markJobProcessing(db: Database, jobId: string): Promise<JobStatus | undefined> {
-  await db.transaction(async (tx) => {
-    const started = await tx
-      .update(jobs)
-      .set({ status: 'PROCESSING', startedAt: sql`coalesce(${jobs.startedAt}, now())` })
-      .where(and(eq(jobs.id, jobId), eq(jobs.status, 'PENDING')))
-      .returning({ id: jobs.id });
-    if (started.length > 0) await appendJobEvent(tx, jobId, 'status', { status: 'PROCESSING', error_message: null });
-  });
-  const [row] = await db.select({ status: jobs.status }).from(jobs).where(eq(jobs.id, jobId));
-  return row?.status;
+  const event = { status: 'PROCESSING', error_message: null };
+  const result = await db.execute<{ status: JobStatus | null }>(sql`
+    with started as (
+      update ${jobs}
+      set status = 'PROCESSING', started_at = coalesce(started_at, now()), event_seq = event_seq + 1, updated_at = now()
+      where id = ${jobId} and status = 'PENDING'
+      returning id, event_seq
+    ), recorded as (
+      insert into ${jobEvents} (job_id, seq, type, data)
+      select id, event_seq, 'status', ${JSON.stringify(event)}::jsonb from started
+    )
+    select coalesce((select 'PROCESSING' from started), (select status from ${jobs} where id = ${jobId})) as status`);
+  return result.rows[0]?.status ?? undefined;
 }
 
 /**
@@ -161,11 +176,14 @@ export async function markJobProcessing(db: Database, jobId: string): Promise<Jo
  * is on record afterwards.
  */
 export async function recordPredictionId(db: Database, jobId: string, predictionId: string): Promise<string | undefined> {
-  await db
-    .update(jobs)
-    .set({ predictionId })
-    .where(and(eq(jobs.id, jobId), sql`${jobs.predictionId} is null`));
-  return getPredictionId(db, jobId);
+  const result = await db.execute<{ prediction_id: string | null }>(sql`
+    with recorded as (
+      update ${jobs} set prediction_id = ${predictionId}, updated_at = now()
+      where id = ${jobId} and prediction_id is null
+      returning prediction_id
+    )
+    select coalesce((select prediction_id from recorded), (select prediction_id from ${jobs} where id = ${jobId})) as prediction_id`);
+  return result.rows[0]?.prediction_id ?? undefined;
 }
 
 export async function getPredictionId(db: Database, jobId: string): Promise<string | undefined> {
@@ -226,7 +244,7 @@ export async function listUnfinishedJobs(db: Database, olderThan: Date, limit: n
     .limit(limit);
 }
 
-/** What an `output` event says about one media row. */
+/** What an `output` event says about one media row (outputEventJson is the same in SQL). */
 export function outputEventData(row: MediaRow): Record<string, unknown> {
   return {
     index: row.outputIndex,
@@ -235,6 +253,11 @@ export function outputEventData(row: MediaRow): Record<string, unknown> {
     attempts: row.attempts,
     error_message: row.errorMessage,
   };
+}
+
+/** outputEventData built in SQL from `row`, a relation with media's columns (one round trip instead of two). */
+export function outputEventJson(row: SQL): SQL {
+  return sql`jsonb_build_object('index', ${row}.output_index, 'status', ${row}.status, 's3_key', ${row}.s3_key, 'attempts', ${row}.attempts, 'error_message', ${row}.error_message)`;
 }
 
 /** Unfinished (PENDING or PROCESSING) jobs of one owner. */

@@ -1,25 +1,43 @@
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import type { Database } from '../client';
-import { media } from '../schema';
-import { appendJobEvent, lockJob } from './events';
-import { outputEventData } from './jobs';
+import { jobEvents, jobs, media } from '../schema';
+import { outputEventJson } from './jobs';
 
 interface OutputRef {
   jobId: string;
   outputIndex: number;
 }
 
+/**
+ * Updates one media row and records its `output` event, in one statement: the job row is locked
+ * first (every writer locks job, then media), the row is changed when `onlyIf` holds, and the
+ * event takes the job's next sequence number. Returns whether the row changed.
+ */
+async function updateOutput(db: Database, ref: OutputRef, changes: SQL, onlyIf?: SQL): Promise<boolean> {
+  const result = await db.execute<{ seq: number }>(sql`
+    with locked as (
+      select id from ${jobs} where id = ${ref.jobId} for update
+    ), changed as (
+      update ${media} set ${changes}, updated_at = now()
+      where job_id = (select id from locked) and output_index = ${ref.outputIndex}${onlyIf ? sql` and ${onlyIf}` : sql``}
+      returning job_id, output_index, status, s3_key, attempts, error_message
+    ), bumped as (
+      update ${jobs} set event_seq = event_seq + 1, updated_at = now()
+      where id = (select job_id from changed)
+      returning id, event_seq
+    )
+    insert into ${jobEvents} (job_id, seq, type, data)
+    select bumped.id, bumped.event_seq, 'output', ${outputEventJson(sql.raw('changed'))}
+    from changed, bumped
+    returning seq`);
+  return result.rows.length > 0;
+}
+
+const UNFINISHED = sql.raw(`status in ('PENDING', 'PROCESSING')`);
+
 /** An attempt at storing an output begins; counts attempts and remembers where it comes from. */
 export async function markMediaProcessing(db: Database, ref: OutputRef, sourceUrl: string): Promise<void> {
-  await db.transaction(async (tx) => {
-    await lockJob(tx, ref.jobId);
-    const [row] = await tx
-      .update(media)
-      .set({ status: 'PROCESSING', mediaUrl: sourceUrl, attempts: sql`${media.attempts} + 1`, errorMessage: null })
-      .where(and(eq(media.jobId, ref.jobId), eq(media.outputIndex, ref.outputIndex), inArray(media.status, ['PENDING', 'PROCESSING'])))
-      .returning();
-    if (row) await appendJobEvent(tx, ref.jobId, 'output', outputEventData(row));
-  });
+  await updateOutput(db, ref, sql`status = 'PROCESSING', media_url = ${sourceUrl}, attempts = attempts + 1, error_message = null`, UNFINISHED);
 }
 
 export interface StoredObject {
@@ -33,25 +51,14 @@ export interface StoredObject {
  * COMPLETED unconditionally (running it twice writes the same values).
  */
 export async function markMediaCompleted(db: Database, ref: OutputRef, stored: StoredObject): Promise<void> {
-  await db.transaction(async (tx) => {
-    await lockJob(tx, ref.jobId);
-    const [row] = await tx
-      .update(media)
-      .set({ status: 'COMPLETED', ...stored, errorMessage: null, completedAt: sql`coalesce(${media.completedAt}, now())` })
-      .where(and(eq(media.jobId, ref.jobId), eq(media.outputIndex, ref.outputIndex)))
-      .returning();
-    if (row) await appendJobEvent(tx, ref.jobId, 'output', outputEventData(row));
-  });
+  await updateOutput(
+    db,
+    ref,
+    sql`status = 'COMPLETED', content_type = ${stored.contentType}, size_bytes = ${stored.sizeBytes}, sha256 = ${stored.sha256},
+        error_message = null, completed_at = coalesce(completed_at, now())`,
+  );
 }
 
 export async function markMediaFailed(db: Database, ref: OutputRef, errorMessage: string): Promise<void> {
-  await db.transaction(async (tx) => {
-    await lockJob(tx, ref.jobId);
-    const [row] = await tx
-      .update(media)
-      .set({ status: 'FAILED', errorMessage })
-      .where(and(eq(media.jobId, ref.jobId), eq(media.outputIndex, ref.outputIndex), inArray(media.status, ['PENDING', 'PROCESSING'])))
-      .returning();
-    if (row) await appendJobEvent(tx, ref.jobId, 'output', outputEventData(row));
-  });
+  await updateOutput(db, ref, sql`status = 'FAILED', error_message = ${errorMessage}`, UNFINISHED);
 }
