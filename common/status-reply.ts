@@ -40,12 +40,36 @@ export interface Presigner {
   client: S3Client;
   bucket: string;
   expiresInSeconds: number;
+  /** URLs already signed, reused for the first half of their lifetime (see createPresigner). */
+  cache?: Map<string, { url: string; reuseUntil: number }>;
 }
 
 const iso = (date: Date | null) => (date ? date.toISOString() : null);
 
-export function presignedUrl(presigner: Presigner, key: string): Promise<string> {
-  return getSignedUrl(presigner.client, new GetObjectCommand({ Bucket: presigner.bucket, Key: key }), { expiresIn: presigner.expiresInSeconds });
+/** How many signed URLs a presigner keeps; the oldest is dropped first. */
+const PRESIGNED_URL_CACHE_ENTRIES = 10_000;
+
+/**
+ * A presigner that signs each object once per half-lifetime: a client polling a job every 100 ms
+ * gets the same URL (which browsers and CDNs can cache) while it is valid for at least half of
+ * PRESIGNED_URL_EXPIRES_SECONDS, and the API does not sign it on every poll.
+ */
+export function createPresigner(options: Omit<Presigner, 'cache'>): Presigner {
+  return { ...options, cache: new Map() };
+}
+
+export async function presignedUrl(presigner: Presigner, key: string): Promise<string> {
+  const { cache } = presigner;
+  const now = Date.now();
+  const cached = cache?.get(key);
+  if (cached && cached.reuseUntil > now) return cached.url;
+  const url = await getSignedUrl(presigner.client, new GetObjectCommand({ Bucket: presigner.bucket, Key: key }), { expiresIn: presigner.expiresInSeconds });
+  if (cache) {
+    cache.delete(key);
+    if (cache.size >= PRESIGNED_URL_CACHE_ENTRIES) cache.delete(cache.keys().next().value!);
+    cache.set(key, { url, reuseUntil: now + (presigner.expiresInSeconds * 1000) / 2 });
+  }
+  return url;
 }
 
 /** The status reply, with a presigned URL minted now for each stored output. */

@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { isTerminalStatus } from '../../common/statuses';
-import { presignedUrl, type Presigner } from '../../common/status-reply';
+import { createPresigner, presignedUrl } from '../../common/status-reply';
 import { listJobEvents } from '../../db/queries/events';
 import { getJob } from '../../db/queries/jobs';
 import type { JobEventRow } from '../../db/schema';
@@ -21,7 +21,7 @@ function lastEventId(value: string | undefined): number {
  */
 export function eventsRouter({ config, db, presignS3, logger }: ApiDependencies): Router {
   const router = Router();
-  const presigner: Presigner = { client: presignS3, bucket: config.S3_BUCKET_NAME, expiresInSeconds: config.PRESIGNED_URL_EXPIRES_SECONDS };
+  const presigner = createPresigner({ client: presignS3, bucket: config.S3_BUCKET_NAME, expiresInSeconds: config.PRESIGNED_URL_EXPIRES_SECONDS });
 
   const eventData = async (event: JobEventRow) => {
     const data: Record<string, unknown> = { job_id: event.jobId, ...(event.data as Record<string, unknown>), at: event.createdAt.toISOString() };
