@@ -31,6 +31,10 @@ function main(): void {
 
   const server = app.listen(config.PORT, () => logger.info({ port: config.PORT }, `API listening on http://127.0.0.1:${config.PORT}`));
   answerUnparsableRequestsWithProblems(server);
+  // Idle keep-alive connections stay open longer than a load balancer's (60 s on the common ones):
+  // with Node's 5 s default, a client or proxy that reuses a connection the API just closed gets a reset.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
   const shutdown = (signal: string) => {
     logger.info({ signal }, 'shutting down');
     server.close(() => {

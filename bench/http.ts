@@ -12,7 +12,18 @@ export class JsonClient {
     this.base = new URL(baseUrl);
   }
 
-  request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: any }> {
+  async request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: any }> {
+    try {
+      return await this.send(method, path, body);
+    } catch (error) {
+      // A kept-alive connection the server closed as this request went out: the request never
+      // reached the application, so it is sent again once on a new connection.
+      if ((error as { staleSocket?: boolean }).staleSocket) return this.send(method, path, body);
+      throw error;
+    }
+  }
+
+  private send(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: any }> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     return new Promise((resolve, reject) => {
       const req = http.request(
@@ -42,7 +53,9 @@ export class JsonClient {
         },
       );
       req.on('timeout', () => req.destroy(new Error(`${method} ${path} timed out`)));
-      req.on('error', reject);
+      req.on('error', (error: NodeJS.ErrnoException) => {
+        reject(req.reusedSocket && error.code === 'ECONNRESET' ? Object.assign(error, { staleSocket: true }) : error);
+      });
       req.end(payload);
     });
   }

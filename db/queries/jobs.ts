@@ -106,14 +106,25 @@ export async function deleteJob(db: Database, jobId: string): Promise<void> {
   await db.delete(jobs).where(eq(jobs.id, jobId));
 }
 
-/** The job and its media in one round trip (it answers every status poll). */
-export async function getJob(db: Database, jobId: string): Promise<JobWithMedia | undefined> {
-  const rows = await db
+function prepareGetJob(db: Database) {
+  return db
     .select({ job: jobs, media })
     .from(jobs)
     .leftJoin(media, eq(media.jobId, jobs.id))
-    .where(eq(jobs.id, jobId))
-    .orderBy(asc(media.outputIndex));
+    .where(eq(jobs.id, sql.placeholder('jobId')))
+    .orderBy(asc(media.outputIndex))
+    .prepare('get_job_with_media');
+}
+const getJobStatements = new WeakMap<Database, ReturnType<typeof prepareGetJob>>();
+
+/**
+ * The job and its media in one round trip. It answers every status poll, so the query is built
+ * once per database and prepared once per connection.
+ */
+export async function getJob(db: Database, jobId: string): Promise<JobWithMedia | undefined> {
+  let statement = getJobStatements.get(db);
+  if (!statement) getJobStatements.set(db, (statement = prepareGetJob(db)));
+  const rows = await statement.execute({ jobId });
   const job = rows[0]?.job;
   if (!job) return undefined;
   return { ...job, media: rows.flatMap((row) => (row.media ? [row.media] : [])) };
