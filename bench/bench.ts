@@ -232,7 +232,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         maxJobs: options.maxJobsPerRun,
       });
       const { post, drain } = result.apiLatency;
-      log(`    POST p50 ${post.p50Ms} ms, p99 ${post.p99Ms} ms, max ${post.maxMs} ms; drained ${drain.completed} jobs in ${drain.seconds}s`);
+      const { db, temporal } = result.apiLatency.serverTiming;
+      log(`    POST p50 ${post.p50Ms} ms, p99 ${post.p99Ms} ms, max ${post.maxMs} ms (recording p99 ${db.p99Ms} ms, workflow start p99 ${temporal.p99Ms} ms); drained ${drain.completed} jobs in ${drain.seconds}s`);
     }
 
     if (phases.has('scaling') && temporal) {

@@ -1,5 +1,11 @@
 import http from 'node:http';
 
+export interface JsonReply {
+  status: number;
+  body: any;
+  headers: http.IncomingHttpHeaders;
+}
+
 /**
  * A small JSON client on node:http with keep-alive: lighter than fetch, so the load generator
  * takes less of the CPU it shares with the stack it measures.
@@ -12,7 +18,7 @@ export class JsonClient {
     this.base = new URL(baseUrl);
   }
 
-  async request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: any }> {
+  async request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<JsonReply> {
     try {
       return await this.send(method, path, body);
     } catch (error) {
@@ -23,7 +29,7 @@ export class JsonClient {
     }
   }
 
-  private send(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: any }> {
+  private send(method: 'GET' | 'POST', path: string, body?: unknown): Promise<JsonReply> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     return new Promise((resolve, reject) => {
       const req = http.request(
@@ -47,7 +53,7 @@ export class JsonClient {
             } catch {
               // Not JSON: keep the text for the error message.
             }
-            resolve({ status: res.statusCode ?? 0, body: parsed });
+            resolve({ status: res.statusCode ?? 0, body: parsed, headers: res.headers });
           });
           res.on('error', reject);
         },

@@ -179,6 +179,8 @@ export interface OpenLoopResult {
   rejected: number;
   /** POST /api/v1/generate latency, from the request leaving to the 202 arriving. */
   post: LatencySummary;
+  /** The API's own account of each accepted POST (its Server-Timing header): recording the job, starting its workflow. */
+  serverTiming: { db: LatencySummary; temporal: LatencySummary };
   /** How late the load generator sent requests against its schedule (its own health). */
   scheduleLagMaxMs: number;
   drain: { completed: number; failed: number; unfinished: number; seconds: number };
@@ -191,6 +193,7 @@ export async function runOpenLoop(client: JsonClient, options: OpenLoopOptions):
   const count = Math.min(options.maxJobs, Math.max(1, Math.floor((ratePerS * durationMs) / 1000)));
   const intervalMs = 1000 / ratePerS;
   const latencies: number[] = [];
+  const serverTiming = { db: [] as number[], temporal: [] as number[] };
   const jobIds: string[] = [];
   const errors = new Map<string, number>();
   let scheduleLagMaxMs = 0;
@@ -211,6 +214,9 @@ export async function runOpenLoop(client: JsonClient, options: OpenLoopOptions):
             if (reply.status === 202) {
               latencies.push(performance.now() - sent);
               jobIds.push(String(reply.body.job_id));
+              const timing = parseServerTiming(reply.headers['server-timing']);
+              if (timing.db !== undefined) serverTiming.db.push(timing.db);
+              if (timing.temporal !== undefined) serverTiming.temporal.push(timing.temporal);
             } else {
               const key = `POST answered ${reply.status}: ${describe(reply.body)}`;
               errors.set(key, (errors.get(key) ?? 0) + 1);
@@ -250,10 +256,22 @@ export async function runOpenLoop(client: JsonClient, options: OpenLoopOptions):
     accepted: latencies.length,
     rejected: count - latencies.length,
     post: summarize(latencies),
+    serverTiming: { db: summarize(serverTiming.db), temporal: summarize(serverTiming.temporal) },
     scheduleLagMaxMs: round(scheduleLagMaxMs),
     drain: { ...outcome, seconds: round((performance.now() - drainStart) / 1000, 2) },
     errors: [...errors].map(([message, count]) => `${count}× ${message.slice(0, 200)}`),
   };
+}
+
+/** `db;dur=1.2, temporal;dur=5.3` → { db: 1.2, temporal: 5.3 } */
+export function parseServerTiming(header: string | string[] | undefined): Record<string, number> {
+  const entries: Record<string, number> = {};
+  for (const metric of [header ?? []].flat().join(',').split(',')) {
+    const [name, ...params] = metric.trim().split(';');
+    const duration = params.map((param) => param.trim()).find((param) => param.startsWith('dur='));
+    if (name && duration) entries[name] = Number(duration.slice(4));
+  }
+  return entries;
 }
 
 function describe(body: unknown): string {

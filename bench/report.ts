@@ -37,6 +37,8 @@ export function formatSummary(result: BenchResult): string {
     lines.push('');
     lines.push(`API latency, open loop (POST /api/v1/generate at ${a.ratePerS}/s${t ? ' = half the service ceiling' : ''}, ${a.durationS}s, ${a.submitted} requests):`);
     lines.push(`  POST      p50 ${a.post.p50Ms} ms, p99 ${a.post.p99Ms} ms, max ${a.post.maxMs} ms   target p99 <= ${targets.postP99Ms} ms: ${verdict(a.post.p99Ms <= targets.postP99Ms)}`);
+    const { db, temporal } = a.serverTiming;
+    if (db.count > 0) lines.push(`  of which, by the API's Server-Timing: recording the job p50 ${db.p50Ms} / p99 ${db.p99Ms} ms, starting its workflow p50 ${temporal.p50Ms} / p99 ${temporal.p99Ms} ms`);
     if (a.post.count < 100) lines.push(`  (only ${a.post.count} accepted requests: the p99 is close to the max; raise --open-duration for a steadier figure)`);
     lines.push(
       `  (${a.rejected} rejected; load generator lag max ${a.scheduleLagMaxMs} ms; drain: ${a.drain.completed} completed, ${a.drain.failed} failed, ${a.drain.unfinished} unfinished in ${a.drain.seconds}s)`,

@@ -32,6 +32,7 @@ describe('HTTP API', () => {
     expect(reply.status).toBe(202);
     expect(reply.body).toMatchObject({ job_id: expect.any(String), status: 'PENDING', message: expect.any(String) });
     expect(reply.headers.get('location')).toBe(`/api/v1/status/${reply.body!.job_id}`);
+    expect(reply.headers.get('server-timing')).toMatch(/^db;dur=\d+\.\d, temporal;dur=\d+\.\d$/);
     const status = await getJson(stack.baseUrl, `/api/v1/status/${reply.body!.job_id}`);
     expect(status.body).toMatchObject({
       job_id: reply.body!.job_id,

@@ -58,6 +58,11 @@ describe('benchmark smoke run', () => {
     expect(api.accepted).toBeGreaterThan(0);
     expect(api.rejected).toBe(0);
     expect(api.post.p99Ms).toBeGreaterThan(0);
+    // Every accepted POST said where its time went, and its parts fit inside what the client saw.
+    expect(api.serverTiming.db.count).toBe(api.accepted);
+    expect(api.serverTiming.temporal.count).toBe(api.accepted);
+    expect(api.serverTiming.db.maxMs + api.serverTiming.temporal.p50Ms).toBeGreaterThan(0);
+    expect(api.serverTiming.temporal.p50Ms).toBeLessThanOrEqual(api.post.maxMs);
     expect(api.drain).toMatchObject({ failed: 0, unfinished: 0, completed: api.accepted });
 
     const points = [...result.scaling!.byOutputs, ...result.scaling!.byConcurrency];
