@@ -6,6 +6,7 @@ import { bundleWorkflowCode, DefaultLogger, NativeConnection, Worker } from '@te
 import type { BareActivities } from './bare-workflow';
 import { JsonClient } from './http';
 import { runLargeOutput, type BenchS3Config, type LargeOutputResult } from './large-output';
+import { cpuMsPerJob, cpuSnapshot } from './cpu';
 import { bareJobRunner, runClosedLoop, runOpenLoop, serviceJobRunner, type ClosedLoopOptions, type ClosedLoopResult, type OpenLoopResult } from './load';
 import { ratio, round } from './stats';
 
@@ -88,6 +89,11 @@ export interface ThroughputComparison {
   bare: ClosedLoopResult;
   /** service jobs/s over bare jobs/s. */
   ratio: number;
+  /**
+   * Milliseconds of CPU per job, per part of the stack (Linux: from /proc), during each run:
+   * where the difference between the two comes from. `bench` is this process.
+   */
+  cpuMsPerJob?: { service?: Record<string, number>; bare?: Record<string, number> };
 }
 
 export interface BenchResult {
@@ -199,11 +205,17 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       drainTimeoutMs: options.drainTimeoutS * 1000,
     });
     const compare = async (outputs: number, concurrency: number, durationS: number): Promise<ThroughputComparison> => {
+      const beforeBare = cpuSnapshot();
       const bare = await runClosedLoop(loop(concurrency, durationS), bareJobRunner(temporal!, bareTaskQueue, outputs));
       log(`    bare:    ${describeLoop(bare)}`);
+      const beforeService = cpuSnapshot();
       const service = await runClosedLoop(loop(concurrency, durationS), serviceJobRunner(http, outputs));
       log(`    service: ${describeLoop(service)}`);
-      return { outputs, concurrency, service, bare, ratio: ratio(service.jobsPerS, bare.jobsPerS) };
+      const cpuMs = {
+        service: cpuMsPerJob(beforeService, cpuSnapshot(), service.completed),
+        bare: cpuMsPerJob(beforeBare, beforeService, bare.completed),
+      };
+      return { outputs, concurrency, service, bare, ratio: ratio(service.jobsPerS, bare.jobsPerS), ...(cpuMs.service || cpuMs.bare ? { cpuMsPerJob: cpuMs } : {}) };
     };
 
     if (temporal && options.warmupJobs > 0) {

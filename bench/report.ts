@@ -14,6 +14,15 @@ function point(label: string, p: ThroughputComparison): string[] {
   ];
 }
 
+/** `temporal 52.1 ms, worker 60.3 ms, … = 170.2 ms`, largest first. */
+export function formatCpu(perJob: Record<string, number>): string {
+  const parts = Object.entries(perJob)
+    .filter(([group]) => group !== 'total')
+    .sort(([, a], [, b]) => b - a)
+    .map(([group, ms]) => `${group} ${ms} ms`);
+  return `${parts.join(', ')} = ${perJob.total} ms`;
+}
+
 /** The readable summary: each figure beside its target and the bare baseline. */
 export function formatSummary(result: BenchResult): string {
   const { targets } = result;
@@ -30,6 +39,8 @@ export function formatSummary(result: BenchResult): string {
     lines.push(`  service   ${loop(t.service)} (${t.service.completed} jobs)${bad(t.service)}`);
     lines.push(`  bare      ${loop(t.bare)} (${t.bare.completed} jobs)${bad(t.bare)}   <- the floor: same shape, no-op activities`);
     lines.push(`  ratio     ${t.ratio} of bare          target >= ${targets.throughputRatio}: ${verdict(t.ratio >= targets.throughputRatio)}`);
+    if (t.cpuMsPerJob?.service) lines.push(`  CPU per job, service: ${formatCpu(t.cpuMsPerJob.service)}`);
+    if (t.cpuMsPerJob?.bare) lines.push(`  CPU per job, bare:    ${formatCpu(t.cpuMsPerJob.bare)}`);
   }
 
   const a = result.apiLatency;
@@ -83,11 +94,18 @@ export function formatMarkdownTable(result: BenchResult): string {
   if (t) {
     rows.push([`Throughput, ${t.concurrency} clients × ${t.outputs} outputs`, `${t.service.jobsPerS} jobs/s${losses(t.service)}`, `${t.bare.jobsPerS} jobs/s${losses(t.bare)}`, `≥ ${result.targets.throughputRatio} × bare`, `${t.ratio} ${result.targets.throughputRatio <= t.ratio ? '✅' : '❌'}`]);
     rows.push(['End-to-end p50 / p99', `${ms(t.service.latency.p50Ms)} / ${ms(t.service.latency.p99Ms)} ms`, `${ms(t.bare.latency.p50Ms)} / ${ms(t.bare.latency.p99Ms)} ms`, '', '']);
+    const cpu = t.cpuMsPerJob;
+    if (cpu?.service && cpu.bare) rows.push(['CPU per job, all processes', formatCpu(cpu.service), formatCpu(cpu.bare), '', '']);
   }
   const a = result.apiLatency;
   if (a) {
     const met = a.post.p99Ms <= result.targets.postP99Ms;
     rows.push([`POST /api/v1/generate at ${a.ratePerS}/s (p50 / p99 / max)`, `${ms(a.post.p50Ms)} / ${ms(a.post.p99Ms)} / ${ms(a.post.maxMs)} ms`, '', `p99 ≤ ${result.targets.postP99Ms} ms`, met ? '✅' : '❌']);
+    const postParts = a.serverTiming;
+    if (postParts.db.count > 0) {
+      rows.push(['… of which recording the job (p50 / p99)', `${ms(postParts.db.p50Ms)} / ${ms(postParts.db.p99Ms)} ms`, '', '', '']);
+      rows.push(["… of which starting its workflow (p50 / p99)", `${ms(postParts.temporal.p50Ms)} / ${ms(postParts.temporal.p99Ms)} ms`, '', '', '']);
+    }
   }
   for (const p of result.scaling?.byOutputs ?? []) {
     rows.push([`${p.outputs} outputs × ${p.concurrency} clients (jobs/s, p99)`, `${p.service.jobsPerS}, ${ms(p.service.latency.p99Ms)} ms${losses(p.service)}`, `${p.bare.jobsPerS}, ${ms(p.bare.latency.p99Ms)} ms${losses(p.bare)}`, '', `${p.ratio}`]);

@@ -53,6 +53,14 @@ describe('benchmark smoke run', () => {
       expect(run.latency.p99Ms).toBeGreaterThanOrEqual(run.latency.p50Ms);
     }
     expect(throughput!.ratio).toBeGreaterThan(0);
+    if (process.platform === 'linux') {
+      // The load generator runs here, so its share of each run's CPU cannot be zero, and the parts add up.
+      for (const perJob of [throughput!.cpuMsPerJob!.service!, throughput!.cpuMsPerJob!.bare!]) {
+        expect(perJob.bench).toBeGreaterThan(0);
+        const parts = Object.entries(perJob).filter(([group]) => group !== 'total').reduce((sum, [, ms]) => sum + ms, 0);
+        expect(Math.abs(parts - perJob.total!)).toBeLessThan(1);
+      }
+    }
 
     const api = result.apiLatency!;
     expect(api.accepted).toBeGreaterThan(0);
