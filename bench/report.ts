@@ -17,7 +17,8 @@ function point(label: string, p: ThroughputComparison): string[] {
 /** `temporal 52.1 ms, worker 60.3 ms, … = 170.2 ms`, largest first. */
 export function formatCpu(perJob: Record<string, number>): string {
   const parts = Object.entries(perJob)
-    .filter(([group]) => group !== 'total')
+    // Parts of the stack the run did not use (under half a millisecond per job) are left out of the text.
+    .filter(([group, ms]) => group !== 'total' && ms >= 0.5)
     .sort(([, a], [, b]) => b - a)
     .map(([group, ms]) => `${group} ${ms} ms`);
   return `${parts.join(', ')} = ${perJob.total} ms`;
