@@ -13,6 +13,9 @@ export function createS3Client(config: Pick<Config, 'S3_ENDPOINT_URL' | 'S3_REGI
     // Without these a connection to an S3 that stopped answering waits forever: fail it, so the
     // upload is retried (uploads heartbeat while they wait, so the heartbeat timeout cannot).
     requestHandler: { connectionTimeout: 5_000, socketTimeout: 30_000 },
+    // A reset connection or a 503 is retried here, on a new connection, before an upload attempt
+    // gives up (the SDK's default is 3 tries): a flaky link costs an activity attempt far less often.
+    maxAttempts: 5,
   });
 }
 

@@ -48,7 +48,10 @@ describe('faults: S3 restarted or slow mid-upload', () => {
     await startS3();
     toxiproxy = await Toxiproxy.start();
     s3Proxy = await toxiproxy.proxy('s3', `127.0.0.1:${s3Port}`);
-    const env = { S3_ENDPOINT_URL: `http://${s3Proxy.listen}`, S3_BUCKET_NAME: BUCKET, ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS: '2' };
+    // Eight attempts per output: with half of all connections reset, an upload attempt fails about
+    // one time in three once the S3 client's retry quota is spent (after the kill scenario), and
+    // the default five would lose an output in about one run in fifty.
+    const env = { S3_ENDPOINT_URL: `http://${s3Proxy.listen}`, S3_BUCKET_NAME: BUCKET, ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS: '2', PERSIST_MAX_ATTEMPTS: '8' };
     stack = await startTestStack({ worker: false, env });
     direct = createS3Client({ ...stack.config, S3_ENDPOINT_URL: `http://127.0.0.1:${s3Port}` });
     await ensureBucket(direct, BUCKET);
