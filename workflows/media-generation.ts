@@ -8,6 +8,7 @@ import {
   setHandler,
   sleep,
   upsertSearchAttributes,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { MediaActivities, PersistOutputResult } from '../activities/create-activities';
 import { NonRetryable } from '../common/errors';
@@ -68,13 +69,19 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
   };
   const terminalEvent: Record<TerminalStatus, WebhookEvent> = { COMPLETED: 'completed', FAILED: 'failed', CANCELLED: 'cancelled' };
 
-  // deadline_seconds: a timer raced against the work; when it fires first, the work is cancelled.
+  // deadline_seconds counts from the submission (the workflow's start): a timer for what is left of
+  // it races the work, and cancels it when it fires first. A job that no worker picked up before its
+  // deadline is cancelled before it starts.
   let started = false;
   let deadlineExceeded = false;
   const deadlineScope = new CancellationScope();
-  if (input.deadlineSeconds) {
+  const deadlineLeftMs = input.deadlineSeconds ? workflowInfo().startTime.getTime() + input.deadlineSeconds * 1000 - Date.now() : undefined;
+  if (deadlineLeftMs !== undefined && deadlineLeftMs <= 0) {
+    deadlineExceeded = true;
+    work.cancel();
+  } else if (deadlineLeftMs !== undefined) {
     void deadlineScope
-      .run(() => sleep(input.deadlineSeconds! * 1000))
+      .run(() => sleep(deadlineLeftMs))
       .then(
         () => {
           deadlineExceeded = true;

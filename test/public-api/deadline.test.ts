@@ -34,6 +34,29 @@ describe('deadline_seconds', () => {
     expect((await handle.describe()).status.name).toBe('COMPLETED');
   });
 
+  it('counts the deadline from the submission: a job no worker picked up in time ends CANCELLED without a prediction', async () => {
+    const idle = await startTestStack({ worker: false });
+    let late: TestStack | undefined;
+    try {
+      const reply = await postJson(idle.baseUrl, '/api/v1/generate', { ...validRequest, deadline_seconds: 1 });
+      expect(reply.status).toBe(202);
+      const jobId = reply.body!.job_id as string;
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      // A worker comes up on the job's task queue after its deadline.
+      const fresh = new ScriptedProvider();
+      late = await startTestStack({ provider: fresh, env: { TEMPORAL_TASK_QUEUE: idle.config.TEMPORAL_TASK_QUEUE } });
+      const job = await waitForJob(idle.baseUrl, jobId, undefined, 20_000);
+      expect(job.status).toBe('CANCELLED');
+      expect(job.error_message).toBe('The job did not finish within its deadline of 1 s (deadline_seconds); it had not started.');
+      expect(job.started_at).toBeNull();
+      expect(job.media.map((media: { status: string }) => media.status)).toEqual(['CANCELLED', 'CANCELLED']);
+      expect(fresh.createdForJob(jobId)).toBe(0);
+    } finally {
+      await late?.stop();
+      await idle.stop();
+    }
+  });
+
   it('leaves a job that finishes in time alone', async () => {
     const fast = new ScriptedProvider();
     const quick = await startTestStack({ provider: fast });
