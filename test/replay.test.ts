@@ -32,7 +32,7 @@ function historyFromFile(file: string): unknown {
  */
 describe('workflow histories replay against the current code', () => {
   it('has recorded histories to replay', () => {
-    expect(histories.length).toBeGreaterThanOrEqual(4);
+    expect(histories.length).toBeGreaterThanOrEqual(5);
   });
 
   it.each(histories)('%s', async (name) => {
