@@ -25,8 +25,11 @@ describe('mediaGeneration workflow', () => {
     return reply!.job_id as string;
   }
 
+  /** MediaJobStatus once the workflow has ended (the row ends inside its last workflow task, a moment earlier). */
   async function searchStatus(jobId: string): Promise<unknown> {
-    const description = await stack.client.workflow.getHandle(workflowIdForJob(jobId)).describe();
+    const handle = stack.client.workflow.getHandle(workflowIdForJob(jobId));
+    await handle.result().catch(() => undefined);
+    const description = await handle.describe();
     return description.typedSearchAttributes.get(mediaJobStatusSearchAttribute);
   }
 

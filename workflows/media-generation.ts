@@ -97,7 +97,8 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
     deadlineScope.cancel();
     progress.phase = status === 'COMPLETED' ? 'completed' : status === 'FAILED' ? 'failed' : 'cancelled';
     if (errorMessage) progress.error = errorMessage;
-    // The search attribute first: by the time a client sees the row end, Temporal agrees with it.
+    // Recorded with the workflow task that runs finishJob (a local activity): the row ends a moment
+    // before Temporal has it, and a closed workflow always carries its final status.
     setStatus(status);
     const ended = await records.finishJob({ jobId, status, errorMessage, generationRetries });
     // Only the call that ended the job announces it; the workflow stays open while deliveries retry.

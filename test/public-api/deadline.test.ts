@@ -28,6 +28,8 @@ describe('deadline_seconds', () => {
     expect(elapsed).toBeGreaterThanOrEqual(2_000);
     expect(elapsed).toBeLessThan(15_000);
     const handle = stack.client.workflow.getHandle(workflowIdForJob(jobId));
+    // The row ends inside the workflow's last task; the workflow closes as that task completes.
+    await handle.result();
     const progress = await handle.query(progressQuery);
     expect(progress.phase).toBe('failed');
     expect(provider.cancelled).toContain(progress.predictionId);
