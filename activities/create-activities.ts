@@ -8,7 +8,7 @@ import type { JobStatus, OutputFormat, TerminalStatus } from '../common/statuses
 import { mediaObjectKey } from '../common/storage-keys';
 import { isDatabaseUnavailable } from '../db/availability';
 import type { Database } from '../db/client';
-import { finishJob, getPredictionId, markJobProcessing, recordPredictionId } from '../db/queries/jobs';
+import { finishJob, getJobStatus, getPredictionId, markJobProcessing, recordPredictionId } from '../db/queries/jobs';
 import { markMediaCompleted, markMediaFailed, markMediaProcessing } from '../db/queries/media';
 import { storeObject } from './object-storage';
 import { reconcileUnfinishedJobs, type ReconcileResult } from './reconcile';
@@ -200,9 +200,16 @@ export function createActivities(deps: ActivityDependencies) {
       await markMediaFailed(db, input, storableText(input.errorMessage));
     },
 
+    /**
+     * Ends the job; returns whether it now has this outcome because of this workflow, so that the
+     * workflow announces it. While the workflow runs nothing else ends its job, so a job already in
+     * this status was ended by an earlier run of this step whose result was lost (its worker died
+     * before the workflow task completed): that run's announcement is made now.
+     */
     async finishJob(input: FinishJobInput): Promise<boolean> {
       const { jobId, ...outcome } = input;
-      return finishJob(db, jobId, { ...outcome, errorMessage: outcome.errorMessage === undefined ? undefined : storableText(outcome.errorMessage) });
+      if (await finishJob(db, jobId, { ...outcome, errorMessage: outcome.errorMessage === undefined ? undefined : storableText(outcome.errorMessage) })) return true;
+      return (await getJobStatus(db, jobId)) === outcome.status;
     },
 
     /** One webhook message, signed with the worker's secret; each attempt is recorded. */

@@ -70,6 +70,9 @@ describe('activities', () => {
     const job = await newJob(2);
     expect(await runActivity(activities.finishJob, [{ jobId: job.id, status: 'CANCELLED', errorMessage: 'first' }])).toBe(true);
     const afterFirst = await getJob(database.db, job.id);
+    // The same step run again (its first result lost with its worker) still says to announce the end, and changes nothing.
+    expect(await runActivity(activities.finishJob, [{ jobId: job.id, status: 'CANCELLED', errorMessage: 'first' }])).toBe(true);
+    expect(await getJob(database.db, job.id)).toEqual(afterFirst);
     expect(await runActivity(activities.finishJob, [{ jobId: job.id, status: 'FAILED', errorMessage: 'second' }])).toBe(false);
     const afterSecond = await getJob(database.db, job.id);
     expect(afterSecond).toEqual(afterFirst);

@@ -197,6 +197,11 @@ export async function recordPredictionId(db: Database, jobId: string, prediction
   return result.rows[0]?.prediction_id ?? undefined;
 }
 
+export async function getJobStatus(db: Database, jobId: string): Promise<JobStatus | undefined> {
+  const [row] = await db.select({ status: jobs.status }).from(jobs).where(eq(jobs.id, jobId));
+  return row?.status;
+}
+
 export async function getPredictionId(db: Database, jobId: string): Promise<string | undefined> {
   const [row] = await db.select({ predictionId: jobs.predictionId }).from(jobs).where(eq(jobs.id, jobId));
   return row?.predictionId ?? undefined;
