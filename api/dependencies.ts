@@ -2,6 +2,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { Config } from '../common/config';
+import type { Presigner } from '../common/status-reply';
 import type { Database } from '../db/client';
 
 export interface ApiDependencies {
@@ -10,8 +11,8 @@ export interface ApiDependencies {
   temporal: Client;
   /** For the API's own S3 calls (readiness). */
   s3: S3Client;
-  /** For presigned URLs: addressed the way clients reach S3. */
-  presignS3: S3Client;
+  /** Signs the URLs of stored outputs, addressed the way clients reach S3 (one cache for the whole API). */
+  presigner: Presigner;
   logger: Logger;
   /** OTEL_EXPORTER_OTLP_ENDPOINT is set: a span per request (the Temporal client carries it into workflows). */
   tracing?: boolean;

@@ -3,6 +3,7 @@ import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors
 import { loadConfigOrExit } from '../common/config';
 import { createLogger } from '../common/logger';
 import { createS3Client } from '../common/s3';
+import { createPresigner } from '../common/status-reply';
 import { startTracing } from '../common/tracing';
 import { createDatabase } from '../db/client';
 import { createApp } from './app';
@@ -26,8 +27,7 @@ function main(): void {
     ...(tracing ? { interceptors: { workflow: [new OpenTelemetryWorkflowClientInterceptor()] } } : {}),
   });
   const s3 = createS3Client(config);
-  const presignS3 = config.S3_PUBLIC_ENDPOINT_URL ? createS3Client({ ...config, S3_ENDPOINT_URL: config.S3_PUBLIC_ENDPOINT_URL }) : s3;
-  const app = createApp({ config, db: database.db, temporal, s3, presignS3, logger, tracing: Boolean(tracing) });
+  const app = createApp({ config, db: database.db, temporal, s3, presigner: createPresigner(config, s3), logger, tracing: Boolean(tracing) });
 
   const server = app.listen(config.PORT, () => logger.info({ port: config.PORT }, `API listening on http://127.0.0.1:${config.PORT}`));
   answerUnparsableRequestsWithProblems(server);

@@ -2,7 +2,7 @@ import type { z } from 'zod';
 import type { StatusReply as SharedStatusReply } from '../common/status-reply';
 import type { statusReplySchema } from './schemas';
 
-export { createPresigner, presignedUrl, toStatusReply, type Presigner } from '../common/status-reply';
+export { presignedUrl, toStatusReply, type Presigner } from '../common/status-reply';
 
 export type StatusReply = z.infer<typeof statusReplySchema>;
 /** The shared serializer and the documented schema describe the same reply. */

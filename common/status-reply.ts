@@ -1,6 +1,8 @@
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { JobWithMedia } from '../db/queries/jobs';
+import type { Config } from './config';
+import { createS3Client } from './s3';
 import type { JobStatus, MediaStatus, OutputFormat } from './statuses';
 
 /**
@@ -50,12 +52,17 @@ const iso = (date: Date | null) => (date ? date.toISOString() : null);
 const PRESIGNED_URL_CACHE_ENTRIES = 10_000;
 
 /**
- * A presigner that signs each object once per half-lifetime: a client polling a job every 100 ms
- * gets the same URL (which browsers and CDNs can cache) while it is valid for at least half of
- * PRESIGNED_URL_EXPIRES_SECONDS, and the API does not sign it on every poll.
+ * The process's presigner: URLs addressed the way clients reach S3 (S3_PUBLIC_ENDPOINT_URL when
+ * set, else `s3`'s endpoint), each object signed once per half-lifetime: a client polling a job
+ * every 100 ms gets the same URL (which browsers and CDNs can cache) while it is valid for at least
+ * half of PRESIGNED_URL_EXPIRES_SECONDS, and the URL is not signed again on every poll.
  */
-export function createPresigner(options: Omit<Presigner, 'cache'>): Presigner {
-  return { ...options, cache: new Map() };
+export function createPresigner(
+  config: Pick<Config, 'S3_PUBLIC_ENDPOINT_URL' | 'S3_BUCKET_NAME' | 'PRESIGNED_URL_EXPIRES_SECONDS'> & Parameters<typeof createS3Client>[0],
+  s3: S3Client,
+): Presigner {
+  const client = config.S3_PUBLIC_ENDPOINT_URL ? createS3Client({ ...config, S3_ENDPOINT_URL: config.S3_PUBLIC_ENDPOINT_URL }) : s3;
+  return { client, bucket: config.S3_BUCKET_NAME, expiresInSeconds: config.PRESIGNED_URL_EXPIRES_SECONDS, cache: new Map() };
 }
 
 export async function presignedUrl(presigner: Presigner, key: string): Promise<string> {

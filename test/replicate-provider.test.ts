@@ -2,6 +2,7 @@ import { ReplicateProvider } from '../activities/providers/replicate-provider';
 import type { GenerationRequest } from '../activities/providers/provider';
 import { findFreePort } from '../scripts/processes';
 import { ReplicateStandIn } from './support/replicate-stand-in';
+import { failure } from './support/failure';
 
 const TOKEN = 'r8_provider-test-token-0123456789';
 const request: GenerationRequest = { jobId: 'job-1', model: 'acme/painter', prompt: 'a red kite', numOutputs: 2, seed: 11, outputFormat: 'png' };
@@ -24,15 +25,6 @@ function provider(overrides: { apiToken?: string; baseUrl?: string } = {}) {
     maxOutputBytes: 10_000_000,
     ...overrides,
   });
-}
-
-async function failure(promise: Promise<unknown>): Promise<Record<string, any>> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  if (!error) throw new Error('expected a failure, got success');
-  return error as Record<string, any>;
 }
 
 async function settle(replicate: ReplicateProvider, id: string) {

@@ -2,6 +2,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { safeDownload, type SafeDownloadOptions } from '../activities/safe-download';
 import { isPublicAddress } from '../common/public-address';
+import { failure } from './support/failure';
 
 interface LocalServer {
   url: string;
@@ -45,15 +46,6 @@ const options = (overrides: Partial<SafeDownloadOptions> = {}): SafeDownloadOpti
   allowPrivate: false,
   ...overrides,
 });
-
-async function failure(promise: Promise<unknown>): Promise<Record<string, any>> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  if (!error) throw new Error('expected a failure, got success');
-  return error as Record<string, any>;
-}
 
 async function readAll(body: AsyncIterable<Uint8Array>): Promise<Buffer> {
   const chunks: Buffer[] = [];

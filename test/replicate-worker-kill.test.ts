@@ -1,6 +1,6 @@
 import { ReplicateStandIn } from './support/replicate-stand-in';
 import { postJson, startTestStack, validRequest, waitForJob, type TestStack } from './support/stack';
-import { WorkerProcess, workerProcessEnv } from './support/worker-process';
+import { replicateWorkerProcess, type WorkerProcess } from './support/worker-process';
 
 const TOKEN = 'r8_worker-kill-token-8c2d41';
 
@@ -13,14 +13,7 @@ describe('a worker killed while its prediction runs', () => {
     standIn = await ReplicateStandIn.start({ token: TOKEN });
     // The API puts the short heartbeat timeout into the workflow input, so a dead worker is noticed in 2s.
     stack = await startTestStack({ worker: false, env: { ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS: '2' } });
-    worker = new WorkerProcess(
-      workerProcessEnv(stack.config, {
-        MEDIA_GENERATOR_PROVIDER: 'replicate',
-        REPLICATE_API_TOKEN: TOKEN,
-        REPLICATE_BASE_URL: standIn.apiUrl,
-        MEDIA_FETCH_ALLOW_PRIVATE: 'true',
-      }),
-    );
+    worker = replicateWorkerProcess(stack.config, standIn, TOKEN);
   });
   afterAll(async () => {
     await worker?.kill('SIGKILL');

@@ -1,6 +1,7 @@
 import { loadConfigOrExit } from '../common/config';
 import { createLogger } from '../common/logger';
 import { createS3Client } from '../common/s3';
+import { createPresigner } from '../common/status-reply';
 import { startTracing } from '../common/tracing';
 import { createProvider } from '../activities/providers';
 import { createDatabase } from '../db/client';
@@ -34,7 +35,6 @@ async function main(): Promise<void> {
     );
   }
   const s3 = createS3Client(config);
-  const presignS3 = config.S3_PUBLIC_ENDPOINT_URL ? createS3Client({ ...config, S3_ENDPOINT_URL: config.S3_PUBLIC_ENDPOINT_URL }) : s3;
   const worker = await createMediaWorker({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
@@ -52,7 +52,7 @@ async function main(): Promise<void> {
       webhooks: {
         signingSecret: config.WEBHOOK_SIGNING_SECRET,
         allowPrivate: config.MEDIA_FETCH_ALLOW_PRIVATE,
-        presigner: { client: presignS3, bucket: config.S3_BUCKET_NAME, expiresInSeconds: config.PRESIGNED_URL_EXPIRES_SECONDS },
+        presigner: createPresigner(config, s3),
       },
     },
     metrics,

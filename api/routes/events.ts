@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { isTerminalStatus } from '../../common/statuses';
-import { createPresigner, presignedUrl } from '../../common/status-reply';
+import { presignedUrl } from '../../common/status-reply';
 import { listJobEvents } from '../../db/queries/events';
 import { getJob } from '../../db/queries/jobs';
 import type { JobEventRow } from '../../db/schema';
@@ -19,9 +19,8 @@ function lastEventId(value: string | undefined): number {
  * `output`), in order, each with its sequence number as id; ends after the terminal status. A
  * client that reconnects with Last-Event-ID gets the events after that one; 204 once nothing is left.
  */
-export function eventsRouter({ config, db, presignS3, logger }: ApiDependencies): Router {
+export function eventsRouter({ db, presigner, logger }: ApiDependencies): Router {
   const router = Router();
-  const presigner = createPresigner({ client: presignS3, bucket: config.S3_BUCKET_NAME, expiresInSeconds: config.PRESIGNED_URL_EXPIRES_SECONDS });
 
   const eventData = async (event: JobEventRow) => {
     const data: Record<string, unknown> = { job_id: event.jobId, ...(event.data as Record<string, unknown>), at: event.createdAt.toISOString() };

@@ -9,7 +9,7 @@ import { callerOf, canSee } from '../auth';
 import type { ApiDependencies } from '../dependencies';
 import { Problem } from '../problem';
 import { cancelRequestSchema, deliveryParamsSchema, jobIdParamSchema, listJobsQuerySchema } from '../schemas';
-import { createPresigner, decodeCursor, encodeCursor, toStatusReply } from '../serialize';
+import { decodeCursor, encodeCursor, toStatusReply } from '../serialize';
 import { withTemporalTimeout } from '../timeout';
 import { parseOrThrow, requireJsonBody } from '../validation';
 
@@ -49,9 +49,8 @@ function deliveryReply(row: WebhookDeliveryRow) {
   };
 }
 
-export function jobsRouter({ config, db, temporal, presignS3, logger }: ApiDependencies): Router {
+export function jobsRouter({ config, db, temporal, presigner, logger }: ApiDependencies): Router {
   const router = Router();
-  const presigner = createPresigner({ client: presignS3, bucket: config.S3_BUCKET_NAME, expiresInSeconds: config.PRESIGNED_URL_EXPIRES_SECONDS });
 
   router.get('/api/v1/status/:job_id', async (req, res) => {
     const job = await visibleJob(db, res, parseJobId(req.params));

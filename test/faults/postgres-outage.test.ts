@@ -35,7 +35,7 @@ describe('faults: Postgres unreachable for 30 s', () => {
     stack = await startTestStack({ worker: false, env: { DATABASE_URL: proxiedUrl, ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS: '2' } });
     direct = createDatabase({ url: databaseUrl.toString(), poolSize: 2 });
     s3 = createS3Client(stack.config);
-    worker = new WorkerProcess(workerProcessEnv(stack.config, { FAKE_PROVIDER_LATENCY_MS: '3000', WORKER_METRICS_PORT: '0' }));
+    worker = new WorkerProcess(workerProcessEnv(stack.config, { FAKE_PROVIDER_LATENCY_MS: '3000' }));
     await worker.start();
   });
 

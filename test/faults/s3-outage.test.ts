@@ -12,7 +12,7 @@ import { ReplicateStandIn } from '../support/replicate-stand-in';
 import { TEST_S3_CREDENTIALS } from '../support/servers';
 import { getJson, startTestStack, validRequest, type TestStack } from '../support/stack';
 import { Toxiproxy, type Proxy } from '../support/toxiproxy';
-import { WorkerProcess, workerProcessEnv } from '../support/worker-process';
+import { replicateWorkerProcess, type WorkerProcess } from '../support/worker-process';
 
 const TOKEN = 'r8_fault-s3-7d02';
 const BUCKET = 'media-fault';
@@ -56,15 +56,7 @@ describe('faults: S3 restarted or slow mid-upload', () => {
     direct = createS3Client({ ...stack.config, S3_ENDPOINT_URL: `http://127.0.0.1:${s3Port}` });
     await ensureBucket(direct, BUCKET);
     standIn = await ReplicateStandIn.start({ token: TOKEN });
-    worker = new WorkerProcess(
-      workerProcessEnv(stack.config, {
-        MEDIA_GENERATOR_PROVIDER: 'replicate',
-        REPLICATE_API_TOKEN: TOKEN,
-        REPLICATE_BASE_URL: standIn.apiUrl,
-        MEDIA_FETCH_ALLOW_PRIVATE: 'true',
-        WORKER_METRICS_PORT: '0',
-      }),
-    );
+    worker = replicateWorkerProcess(stack.config, standIn, TOKEN);
     await worker.start();
   }, 90_000);
 

@@ -40,7 +40,7 @@ describe('faults: Temporal server restarted', () => {
     await startTemporal();
     stack = await startTestStack({ worker: false, env: { TEMPORAL_ADDRESS: `127.0.0.1:${port}`, ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS: '2' } });
     s3 = createS3Client(stack.config);
-    worker = new WorkerProcess(workerProcessEnv(stack.config, { FAKE_PROVIDER_LATENCY_MS: '4000', WORKER_METRICS_PORT: '0' }));
+    worker = new WorkerProcess(workerProcessEnv(stack.config, { FAKE_PROVIDER_LATENCY_MS: '4000' }));
     await worker.start();
   }, 90_000);
 

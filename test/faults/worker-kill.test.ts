@@ -4,7 +4,7 @@ import { checkLedger, Ledger, listAll } from '../support/books';
 import { jobState, runMarker, sleep, waitFor, waitForJobsToEnd } from '../support/faults';
 import { ReplicateStandIn } from '../support/replicate-stand-in';
 import { startTestStack, validRequest, type TestStack } from '../support/stack';
-import { WorkerProcess, workerProcessEnv } from '../support/worker-process';
+import { replicateWorkerProcess, type WorkerProcess } from '../support/worker-process';
 
 const TOKEN = 'r8_fault-worker-kill-5e1c';
 /** A killed worker's activities must be taken over within this long of a new worker being up. */
@@ -31,15 +31,7 @@ describe('faults: worker killed (SIGKILL) at each crash point', () => {
     // The API puts the heartbeat timeout into each workflow's input: a dead worker is noticed in 2 s.
     stack = await startTestStack({ worker: false, env: { ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS: '2' } });
     s3 = createS3Client(stack.config);
-    worker = new WorkerProcess(
-      workerProcessEnv(stack.config, {
-        MEDIA_GENERATOR_PROVIDER: 'replicate',
-        REPLICATE_API_TOKEN: TOKEN,
-        REPLICATE_BASE_URL: standIn.apiUrl,
-        MEDIA_FETCH_ALLOW_PRIVATE: 'true',
-        WORKER_METRICS_PORT: '0',
-      }),
-    );
+    worker = replicateWorkerProcess(stack.config, standIn, TOKEN);
   });
 
   afterAll(async () => {

@@ -10,6 +10,7 @@ import { FakeProvider } from '../../activities/providers/fake-provider';
 import type { MediaProvider } from '../../activities/providers/provider';
 import { parseConfig, type Config } from '../../common/config';
 import { createS3Client } from '../../common/s3';
+import { createPresigner } from '../../common/status-reply';
 import { createDatabase, type DatabaseHandle } from '../../db/client';
 import { createMediaWorker } from '../../worker/create-worker';
 import { createWorkerMetrics, type WorkerMetrics } from '../../worker/metrics';
@@ -91,7 +92,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
         webhooks: {
           signingSecret: config.WEBHOOK_SIGNING_SECRET,
           allowPrivate: config.MEDIA_FETCH_ALLOW_PRIVATE,
-          presigner: { client: s3, bucket: config.S3_BUCKET_NAME, expiresInSeconds: config.PRESIGNED_URL_EXPIRES_SECONDS },
+          presigner: createPresigner(config, s3),
         },
       },
       metrics: workerMetrics,
@@ -114,7 +115,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     }),
     tracing: Boolean(tracing),
     s3,
-    presignS3: s3,
+    presigner: createPresigner(config, s3),
     logger: silentLogger,
   });
   const server: Server = await new Promise((resolve) => {

@@ -20,8 +20,23 @@ export function workerProcessEnv(config: Config, overrides: Record<string, strin
     S3_BUCKET_NAME: config.S3_BUCKET_NAME,
     WORKFLOW_BUNDLE_PATH: testServers().workflowBundlePath,
     LOG_LEVEL: 'info',
+    // Several worker processes may run at once (and a dev stack beside them): no fixed metrics port.
+    WORKER_METRICS_PORT: '0',
     ...overrides,
   };
+}
+
+/** A worker process on the Replicate provider, against the stand-in at `apiUrl` with `token`. */
+export function replicateWorkerProcess(config: Config, standIn: { apiUrl: string }, token: string): WorkerProcess {
+  return new WorkerProcess(
+    workerProcessEnv(config, {
+      MEDIA_GENERATOR_PROVIDER: 'replicate',
+      REPLICATE_API_TOKEN: token,
+      REPLICATE_BASE_URL: standIn.apiUrl,
+      // The stand-in serves its outputs from 127.0.0.1.
+      MEDIA_FETCH_ALLOW_PRIVATE: 'true',
+    }),
+  );
 }
 
 /**
