@@ -38,6 +38,16 @@ describe('end to end: HTTP request to downloadable media', () => {
     expect(digests.size).toBe(3);
   });
 
+  it('answers a later poll with the URL it signed before (reused for half its lifetime)', async () => {
+    const submitted = await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, num_outputs: 1 });
+    const first = await waitForJob(stack.baseUrl, submitted.body!.job_id);
+    // A URL signed now would carry another X-Amz-Date: signing happens at one-second resolution.
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    const later = await getJson(stack.baseUrl, `/api/v1/status/${submitted.body!.job_id}`);
+    expect(first.media[0].presigned_media_url).toMatch(/X-Amz-Date=/);
+    expect(later.body!.media[0].presigned_media_url).toBe(first.media[0].presigned_media_url);
+  });
+
   it('gives the same bytes for the same prompt, seed and index across jobs', async () => {
     const first = await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, num_outputs: 1 });
     const second = await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, num_outputs: 1 });
