@@ -54,7 +54,8 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
 
   // Webhooks: each message is an activity with its own long retry policy; its attempts are recorded
   // by the activity, and a message that still fails after a day of retries does not fail the job.
-  const deliveryScope = new CancellationScope();
+  // Not cancellable: a workflow cancel request must not stop the messages, `cancelled` least of all.
+  const deliveryScope = new CancellationScope({ cancellable: false });
   const deliveries: Promise<void>[] = [];
   const notify = (event: WebhookEvent, outputIndex?: number): Promise<void> => {
     const webhook = input.webhook;

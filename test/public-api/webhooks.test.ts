@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import type { WorkflowHandle } from '@temporalio/client';
+import { cancelSignal, workflowIdForJob } from '../../common/temporal';
 import { deliverWebhook } from '../../activities/webhook-delivery';
 import { createJob } from '../../db/queries/jobs';
 import { listDeliveries } from '../../db/queries/webhook-deliveries';
@@ -121,6 +123,31 @@ describe('webhooks', () => {
       expect(message!.headers['webhook-id']).toBe(`msg_${job.job_id}_failed`);
     } finally {
       await receiver.close();
+    }
+  });
+
+  it.each([
+    ['an operator signal', (handle: WorkflowHandle) => handle.signal(cancelSignal, { reason: 'duplicate job' })],
+    ['a workflow cancel request', (handle: WorkflowHandle) => handle.cancel()],
+  ])('announces a job cancelled by %s with a `cancelled` message', async (_how, cancel) => {
+    const slow = await startTestStack({
+      provider: new ScriptedProvider({ latencyMs: 60_000 }),
+      env: { WEBHOOK_SIGNING_SECRET: SECRET, MEDIA_FETCH_ALLOW_PRIVATE: 'true', WEBHOOK_RETRY_INITIAL_INTERVAL_SECONDS: '1' },
+    });
+    const receiver = await startWebhookReceiver();
+    try {
+      const reply = await postJson(slow.baseUrl, '/api/v1/generate', { ...validRequest, webhook_url: receiver.url });
+      const jobId = reply.body!.job_id as string;
+      const handle = slow.client.workflow.getHandle(workflowIdForJob(jobId));
+      await waitForJob(slow.baseUrl, jobId, (job) => job.status === 'PROCESSING', 20_000);
+      await cancel(handle);
+      const [message] = await receiver.waitFor(1);
+      expect(JSON.parse(message!.body)).toMatchObject({ event: 'cancelled', status: 'CANCELLED', job_id: jobId });
+      expect(message!.headers['webhook-id']).toBe(`msg_${jobId}_cancelled`);
+      expect(verifyWebhook(SECRET, message!.headers, message!.body)).toBe(true);
+    } finally {
+      await receiver.close();
+      await slow.stop();
     }
   });
 
