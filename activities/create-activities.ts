@@ -106,8 +106,16 @@ export function createActivities(deps: ActivityDependencies) {
       const existing = await getPredictionId(db, request.jobId);
       if (existing) return { predictionId: existing, attempt };
       const created = await provider.createPrediction(request);
-      await pauseForFaultInjection('after-create');
-      const recorded = await untilDatabaseAnswers(() => recordPredictionId(db, request.jobId, created));
+      let recorded: string | undefined;
+      try {
+        await pauseForFaultInjection('after-create');
+        recorded = await untilDatabaseAnswers(() => recordPredictionId(db, request.jobId, created));
+      } catch (error) {
+        // Cut off before the id was recorded (its timeout, a database error): the retry would create
+        // another, so this one is cancelled rather than left to run until its Cancel-After deadline.
+        await provider.cancelPrediction(created).catch(() => undefined);
+        throw error;
+      }
       if (recorded !== created) {
         logger.warn({ jobId: request.jobId, created, recorded }, 'a prediction was already on record; cancelling the new one');
         await provider.cancelPrediction(created).catch(() => undefined);

@@ -14,6 +14,13 @@ function runActivity<A extends unknown[], R>(fn: (...args: A) => Promise<R>, arg
   return new MockActivityEnvironment(info).run(fn as (...args: unknown[]) => Promise<R>, ...args) as Promise<R>;
 }
 
+async function waitUntil(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
+  for (const deadline = Date.now() + timeoutMs; !condition(); ) {
+    if (Date.now() > deadline) throw new Error('the condition did not hold in time');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 /** Activities against the real Postgres and S3 server: each may run twice or be cut off. */
 describe('activities', () => {
   const config = testConfig();
@@ -48,6 +55,20 @@ describe('activities', () => {
     expect(second.predictionId).toBe(first.predictionId);
     expect(provider.createdForJob(job.id)).toBe(1);
     expect((await getJob(database.db, job.id))!.predictionId).toBe(first.predictionId);
+  });
+
+  it('cancels the prediction it created when it is cut off before recording it', async () => {
+    const paused = createActivities({ db: database.db, s3, bucket: config.S3_BUCKET_NAME, provider, maxOutputBytes: 1024, logger: silentLogger, faultInjectionPauseAt: 'after-create' });
+    const job = await newJob();
+    const request = { jobId: job.id, model: job.model, prompt: job.prompt, numOutputs: 1, seed: 3, outputFormat: 'webp' as const };
+    const environment = new MockActivityEnvironment({ attempt: 1 });
+    const run = environment.run(paused.createPrediction, request);
+    await waitUntil(() => provider.createdForJob(job.id) === 1);
+    // Its start-to-close timeout (or the job's cancellation) stops it at the line between the create and the record.
+    environment.cancel('TIMED_OUT');
+    await expect(run).rejects.toBeDefined();
+    expect((await getJob(database.db, job.id))!.predictionId).toBeNull();
+    expect(provider.cancelled).toHaveLength(1);
   });
 
   it('stores an output once under its derived key when persistOutput runs twice', async () => {
