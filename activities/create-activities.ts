@@ -9,7 +9,7 @@ import { mediaObjectKey } from '../common/storage-keys';
 import { isDatabaseUnavailable } from '../db/availability';
 import type { Database } from '../db/client';
 import { finishJob, getJobStatus, getPredictionId, markJobProcessing, recordPredictionId } from '../db/queries/jobs';
-import { markMediaCompleted, markMediaFailed, markMediaProcessing } from '../db/queries/media';
+import { getMedia, markMediaCompleted, markMediaFailed, markMediaProcessing } from '../db/queries/media';
 import { storeObject } from './object-storage';
 import { reconcileUnfinishedJobs, type ReconcileResult } from './reconcile';
 import { deliverWebhook, type DeliveryResult, type WebhookDependencies } from './webhook-delivery';
@@ -174,7 +174,15 @@ export function createActivities(deps: ActivityDependencies) {
       // connection fails on its own idle timeout (safe-download, common/s3.ts) and is retried.
       return heartbeatWhile(
         async () => {
-          await untilDatabaseAnswers(() => markMediaProcessing(db, ref, input.sourceUrl));
+          if (context.info.attempt > 1) {
+            // An earlier attempt stored it and its answer was lost (its worker died after the record):
+            // the output is not fetched again, whatever its source says by now.
+            const row = await untilDatabaseAnswers(() => getMedia(db, ref));
+            if (row?.status === 'COMPLETED' && row.contentType && row.sizeBytes !== null && row.sha256) {
+              return { s3Key: row.s3Key, contentType: row.contentType, sizeBytes: row.sizeBytes, sha256: row.sha256, attempt: context.info.attempt };
+            }
+          }
+          await untilDatabaseAnswers(() => markMediaProcessing(db, ref, input.sourceUrl, context.info.attempt));
           const source = await provider.openOutput(input.sourceUrl, context.cancellationSignal);
           if (source.declaredLength !== undefined && source.declaredLength > maxOutputBytes) {
             source.body.destroy();

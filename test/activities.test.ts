@@ -6,6 +6,7 @@ import { storeObject } from '../activities/object-storage';
 import { createS3Client } from '../common/s3';
 import { createDatabase, type DatabaseHandle } from '../db/client';
 import { createJob, getJob } from '../db/queries/jobs';
+import { markMediaProcessing } from '../db/queries/media';
 import { ScriptedProvider } from './support/scripted-provider';
 import { silentLogger, testConfig } from './support/stack';
 
@@ -85,6 +86,28 @@ describe('activities', () => {
     expect(stored.ContentType).toBe('image/webp');
     const row = (await getJob(database.db, job.id))!.media[0]!;
     expect(row).toMatchObject({ status: 'COMPLETED', sha256: first.sha256, sizeBytes: first.sizeBytes, attempts: 1 });
+  });
+
+  it('answers a retry of an output already stored from its record, without fetching the source again', async () => {
+    const job = await newJob();
+    const predictionId = await provider.createPrediction({ jobId: job.id, model: 'a/b', prompt: 'idempotence', numOutputs: 1, seed: 3, outputFormat: 'webp' });
+    const state = await provider.getPrediction(predictionId);
+    const input = { jobId: job.id, outputIndex: 0, sourceUrl: state.status === 'succeeded' ? state.outputUrls[0]! : '', outputFormat: 'webp' as const };
+    const first = await runActivity(activities.persistOutput, [input], { attempt: 1 });
+    // The source is gone by the time the retry runs (an expired URL): the stored output stands.
+    provider.outputFailures.set(0, Infinity);
+    const retry = await runActivity(activities.persistOutput, [input], { attempt: 2 });
+    expect(retry).toMatchObject({ s3Key: first.s3Key, sha256: first.sha256, sizeBytes: first.sizeBytes, contentType: first.contentType, attempt: 2 });
+    expect((await getJob(database.db, job.id))!.media[0]).toMatchObject({ status: 'COMPLETED', attempts: 1 });
+  });
+
+  it('counts an attempt once however often its start is recorded', async () => {
+    const job = await newJob();
+    const ref = { jobId: job.id, outputIndex: 0 };
+    await markMediaProcessing(database.db, ref, 'fake://image?a', 2);
+    await markMediaProcessing(database.db, ref, 'fake://image?a', 2);
+    await markMediaProcessing(database.db, ref, 'fake://image?a', 1);
+    expect((await getJob(database.db, job.id))!.media[0]).toMatchObject({ status: 'PROCESSING', attempts: 2, mediaUrl: 'fake://image?a' });
   });
 
   it('ends a job once: a second finishJob changes nothing', async () => {

@@ -1,6 +1,6 @@
-import { sql, type SQL } from 'drizzle-orm';
+import { and, eq, sql, type SQL } from 'drizzle-orm';
 import type { Database } from '../client';
-import { jobEvents, jobs, media } from '../schema';
+import { jobEvents, jobs, media, type MediaRow } from '../schema';
 import { outputEventJson } from './jobs';
 
 interface OutputRef {
@@ -35,9 +35,21 @@ async function updateOutput(db: Database, ref: OutputRef, changes: SQL, onlyIf?:
 
 const UNFINISHED = sql.raw(`status in ('PENDING', 'PROCESSING')`);
 
-/** An attempt at storing an output begins; counts attempts and remembers where it comes from. */
-export async function markMediaProcessing(db: Database, ref: OutputRef, sourceUrl: string): Promise<void> {
-  await updateOutput(db, ref, sql`status = 'PROCESSING', media_url = ${sourceUrl}, attempts = attempts + 1, error_message = null`, UNFINISHED);
+/**
+ * Attempt `attempt` at storing an output begins: records it and where the output comes from. The
+ * count is the activity's attempt number, not an increment, so a write repeated after a lost
+ * answer (or a stale attempt beside a newer one) does not count twice.
+ */
+export async function markMediaProcessing(db: Database, ref: OutputRef, sourceUrl: string, attempt: number): Promise<void> {
+  await updateOutput(db, ref, sql`status = 'PROCESSING', media_url = ${sourceUrl}, attempts = greatest(attempts, ${attempt}), error_message = null`, UNFINISHED);
+}
+
+export async function getMedia(db: Database, ref: OutputRef): Promise<MediaRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(media)
+    .where(and(eq(media.jobId, ref.jobId), eq(media.outputIndex, ref.outputIndex)));
+  return row;
 }
 
 export interface StoredObject {
