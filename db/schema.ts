@@ -65,6 +65,8 @@ export const media = pgTable(
     sha256: text('sha256'),
     errorMessage: text('error_message'),
     attempts: integer('attempts').notNull().default(0),
+    /** Attempts that failed on the source's or storage's own error; worker deaths and stops do not count. */
+    failedAttempts: integer('failed_attempts').notNull().default(0),
     ...timestamps,
     completedAt: timestamp('completed_at', { withTimezone: true, mode: 'date' }),
   },
