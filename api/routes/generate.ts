@@ -24,10 +24,12 @@ import { parseOrThrow, requireJsonBody } from '../validation';
 
 // Long enough for a busy server, short enough that a client with Temporal down gets its 503 promptly.
 const TEMPORAL_START_DEADLINE_MS = 5_000;
+// Asking whether a failed start did start the workflow: with the start's, under 7 s when Temporal is down.
+const TEMPORAL_DESCRIBE_DEADLINE_MS = 1_500;
 const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
 /** A stable hash of the validated request: key order and defaults do not change it. */
-function requestHash(request: GenerateRequest): string {
+export function requestHash(request: GenerateRequest): string {
   const canonical = JSON.stringify(Object.fromEntries(Object.entries(request).filter(([, value]) => value !== undefined).sort(([a], [b]) => a.localeCompare(b))));
   return createHash('sha256').update(canonical).digest('hex');
 }
@@ -98,6 +100,36 @@ export function generateRouter({ config, db, temporal, logger }: ApiDependencies
       TEMPORAL_START_DEADLINE_MS,
     );
 
+  /**
+   * After a start failed or timed out: whether the job's workflow exists anyway (the start reached
+   * the server and only its answer was lost). Throws when Temporal cannot say.
+   */
+  const workflowExists = async (job: JobRow): Promise<boolean> => {
+    try {
+      await withTemporalTimeout(temporal.connection, () => temporal.workflow.getHandle(workflowIdForJob(job.id)).describe(), TEMPORAL_DESCRIBE_DEADLINE_MS);
+      return true;
+    } catch (error) {
+      if ((error as Error).name === 'WorkflowNotFoundError') return false;
+      throw error;
+    }
+  };
+
+  /** Starts the job's workflow; a start that failed but did create the workflow counts as started. */
+  const ensureWorkflowStarted = async (job: JobRow, options: { rejectDuplicate?: boolean } = {}): Promise<void> => {
+    try {
+      await startWorkflow(job, options);
+    } catch (startError) {
+      // A concurrent request with the same Idempotency-Key may have started it first: one workflow id, one workflow.
+      if ((startError as Error).name === 'WorkflowExecutionAlreadyStartedError') return;
+      const exists = await workflowExists(job).catch((describeError: unknown) => {
+        logger.warn({ err: describeError, jobId: job.id }, 'could not tell whether the workflow started');
+        return false;
+      });
+      if (!exists) throw startError;
+      logger.warn({ err: startError, jobId: job.id }, 'the workflow start failed, but the workflow exists: the job is accepted');
+    }
+  };
+
   /** The job this Idempotency-Key already made: 200 with Idempotent-Replayed, or 409 for another body. */
   const replay = async (res: Response, job: JobRow, idempotencyKey: string, hash: string) => {
     if (job.requestHash !== hash) {
@@ -109,8 +141,11 @@ export function generateRouter({ config, db, temporal, logger }: ApiDependencies
     }
     if (job.status === 'PENDING') {
       // The first request may have died between its insert and its start: starting again is harmless (one workflow id).
-      await startWorkflow(job, { rejectDuplicate: true }).catch((error: unknown) => {
-        if ((error as Error).name !== 'WorkflowExecutionAlreadyStartedError') logger.warn({ err: error, jobId: job.id }, 'could not start the workflow of a replayed job');
+      // A job that will not run never gets a 200. Its row is kept: the first request may still be starting it, and
+      // the reconciler (activities/reconcile.ts) fails a row whose workflow never started once its grace period is over.
+      await ensureWorkflowStarted(job, { rejectDuplicate: true }).catch((error: unknown) => {
+        logger.warn({ err: error, jobId: job.id }, 'could not start the workflow of a replayed job');
+        throw Problem.unavailable('Temporal');
       });
     }
     res
@@ -182,15 +217,19 @@ export function generateRouter({ config, db, temporal, logger }: ApiDependencies
     const workflowId = workflowIdForJob(job.id);
     const startingWorkflow = performance.now();
     try {
-      await startWorkflow(job).catch((error: unknown) => {
-        // A concurrent replay of this Idempotency-Key may have started it first: one workflow id, one workflow.
-        if ((error as Error).name !== 'WorkflowExecutionAlreadyStartedError') throw error;
-      });
+      // A start that failed or timed out may still have reached the server: if the workflow exists, the job is accepted.
+      await ensureWorkflowStarted(job);
     } catch (error) {
+      // No workflow, or Temporal cannot say: the row goes only if no workflow has touched it (still PENDING, no
+      // prediction). A start that lands after all finds no row and fails on JobNotFound before anything billed; a row
+      // left behind (the delete failed or was refused) is failed by the reconciler (activities/reconcile.ts) after
+      // its grace period if its workflow never started.
       logger.warn({ err: error, jobId: job.id }, 'could not start the workflow; removing the job');
-      // The start may have reached the server before failing: a workflow left without its row
-      // fails on its first step (JobNotFound) and does nothing else.
-      await deleteJob(db, job.id).catch((deleteError: unknown) => logger.error({ err: deleteError, jobId: job.id }, 'could not remove the job'));
+      await deleteJob(db, job.id)
+        .then((removed) => {
+          if (!removed) logger.warn({ jobId: job.id }, 'the job was kept: a workflow has started it');
+        })
+        .catch((deleteError: unknown) => logger.error({ err: deleteError, jobId: job.id }, 'could not remove the job'));
       throw Problem.unavailable('Temporal');
     }
     // Where the request's time went (https://www.w3.org/TR/server-timing/): browsers' dev tools and `npm run bench` show it.

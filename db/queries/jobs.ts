@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { and, asc, count, desc, eq, inArray, lt, notInArray, or, sql, type SQL } from 'drizzle-orm';
+import { and, asc, count, desc, eq, inArray, isNull, lt, notInArray, or, sql, type SQL } from 'drizzle-orm';
 import { TERMINAL_STATUSES, type JobStatus, type OutputFormat, type TerminalStatus } from '../../common/statuses';
 import { mediaObjectKey } from '../../common/storage-keys';
 import type { Database } from '../client';
@@ -101,9 +101,18 @@ export function isIdempotencyConflict(error: unknown): boolean {
   return false;
 }
 
-/** Removes a job whose workflow could not be started, so that a rejected request leaves nothing. */
-export async function deleteJob(db: Database, jobId: string): Promise<void> {
-  await db.delete(jobs).where(eq(jobs.id, jobId));
+/**
+ * Removes a job whose workflow could not be started, so that a rejected request leaves nothing;
+ * returns whether it did. Only a job no workflow has touched goes: still PENDING (a workflow's first
+ * step marks it PROCESSING) and without a prediction. A workflow that did start and finds its row
+ * gone fails on JobNotFound before doing anything billed.
+ */
+export async function deleteJob(db: Database, jobId: string): Promise<boolean> {
+  const deleted = await db
+    .delete(jobs)
+    .where(and(eq(jobs.id, jobId), eq(jobs.status, 'PENDING'), isNull(jobs.predictionId)))
+    .returning({ id: jobs.id });
+  return deleted.length > 0;
 }
 
 function prepareGetJob(db: Database) {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import pino from 'pino';
 import { createApp } from '../../api/app';
@@ -55,6 +55,8 @@ export interface TestStackOptions {
   worker?: boolean;
   /** Where the API's Temporal client connects, when it must differ (an unreachable address). */
   apiTemporalAddress?: string;
+  /** gRPC interceptors of the API's own Temporal connection (they replace the client's default retry interceptor). */
+  apiTemporalInterceptors?: ConnectionOptions['interceptors'];
   /** Tracing on, exporting to this span processor (the API's client, its requests, the worker). */
   tracing?: { spanProcessor: SpanProcessor };
 }
@@ -104,7 +106,9 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
 
   const apiConnection = options.apiTemporalAddress
     ? Connection.lazy({ address: options.apiTemporalAddress, connectTimeout: '1s' })
-    : connection;
+    : options.apiTemporalInterceptors
+      ? await Connection.connect({ address: config.TEMPORAL_ADDRESS, interceptors: options.apiTemporalInterceptors })
+      : connection;
   const app = createApp({
     config,
     db: database.db,
@@ -137,6 +141,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
       if (worker && worker.getState() === 'RUNNING') worker.shutdown();
       await workerRun?.catch(() => undefined);
       await nativeConnection?.close();
+      if (options.apiTemporalInterceptors && !options.apiTemporalAddress) await apiConnection.close();
       // The unreachable-Temporal connection is left open: closing it while the client's retry loop
       // still waits to call again makes that retry throw from a timer, in whatever test runs next.
       await connection.close();
