@@ -21,6 +21,13 @@ export function callerOf(res: Response): Caller {
   return caller;
 }
 
+/** Whom the per-key limits count: the API key, or the client address when AUTH_MODE=off. */
+export function limitSubject(caller: Caller): { key: string; name: string } {
+  return caller.authenticated
+    ? { key: `key:${caller.owner}`, name: `API key ${caller.owner}` }
+    : { key: `address:${caller.clientAddress}`, name: `Client address ${caller.clientAddress}` };
+}
+
 function clientAddress(req: Request): string {
   return req.socket.remoteAddress ?? 'unknown';
 }

@@ -70,6 +70,19 @@ export const configSchema = z.object({
   RATE_LIMIT_PER_MINUTE: optionalPositiveInt,
   /** Jobs PENDING or PROCESSING at once per API key (per client address when AUTH_MODE=off); unset: no limit. */
   MAX_RUNNING_JOBS_PER_KEY: optionalPositiveInt,
+  /** Redeliveries of a job's webhooks per minute (POST .../redeliver), shared by every API process. */
+  WEBHOOK_REDELIVERIES_PER_MINUTE: z.coerce.number().int().positive().default(5),
+  /** Event streams (GET /api/v1/jobs/{id}/events) open at once in one API process. */
+  SSE_MAX_STREAMS: z.coerce.number().int().positive().default(1000),
+  /** Event streams open at once per API key (per client address when AUTH_MODE=off) in one API process. */
+  SSE_MAX_STREAMS_PER_KEY: z.coerce.number().int().positive().default(20),
+  /** Longest life of one event stream; the client reconnects with Last-Event-ID and resumes. */
+  SSE_MAX_STREAM_SECONDS: z.coerce.number().int().positive().default(900),
+  /**
+   * Database connections the event streams of one API process share (the rest of the pool stays
+   * for the other routes); less than DATABASE_POOL_SIZE. Unset: see sseDatabaseConnections().
+   */
+  SSE_DATABASE_CONNECTIONS: optionalPositiveInt,
   /** OTLP/HTTP traces endpoint (e.g. http://127.0.0.1:4318); unset: tracing off. */
   OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional(),
   /** Port of the worker's own Prometheus /metrics (activity durations and failures); 0 turns it off. */
@@ -77,6 +90,11 @@ export const configSchema = z.object({
 });
 
 export type Config = z.infer<typeof configSchema>;
+
+/** The event streams' share of the pool: SSE_DATABASE_CONNECTIONS, or a quarter of DATABASE_POOL_SIZE (1 to 4). */
+export function sseDatabaseConnections(config: Pick<Config, 'SSE_DATABASE_CONNECTIONS' | 'DATABASE_POOL_SIZE'>): number {
+  return config.SSE_DATABASE_CONNECTIONS ?? Math.max(1, Math.min(4, Math.floor(config.DATABASE_POOL_SIZE / 4)));
+}
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -92,6 +110,11 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
   }
   const config = result.data;
+  if (config.SSE_DATABASE_CONNECTIONS !== undefined && config.SSE_DATABASE_CONNECTIONS >= config.DATABASE_POOL_SIZE) {
+    throw new ConfigError(
+      `Invalid configuration:\n  SSE_DATABASE_CONNECTIONS: must be less than DATABASE_POOL_SIZE (${config.DATABASE_POOL_SIZE}), so that event streams leave connections to the other routes`,
+    );
+  }
   if (config.MEDIA_GENERATOR_PROVIDER === 'replicate' && !config.REPLICATE_API_TOKEN) {
     throw new ConfigError('Invalid configuration:\n  REPLICATE_API_TOKEN: required when MEDIA_GENERATOR_PROVIDER=replicate');
   }

@@ -17,6 +17,16 @@ export interface DatabaseOptions {
   onIdleClientError?: (error: Error) => void;
 }
 
+/**
+ * The pg Pool under a Database (drizzle's node-postgres driver keeps it as `$client`), for a
+ * library that speaks to the pool itself (rate-limiter-flexible's RateLimiterPostgres).
+ */
+export function poolOf(db: Database): Pool {
+  const pool = (db as Database & { $client?: Pool }).$client;
+  if (!pool) throw new Error('this Database has no pg Pool under it');
+  return pool;
+}
+
 export function createDatabase({ url, poolSize = 10, onIdleClientError }: DatabaseOptions): DatabaseHandle {
   const pool = new Pool({
     connectionString: url,

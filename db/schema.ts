@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigint, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { bigint, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid, varchar } from 'drizzle-orm/pg-core';
 import { JOB_STATUSES, MEDIA_STATUSES, OUTPUT_FORMATS } from '../common/statuses';
 
 const timestamps = {
@@ -97,15 +97,19 @@ export const apiKeys = pgTable('api_keys', {
   revokedAt: timestamp('revoked_at', { withTimezone: true, mode: 'date' }),
 });
 
-/** Fixed one-minute windows of request counts, shared by every API process. */
-export const rateLimitWindows = pgTable(
-  'rate_limit_windows',
+/**
+ * rate-limiter-flexible's RateLimiterPostgres store (api/rate-limit.ts), shared by every API
+ * process: one row per limiter key and window, in the shape the library reads and writes (`expire`
+ * in milliseconds since the epoch); the library itself is told not to create it.
+ */
+export const rateLimits = pgTable(
+  'rate_limits',
   {
-    subject: text('subject').notNull(),
-    windowStart: timestamp('window_start', { withTimezone: true, mode: 'date' }).notNull(),
-    count: integer('count').notNull().default(0),
+    key: varchar('key', { length: 255 }).primaryKey(),
+    points: integer('points').notNull().default(0),
+    expire: bigint('expire', { mode: 'number' }),
   },
-  (table) => [primaryKey({ columns: [table.subject, table.windowStart] })],
+  (table) => [index('rate_limits_expire_idx').on(table.expire)],
 );
 
 /** One row per attempt at delivering a webhook; attempts of one message share its message id. */

@@ -8,6 +8,7 @@ import type { WebhookDeliveryRow } from '../../db/schema';
 import { callerOf, canSee } from '../auth';
 import type { ApiDependencies } from '../dependencies';
 import { Problem } from '../problem';
+import { limitRedeliveries } from '../rate-limit';
 import { cancelRequestSchema, deliveryParamsSchema, jobIdParamSchema, listJobsQuerySchema } from '../schemas';
 import { decodeCursor, encodeCursor, toStatusReply } from '../serialize';
 import { withTemporalTimeout } from '../timeout';
@@ -111,6 +112,7 @@ export function jobsRouter({ config, db, temporal, presigner, logger }: ApiDepen
     const job = await visibleJob(db, res, params.data.job_id);
     const delivery = await getDelivery(db, job.id, params.data.delivery_id);
     if (!delivery) throw new Problem(404, 'Delivery not found', `There is no webhook delivery '${params.data.delivery_id}' for job '${job.id}'.`);
+    await limitRedeliveries({ config, db }, job.id);
     const workflowId = `webhook-redelivery-${delivery.id}-${randomUUID()}`;
     const input: RedeliverWebhookInput = {
       message: {

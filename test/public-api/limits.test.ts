@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { finishJob } from '../../db/queries/jobs';
+import { recordDeliveryAttempt } from '../../db/queries/webhook-deliveries';
 import { createTestKey } from '../support/public-api';
 import { getJson, postJson, startTestStack, validRequest, type TestStack } from '../support/stack';
 
@@ -45,6 +46,86 @@ describe('RATE_LIMIT_PER_MINUTE', () => {
     const other = await createTestKey(first.database.db, 'other');
     expect((await getJson(second.baseUrl, '/api/v1/jobs?limit=1', other.auth)).status).toBe(200);
   }, 90_000);
+});
+
+/**
+ * RATE_LIMIT_PER_MINUTE bounds bursts too: a whole minute's budget cannot be spent in one second
+ * (a fixed one-minute window let 135 requests through in a second at a limit of 120).
+ */
+describe('RATE_LIMIT_PER_MINUTE bursts', () => {
+  let first: TestStack;
+  let second: TestStack;
+  beforeAll(async () => {
+    const env = { RATE_LIMIT_PER_MINUTE: '60', AUTH_MODE: 'required' };
+    [first, second] = await Promise.all([startTestStack({ worker: false, env }), startTestStack({ worker: false, env })]);
+  });
+  afterAll(async () => {
+    await Promise.all([first?.stop(), second?.stop()]);
+  });
+
+  it('refuses most of 30 requests fired at once at the start of a window, across API processes, and lets requests through again a second later', async () => {
+    const key = await createTestKey(first.database.db, 'bursty');
+    const replies = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => getJson(i % 2 === 0 ? first.baseUrl : second.baseUrl, '/api/v1/jobs?limit=1', key.auth)),
+    );
+    const statuses = replies.map((reply) => reply.status);
+    const accepted = statuses.filter((status) => status === 200).length;
+    const refused = statuses.filter((status) => status === 429).length;
+    expect(accepted + refused).toBe(30);
+    expect(accepted).toBeGreaterThanOrEqual(1);
+    expect(refused).toBeGreaterThanOrEqual(20);
+    const limited = replies.find((reply) => reply.status === 429)!;
+    expect(limited.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(limited.headers.get('ratelimit-limit')).toBe('60');
+    expect(limited.headers.get('ratelimit-remaining')).toBe('0');
+    expect(limited.headers.get('ratelimit-policy')).toMatch(/^60;w=60\b/);
+    expect(limited.body!.detail).toMatch(/RATE_LIMIT_PER_MINUTE/);
+
+    // The burst allowance refills within seconds: the refused requests did not spend the minute.
+    await sleep(Number(limited.headers.get('retry-after')) * 1000 + 200);
+    expect((await getJson(second.baseUrl, '/api/v1/jobs?limit=1', key.auth)).status).toBe(200);
+  });
+});
+
+/** Redelivering a webhook is limited per job (WEBHOOK_REDELIVERIES_PER_MINUTE, 5 by default). */
+describe('webhook redelivery limit', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startTestStack({ worker: false });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  async function jobWithDelivery(): Promise<{ jobId: string; deliveryId: string }> {
+    const jobId = (await postJson(stack.baseUrl, '/api/v1/generate', validRequest)).body!.job_id as string;
+    const delivery = await recordDeliveryAttempt(stack.database.db, {
+      jobId,
+      messageId: `msg_${jobId}_completed`,
+      event: 'completed',
+      url: 'https://receiver.example/hooks/media',
+      statusCode: 500,
+      startedAt: new Date(),
+    });
+    return { jobId, deliveryId: delivery.id };
+  }
+
+  it('answers 429 with Retry-After past 5 redeliveries of a job in a minute; another job is not affected', async () => {
+    const { jobId, deliveryId } = await jobWithDelivery();
+    const path = `/api/v1/jobs/${jobId}/webhook-deliveries/${deliveryId}/redeliver`;
+    const replies = [];
+    for (let i = 0; i < 7; i++) replies.push(await postJson(stack.baseUrl, path, {}));
+    expect(replies.map((reply) => reply.status)).toEqual([202, 202, 202, 202, 202, 429, 429]);
+    const limited = replies[5]!;
+    expect(limited.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(Number(limited.headers.get('retry-after'))).toBeLessThanOrEqual(60);
+    expect(limited.body!.detail).toMatch(/5 redeliveries.*WEBHOOK_REDELIVERIES_PER_MINUTE=5/);
+
+    const other = await jobWithDelivery();
+    expect((await postJson(stack.baseUrl, `/api/v1/jobs/${other.jobId}/webhook-deliveries/${other.deliveryId}/redeliver`, {})).status).toBe(202);
+  });
 });
 
 /** MAX_RUNNING_JOBS_PER_KEY: a cap on PENDING and PROCESSING jobs. No worker, so jobs stay PENDING until cancelled. */
