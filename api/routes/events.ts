@@ -1,10 +1,13 @@
-import { Router } from 'express';
+import { Router, type Request, type Response } from 'express';
+import { sseDatabaseConnections } from '../../common/config';
 import { isTerminalStatus } from '../../common/statuses';
 import { presignedUrl } from '../../common/status-reply';
 import { listJobEvents } from '../../db/queries/events';
 import { getJob } from '../../db/queries/jobs';
 import type { JobEventRow } from '../../db/schema';
+import { callerOf } from '../auth';
 import type { ApiDependencies } from '../dependencies';
+import { Semaphore, StreamSlots } from '../event-stream-limits';
 import { parseJobId, visibleJob } from './jobs';
 
 export const EVENTS_POLL_INTERVAL_MS = 250;
@@ -16,11 +19,20 @@ function lastEventId(value: string | undefined): number {
 
 /**
  * GET /api/v1/jobs/{job_id}/events: Server-Sent Events of the job's recorded changes (`status` and
- * `output`), in order, each with its sequence number as id; ends after the terminal status. A
- * client that reconnects with Last-Event-ID gets the events after that one; 204 once nothing is left.
+ * `output`), in order, each with its sequence number as id; ends after the terminal status, or
+ * after SSE_MAX_STREAM_SECONDS (having sent what was recorded until then). A client that
+ * reconnects with Last-Event-ID gets the events after that one; 204 once nothing is left.
+ *
+ * Bounded: SSE_MAX_STREAMS streams in this process and SSE_MAX_STREAMS_PER_KEY per key (429 past
+ * either), and every query of every stream waits its turn for one of SSE_DATABASE_CONNECTIONS
+ * places, so however many streams poll, the rest of the pool stays for the other routes.
  */
-export function eventsRouter({ db, presigner, logger }: ApiDependencies): Router {
+export function eventsRouter({ config, db, presigner, logger }: ApiDependencies): Router {
   const router = Router();
+  const slots = new StreamSlots(config.SSE_MAX_STREAMS, config.SSE_MAX_STREAMS_PER_KEY);
+  const streamDatabase = new Semaphore(sseDatabaseConnections(config));
+  const query = <T>(task: () => Promise<T>) => streamDatabase.run(task);
+  const lifetimeMs = config.SSE_MAX_STREAM_SECONDS * 1000;
 
   const eventData = async (event: JobEventRow) => {
     const data: Record<string, unknown> = { job_id: event.jobId, ...(event.data as Record<string, unknown>), at: event.createdAt.toISOString() };
@@ -31,14 +43,25 @@ export function eventsRouter({ db, presigner, logger }: ApiDependencies): Router
   };
 
   router.get('/api/v1/jobs/:job_id/events', async (req, res) => {
-    const job = await visibleJob(db, res, parseJobId(req.params));
+    const jobId = parseJobId(req.params);
+    const release = slots.acquire(callerOf(res));
+    try {
+      await streamEvents(jobId, req, res);
+    } finally {
+      release();
+    }
+  });
+
+  async function streamEvents(jobId: string, req: Request, res: Response): Promise<void> {
+    const job = await query(() => visibleJob(db, res, jobId));
     let after = lastEventId(req.header('last-event-id') ?? (typeof req.query.last_event_id === 'string' ? req.query.last_event_id : undefined));
-    const pending = await listJobEvents(db, job.id, after);
+    const pending = await query(() => listJobEvents(db, job.id, after));
     if (pending.length === 0 && isTerminalStatus(job.status)) {
       // Everything up to the end was delivered: 204 tells an EventSource to stop reconnecting.
       res.status(204).end();
       return;
     }
+    const endsAt = Date.now() + lifetimeMs;
 
     res.status(200).set({
       'Content-Type': 'text/event-stream; charset=utf-8',
@@ -50,9 +73,11 @@ export function eventsRouter({ db, presigner, logger }: ApiDependencies): Router
     res.write('retry: 1000\n\n');
 
     let closed = false;
-    req.on('close', () => {
+    const onClose = () => {
       closed = true;
-    });
+    };
+    req.on('close', onClose);
+    res.on('close', onClose);
     const heartbeat = setInterval(() => res.write(': keepalive\n\n'), EVENTS_HEARTBEAT_MS);
     try {
       let batch = pending;
@@ -64,9 +89,17 @@ export function eventsRouter({ db, presigner, logger }: ApiDependencies): Router
           if (event.type === 'status' && status && isTerminalStatus(status)) closed = true;
         }
         if (closed) break;
-        await new Promise((resolve) => setTimeout(resolve, EVENTS_POLL_INTERVAL_MS));
-        batch = await listJobEvents(db, job.id, after);
-        if (batch.length === 0 && !(await getJob(db, job.id))) break;
+        const left = endsAt - Date.now();
+        if (left <= 0) {
+          // The last poll ran at the end of the lifetime and its events were sent: the client
+          // reconnects (retry: 1000) with Last-Event-ID and resumes after them.
+          res.write(': stream lifetime reached (SSE_MAX_STREAM_SECONDS); reconnect with Last-Event-ID\n\n');
+          break;
+        }
+        await new Promise((resolve) => setTimeout(resolve, Math.min(EVENTS_POLL_INTERVAL_MS, left)));
+        if (closed) break;
+        batch = await query(() => listJobEvents(db, job.id, after));
+        if (batch.length === 0 && !(await query(() => getJob(db, job.id)))) break;
       }
     } catch (error) {
       logger.warn({ err: error, jobId: job.id }, 'event stream ended by an error');
@@ -74,7 +107,7 @@ export function eventsRouter({ db, presigner, logger }: ApiDependencies): Router
       clearInterval(heartbeat);
       res.end();
     }
-  });
+  }
 
   return router;
 }

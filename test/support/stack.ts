@@ -65,7 +65,8 @@ export interface TestStackOptions {
 export async function startTestStack(options: TestStackOptions = {}): Promise<TestStack> {
   const config = testConfig(options.env);
   const servers = testServers();
-  const database = createDatabase({ url: config.DATABASE_URL, poolSize: 5 });
+  // A small pool unless the test asks for DATABASE_POOL_SIZE itself.
+  const database = createDatabase({ url: config.DATABASE_URL, poolSize: options.env?.DATABASE_POOL_SIZE ? config.DATABASE_POOL_SIZE : 5 });
   const s3 = createS3Client(config);
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
   const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
