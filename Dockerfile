@@ -19,6 +19,10 @@ RUN npx tsc --noEmit
 # Writes dist/workflow-bundle.js; worker/create-worker.ts uses it when present, so a worker
 # starts without webpack (and without the dev dependencies webpack would need).
 RUN npm run bundle:workflows && test -s dist/workflow-bundle.js
+# The image's worker build id under WORKER_BUILD_ID=auto (what compose sets; README "Deploys"): the
+# first 12 hex digits of the bundle's SHA-256, as the worker computes it at start. Kept in the image
+# for deploy scripts: `docker run --rm media-generation:local cat dist/worker-build-id`.
+RUN sha256sum dist/workflow-bundle.js | cut -c1-12 > dist/worker-build-id && echo "worker build id: $(cat dist/worker-build-id)"
 
 # ---- runtime: production dependencies and the sources tsx runs ----------------------------
 FROM node:20.20.2-bookworm-slim AS runtime
@@ -41,6 +45,7 @@ COPY db ./db
 COPY common ./common
 COPY scripts ./scripts
 COPY --from=build /app/dist/workflow-bundle.js ./dist/workflow-bundle.js
+COPY --from=build /app/dist/worker-build-id ./dist/worker-build-id
 
 # Sources stay root-owned and read-only; the processes run as the unprivileged `node` user.
 USER node

@@ -87,6 +87,15 @@ export const configSchema = z.object({
   OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional(),
   /** Port of the worker's own Prometheus /metrics (activity durations and failures); 0 turns it off. */
   WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+  /** Worker Deployment Versioning (README "Deploys"): the deployment this worker's version belongs to. */
+  WORKER_DEPLOYMENT_NAME: z.string().min(1).max(255).regex(/^(?!__)[^.:]+$/, "must not contain '.' or ':' nor start with '__'").default('media-generation'),
+  /**
+   * The worker's build id; set, the worker is versioned (a job finishes on the build it started on).
+   * `auto`: the SHA-256 of the workflow bundle it loads. Unset: an unversioned worker (npm run dev, tests).
+   */
+  WORKER_BUILD_ID: z.string().min(1).max(255).regex(/^(?!__)/, "must not start with '__'").optional(),
+  /** With WORKER_BUILD_ID: the worker makes its version the deployment's current one once it polls (compose, single host). */
+  WORKER_PROMOTE_ON_START: booleanFlag.default(false),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -117,6 +126,9 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   }
   if (config.MEDIA_GENERATOR_PROVIDER === 'replicate' && !config.REPLICATE_API_TOKEN) {
     throw new ConfigError('Invalid configuration:\n  REPLICATE_API_TOKEN: required when MEDIA_GENERATOR_PROVIDER=replicate');
+  }
+  if (config.WORKER_PROMOTE_ON_START && !config.WORKER_BUILD_ID) {
+    throw new ConfigError('Invalid configuration:\n  WORKER_PROMOTE_ON_START: needs WORKER_BUILD_ID (an unversioned worker has no version to make current)');
   }
   return config;
 }

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import type { WorkerDeploymentVersion } from '@temporalio/common';
 import type { Logger } from 'pino';
 import { createActivities, type ActivityDependencies } from '../activities/create-activities';
 import { OpenTelemetryPlugin } from '@temporalio/interceptors-opentelemetry';
@@ -25,6 +26,12 @@ export interface MediaWorkerOptions {
    * started them. Its workflow interceptors must be bundled, so the workflows are bundled at start.
    */
   tracing?: Pick<Tracing, 'resource' | 'spanProcessor'>;
+  /**
+   * Worker Deployment Versioning (README "Deploys"): the worker polls as this version and gets the
+   * tasks of the workflows pinned to it, and new ones while it is the deployment's current version.
+   * Unset: an unversioned worker.
+   */
+  deploymentVersion?: WorkerDeploymentVersion;
   tuning?: Pick<WorkerOptions, 'maxConcurrentActivityTaskExecutions' | 'maxConcurrentWorkflowTaskExecutions' | 'maxCachedWorkflows' | 'shutdownGraceTime'>;
 }
 
@@ -45,6 +52,10 @@ export async function createMediaWorker(options: MediaWorkerOptions): Promise<Wo
     stickyQueueScheduleToStartTimeout: '3s',
     // On SIGTERM, running uploads get this long to finish before they are cancelled (and retried elsewhere).
     shutdownGraceTime: '20s',
+    // Workflow types declare their own behaviour (workflows/versioning.ts); one that does not is pinned.
+    ...(options.deploymentVersion
+      ? { workerDeploymentOptions: { useWorkerVersioning: true, version: options.deploymentVersion, defaultVersioningBehavior: 'PINNED' as const } }
+      : {}),
     ...(options.metrics ? { interceptors: { activity: [options.metrics.activityInterceptor] } } : {}),
     ...(options.tracing ? { plugins: [new OpenTelemetryPlugin({ resource: options.tracing.resource, spanProcessor: options.tracing.spanProcessor })] } : {}),
     ...options.tuning,

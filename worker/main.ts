@@ -6,7 +6,9 @@ import { startTracing } from '../common/tracing';
 import { createProvider } from '../activities/providers';
 import { createDatabase } from '../db/client';
 import { Client, Connection } from '@temporalio/client';
-import { connectWithRetry, createMediaWorker } from './create-worker';
+import { existsSync } from 'node:fs';
+import { connectWithRetry, createMediaWorker, PREBUILT_WORKFLOW_BUNDLE } from './create-worker';
+import { makeCurrentOncePolling, resolveBuildId } from './versioning';
 import { ensureReconcileSchedule } from './reconcile-schedule';
 import { createWorkerMetrics, serveWorkerMetrics } from './metrics';
 
@@ -35,11 +37,18 @@ async function main(): Promise<void> {
     );
   }
   const s3 = createS3Client(config);
+  // Worker Versioning (README "Deploys"): WORKER_BUILD_ID set makes this worker one version of the deployment.
+  const buildId = resolveBuildId(
+    config.WORKER_BUILD_ID,
+    config.WORKFLOW_BUNDLE_PATH ?? (existsSync(PREBUILT_WORKFLOW_BUNDLE) ? PREBUILT_WORKFLOW_BUNDLE : undefined),
+  );
+  const deploymentVersion = buildId ? { deploymentName: config.WORKER_DEPLOYMENT_NAME, buildId } : undefined;
   const worker = await createMediaWorker({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     workflowBundlePath: config.WORKFLOW_BUNDLE_PATH,
+    deploymentVersion,
     activityDependencies: {
       db: database.db,
       s3,
@@ -59,9 +68,34 @@ async function main(): Promise<void> {
     tracing,
   });
   if (config.FAULT_INJECTION_PAUSE_AT) logger.warn({ point: config.FAULT_INJECTION_PAUSE_AT }, 'FAULT_INJECTION_PAUSE_AT is set: activities will stop there (fault tests only)');
-  logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, provider: config.MEDIA_GENERATOR_PROVIDER }, 'worker started');
+  logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, provider: config.MEDIA_GENERATOR_PROVIDER, deploymentVersion: deploymentVersion ?? 'unversioned' }, 'worker started');
   // Worker.run resolves after SIGINT/SIGTERM, once running activities have finished or been cancelled.
-  await worker.run();
+  const running = worker.run();
+  const stopped = new AbortController();
+  if (deploymentVersion && config.WORKER_PROMOTE_ON_START) {
+    void makeCurrentOncePolling(client, config.TEMPORAL_NAMESPACE, deploymentVersion, { logger, signal: stopped.signal }).then(
+      ({ promotion, previous }) => {
+        if (promotion === 'superseded') {
+          logger.warn(
+            { ...deploymentVersion, current: previous },
+            `this version was current before and has been replaced: it serves the jobs pinned to it and is not made current again (a rollback: temporal worker deployment set-current-version --deployment-name ${deploymentVersion.deploymentName} --build-id ${deploymentVersion.buildId})`,
+          );
+        } else {
+          logger.info({ ...deploymentVersion, promotion, previous }, `worker version ${promotion === 'ramping' ? 'is ramping' : 'is the current version'} of deployment ${deploymentVersion.deploymentName}`);
+        }
+      },
+      (error: unknown) => {
+        if (!stopped.signal.aborted) logger.error({ err: error, ...deploymentVersion }, 'could not make this worker version current; it gets only the jobs pinned to it until it is');
+      },
+    );
+  } else if (deploymentVersion) {
+    logger.info(
+      deploymentVersion,
+      `versioned worker: new jobs reach it once its version is current (temporal worker deployment set-current-version --deployment-name ${deploymentVersion.deploymentName} --build-id ${deploymentVersion.buildId})`,
+    );
+  }
+  await running;
+  stopped.abort();
   await connection.close();
   await client.connection.close();
   await database.close();

@@ -1,3 +1,6 @@
+// Worker Versioning behaviour of each workflow type (PINNED jobs, AUTO_UPGRADE housekeeping).
+import './versioning';
+
 export { mediaGeneration } from './media-generation';
 export { reconcileJobs } from './reconcile-jobs';
 export { redeliverWebhook } from './redeliver-webhook';
