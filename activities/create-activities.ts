@@ -1,6 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import { msToNumber } from '@temporalio/common/lib/time';
 import type { Logger } from 'pino';
 import type { FaultInjectionPoint } from '../common/config';
 import { NonRetryable } from '../common/errors';
@@ -9,12 +10,12 @@ import { mediaObjectKey } from '../common/storage-keys';
 import { isDatabaseUnavailable } from '../db/availability';
 import type { Database } from '../db/client';
 import { finishJob, getJobStatus, getPredictionId, markJobProcessing, recordPredictionId } from '../db/queries/jobs';
-import { getMedia, markMediaCompleted, markMediaFailed, markMediaProcessing } from '../db/queries/media';
+import { getMedia, markMediaCompleted, markMediaFailed, markMediaProcessing, recordMediaAttemptFailed } from '../db/queries/media';
 import { storeObject } from './object-storage';
 import { reconcileUnfinishedJobs, type ReconcileResult } from './reconcile';
 import { deliverWebhook, type DeliveryResult, type WebhookDependencies } from './webhook-delivery';
-import type { WebhookMessage } from '../common/temporal';
-import type { GenerationRequest, MediaProvider } from './providers/provider';
+import type { ActivityPolicyOverrides, WebhookMessage } from '../common/temporal';
+import type { GenerationRequest, MediaProvider, PredictionState } from './providers/provider';
 
 export interface ActivityDependencies {
   db: Database;
@@ -25,6 +26,8 @@ export interface ActivityDependencies {
   logger: Logger;
   /** For the reconciler, which reads workflow states. */
   temporal?: Client;
+  /** Policy overrides for the clean-up of jobs the reconciler ends (webhook retries). */
+  settlePolicies?: ActivityPolicyOverrides;
   /** How often a waiting activity asks the provider about its prediction. */
   predictionPollIntervalMs?: number;
   /** Signing secret and address rules for webhooks; without them, deliveries fail (not retried). */
@@ -38,7 +41,12 @@ export interface PersistOutputInput {
   outputIndex: number;
   sourceUrl: string;
   outputFormat: OutputFormat;
+  /** Attempts failed on the source's or storage's own error before the output fails for good. */
+  maxFailedAttempts?: number;
 }
+
+/** PERSIST_MAX_ATTEMPTS unset: the output fails on the fifth failure of its own. */
+export const DEFAULT_PERSIST_MAX_FAILED_ATTEMPTS = 5;
 
 export interface PersistOutputResult {
   s3Key: string;
@@ -86,6 +94,53 @@ export function createActivities(deps: ActivityDependencies) {
     await Context.current().sleep(2 ** 31 - 1);
   };
 
+  /** One attempt at storing an output: its source streamed into S3, then its row. */
+  const storeOutput = async (input: PersistOutputInput, context: Context, ref: { jobId: string; outputIndex: number }): Promise<PersistOutputResult> => {
+    const key = mediaObjectKey(input.jobId, input.outputIndex, input.outputFormat);
+    let bytesStored = 0;
+    // Heartbeats for as long as it runs, not only as bytes flow: a source slow to answer or a part
+    // upload slower than the heartbeat timeout is not a dead worker. A stalled source or S3
+    // connection fails on its own idle timeout (safe-download, common/s3.ts) and is retried.
+    return heartbeatWhile(
+      async () => {
+        if (context.info.attempt > 1) {
+          // An earlier attempt stored it and its answer was lost (its worker died after the record):
+          // the output is not fetched again, whatever its source says by now.
+          const row = await untilDatabaseAnswers(() => getMedia(db, ref));
+          if (row?.status === 'COMPLETED' && row.contentType && row.sizeBytes !== null && row.sha256) {
+            return { s3Key: row.s3Key, contentType: row.contentType, sizeBytes: row.sizeBytes, sha256: row.sha256, attempt: context.info.attempt };
+          }
+        }
+        await untilDatabaseAnswers(() => markMediaProcessing(db, ref, input.sourceUrl, context.info.attempt));
+        const source = await provider.openOutput(input.sourceUrl, context.cancellationSignal);
+        if (source.declaredLength !== undefined && source.declaredLength > maxOutputBytes) {
+          source.body.destroy();
+          throw ApplicationFailure.create({
+            type: NonRetryable.OutputTooLarge,
+            message: `the output is ${source.declaredLength} bytes, over the ${maxOutputBytes}-byte limit (MEDIA_MAX_BYTES)`,
+            nonRetryable: true,
+          });
+        }
+        const stored = await storeObject({
+          client: s3,
+          bucket,
+          key,
+          source: source.body,
+          maxBytes: maxOutputBytes,
+          signal: context.cancellationSignal,
+          earlierAttempts: context.info.attempt > 1,
+          onProgress: (bytes) => {
+            bytesStored = bytes;
+          },
+        });
+        await pauseForFaultInjection('after-upload');
+        await untilDatabaseAnswers(() => markMediaCompleted(db, ref, stored));
+        return { s3Key: key, ...stored, attempt: context.info.attempt };
+      },
+      () => ({ bytesStored }),
+    );
+  };
+
   return {
     /** PENDING → PROCESSING; returns the status on record, so a job that already ended is left alone. */
     async startJob(jobId: string): Promise<JobStatus> {
@@ -103,7 +158,7 @@ export function createActivities(deps: ActivityDependencies) {
      */
     async createPrediction(request: GenerationRequest): Promise<{ predictionId: string; attempt: number }> {
       const attempt = Context.current().info.attempt;
-      const existing = await getPredictionId(db, request.jobId);
+      const existing = await untilDatabaseAnswers(() => getPredictionId(db, request.jobId));
       if (existing) return { predictionId: existing, attempt };
       const created = await provider.createPrediction(request);
       let recorded: string | undefined;
@@ -111,9 +166,11 @@ export function createActivities(deps: ActivityDependencies) {
         await pauseForFaultInjection('after-create');
         recorded = await untilDatabaseAnswers(() => recordPredictionId(db, request.jobId, created));
       } catch (error) {
-        // Cut off before the id was recorded (its timeout, a database error): the retry would create
-        // another, so this one is cancelled rather than left to run until its Cancel-After deadline.
-        await provider.cancelPrediction(created).catch(() => undefined);
+        // Cut off around the record (its timeout, a database error): the retry creates another unless
+        // this one is on record, so it is cancelled, but only when the record did not commit (a write
+        // whose answer was lost may have), or the job's one prediction would be cancelled.
+        const onRecord = await getPredictionId(db, request.jobId).catch(() => undefined);
+        if (onRecord !== created) await provider.cancelPrediction(created).catch(() => undefined);
         throw error;
       }
       if (recorded !== created) {
@@ -123,27 +180,50 @@ export function createActivities(deps: ActivityDependencies) {
       return { predictionId: recorded ?? created, attempt };
     },
 
-    /** Waits for the prediction, heartbeating, so a dead worker is noticed in seconds and cancellation reaches it. */
+    /**
+     * Waits for the prediction, heartbeating while it waits (a poll in flight included), so a dead
+     * worker is noticed in seconds and cancellation reaches it. The provider's own trouble on a poll
+     * (429, 5xx, a network error) is waited out here, with backoff: a wait may last hours and its
+     * attempts are for the worker's sake. Only a cancelled job cancels its prediction upstream: a
+     * worker that stops (a deploy), misses its heartbeats or loses the attempt leaves it running for
+     * the next attempt, which resumes it by id.
+     */
     async awaitPrediction(input: { jobId: string; predictionId: string }): Promise<{ outputUrls: string[]; attempt: number }> {
       const context = Context.current();
+      let predictionStatus = 'starting';
       try {
-        for (;;) {
-          const state = await provider.getPrediction(input.predictionId, context.cancellationSignal);
-          switch (state.status) {
-            case 'succeeded':
-              return { outputUrls: state.outputUrls, attempt: context.info.attempt };
-            case 'failed':
-              throw ApplicationFailure.create({ type: NonRetryable.PredictionFailed, message: state.error, nonRetryable: true });
-            case 'canceled':
-              throw ApplicationFailure.create({ type: NonRetryable.PredictionCanceled, message: 'the prediction was cancelled upstream', nonRetryable: true });
-            case 'running':
-              // Only a prediction still running is worth a heartbeat: each one is a write on the server.
-              context.heartbeat({ predictionStatus: state.status });
-              await context.sleep(pollIntervalMs);
-          }
-        }
+        return await heartbeatWhile(
+          async () => {
+            for (let troubles = 0; ; ) {
+              let state: PredictionState;
+              try {
+                state = await provider.getPrediction(input.predictionId, context.cancellationSignal);
+                troubles = 0;
+              } catch (error) {
+                if (context.cancellationSignal.aborted || !isRetryableFailure(error)) throw error;
+                troubles += 1;
+                const delayMs = pollRetryDelayMs(error, troubles, pollIntervalMs);
+                logger.warn({ jobId: input.jobId, predictionId: input.predictionId, err: error, retryInMs: delayMs }, 'the provider did not answer a status poll; polling again');
+                await context.sleep(delayMs);
+                continue;
+              }
+              predictionStatus = state.status;
+              switch (state.status) {
+                case 'succeeded':
+                  return { outputUrls: state.outputUrls, attempt: context.info.attempt };
+                case 'failed':
+                  throw ApplicationFailure.create({ type: NonRetryable.PredictionFailed, message: state.error, nonRetryable: true });
+                case 'canceled':
+                  throw ApplicationFailure.create({ type: NonRetryable.PredictionCanceled, message: 'the prediction was cancelled upstream', nonRetryable: true });
+                case 'running':
+                  await context.sleep(pollIntervalMs);
+              }
+            }
+          },
+          () => ({ predictionStatus }),
+        );
       } catch (error) {
-        if (context.cancellationSignal.aborted) {
+        if (context.cancellationDetails?.cancelRequested) {
           await provider.cancelPrediction(input.predictionId).catch((cancelError: unknown) => {
             logger.warn({ jobId: input.jobId, err: cancelError }, 'could not cancel the prediction upstream');
           });
@@ -163,53 +243,31 @@ export function createActivities(deps: ActivityDependencies) {
       });
     },
 
-    /** Streams one output into S3 under its derived key, then records it. Safe to repeat. */
+    /**
+     * Streams one output into S3 under its derived key, then records it. Safe to repeat.
+     *
+     * Its retry policy bounds interruptions by time (a schedule-to-close budget): a worker that dies
+     * or stops mid-upload costs a retry, never the output. The attempts that count are the ones that
+     * failed on the source's or storage's own error, recorded on the output's row: the one that
+     * reaches `maxFailedAttempts` fails the output for good.
+     */
     async persistOutput(input: PersistOutputInput): Promise<PersistOutputResult> {
       const context = Context.current();
       const ref = { jobId: input.jobId, outputIndex: input.outputIndex };
-      const key = mediaObjectKey(input.jobId, input.outputIndex, input.outputFormat);
-      let bytesStored = 0;
-      // Heartbeats for as long as it runs, not only as bytes flow: a source slow to answer or a part
-      // upload slower than the heartbeat timeout is not a dead worker. A stalled source or S3
-      // connection fails on its own idle timeout (safe-download, common/s3.ts) and is retried.
-      return heartbeatWhile(
-        async () => {
-          if (context.info.attempt > 1) {
-            // An earlier attempt stored it and its answer was lost (its worker died after the record):
-            // the output is not fetched again, whatever its source says by now.
-            const row = await untilDatabaseAnswers(() => getMedia(db, ref));
-            if (row?.status === 'COMPLETED' && row.contentType && row.sizeBytes !== null && row.sha256) {
-              return { s3Key: row.s3Key, contentType: row.contentType, sizeBytes: row.sizeBytes, sha256: row.sha256, attempt: context.info.attempt };
-            }
-          }
-          await untilDatabaseAnswers(() => markMediaProcessing(db, ref, input.sourceUrl, context.info.attempt));
-          const source = await provider.openOutput(input.sourceUrl, context.cancellationSignal);
-          if (source.declaredLength !== undefined && source.declaredLength > maxOutputBytes) {
-            source.body.destroy();
-            throw ApplicationFailure.create({
-              type: NonRetryable.OutputTooLarge,
-              message: `the output is ${source.declaredLength} bytes, over the ${maxOutputBytes}-byte limit (MEDIA_MAX_BYTES)`,
-              nonRetryable: true,
-            });
-          }
-          const stored = await storeObject({
-            client: s3,
-            bucket,
-            key,
-            source: source.body,
-            maxBytes: maxOutputBytes,
-            signal: context.cancellationSignal,
-            earlierAttempts: context.info.attempt > 1,
-            onProgress: (bytes) => {
-              bytesStored = bytes;
-            },
-          });
-          await pauseForFaultInjection('after-upload');
-          await untilDatabaseAnswers(() => markMediaCompleted(db, ref, stored));
-          return { s3Key: key, ...stored, attempt: context.info.attempt };
-        },
-        () => ({ bytesStored }),
-      );
+      try {
+        return await storeOutput(input, context, ref);
+      } catch (error) {
+        if (context.cancellationSignal.aborted || !isRetryableFailure(error)) throw error;
+        const failedAttempts = await untilDatabaseAnswers(() => recordMediaAttemptFailed(db, ref));
+        if (failedAttempts < (input.maxFailedAttempts ?? DEFAULT_PERSIST_MAX_FAILED_ATTEMPTS)) throw error;
+        throw ApplicationFailure.create({
+          type: NonRetryable.OutputAttemptsExhausted,
+          message: error instanceof Error ? error.message : String(error),
+          details: [{ failedAttempts }],
+          nonRetryable: true,
+          cause: error instanceof Error ? error : undefined,
+        });
+      }
     },
 
     async recordOutputFailure(input: { jobId: string; outputIndex: number; errorMessage: string }): Promise<void> {
@@ -235,7 +293,7 @@ export function createActivities(deps: ActivityDependencies) {
 
     async reconcileJobs(): Promise<ReconcileResult[]> {
       if (!deps.temporal) throw new Error('the reconciler needs a Temporal client');
-      return reconcileUnfinishedJobs({ db, temporal: deps.temporal, provider, logger });
+      return reconcileUnfinishedJobs({ db, temporal: deps.temporal, logger, taskQueue: Context.current().info.taskQueue, policies: deps.settlePolicies });
     },
   };
 }
@@ -264,4 +322,15 @@ async function heartbeatWhile<T>(work: () => Promise<T>, details: () => unknown 
   } finally {
     clearInterval(timer);
   }
+}
+
+/** Whether a retry may help: anything but a failure marked non-retryable (invalid input, expired output…). */
+function isRetryableFailure(error: unknown): boolean {
+  return !(error instanceof ApplicationFailure && error.nonRetryable);
+}
+
+/** The provider's Retry-After when it gave one, else a backoff from the poll interval up to 30 s. */
+function pollRetryDelayMs(error: unknown, troubles: number, pollIntervalMs: number): number {
+  const asked = error instanceof ApplicationFailure && error.nextRetryDelay != null ? msToNumber(error.nextRetryDelay) : undefined;
+  return Math.min(asked ?? pollIntervalMs * 2 ** (troubles - 1), 30_000);
 }

@@ -1,13 +1,16 @@
-import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
+import type { Client, WorkflowExecutionDescription } from '@temporalio/client';
 import type { Logger } from 'pino';
-import { MEDIA_GENERATION_WORKFLOW_TYPE, workflowIdForJob } from '../common/temporal';
+import { settleOrphanedJob } from '../common/orphaned-jobs';
+import { workflowIdForJob, type ActivityPolicyOverrides } from '../common/temporal';
 import type { Database } from '../db/client';
-import { finishJob, getJob, listUnfinishedJobs, type JobOutcome } from '../db/queries/jobs';
-import type { MediaProvider } from './providers/provider';
+import { finishJob, listUnfinishedJobs, type JobOutcome } from '../db/queries/jobs';
+import type { JobRow } from '../db/schema';
 
-const JOB_WORKFLOW_PREFIX = 'media-job-';
 /** A job row younger than this may still be waiting for the API's start call. */
 const START_GRACE_MS = 60_000;
+const PAGE_SIZE = 100;
+/** Describes in flight at once: enough to get through thousands of rows in seconds, few enough for the server. */
+const CONCURRENT_DESCRIBES = 8;
 
 export interface ReconcileResult {
   jobId: string;
@@ -15,43 +18,57 @@ export interface ReconcileResult {
   outcome: JobOutcome;
 }
 
+export interface ReconcileDependencies {
+  db: Database;
+  temporal: Client;
+  logger: Logger;
+  /** Where the clean-up of each ended job runs (the reconciler's own task queue). */
+  taskQueue: string;
+  policies?: ActivityPolicyOverrides;
+}
+
 /**
  * Ends the jobs whose workflow ended without running its own cleanup (terminated, timed out,
- * failed on a bug) or never started. Finds them through Temporal's visibility store: closed
- * workflows whose MediaJobStatus still says PENDING or PROCESSING.
+ * failed on a bug) or never started. Pages through every unfinished row and asks
+ * Temporal about each one's workflow, whatever its search attribute says; each job it ends gets
+ * its prediction cancelled and its end announced (settleOrphanedJob).
  */
-export async function reconcileUnfinishedJobs(deps: { db: Database; temporal: Client; provider: MediaProvider; logger: Logger }): Promise<ReconcileResult[]> {
-  const { db, temporal, provider, logger } = deps;
+export async function reconcileUnfinishedJobs(deps: ReconcileDependencies): Promise<ReconcileResult[]> {
+  const { db, logger } = deps;
   const results: ReconcileResult[] = [];
-  const since = new Date(Date.now() - 7 * 24 * 3600_000).toISOString();
-  const query = `WorkflowType = '${MEDIA_GENERATION_WORKFLOW_TYPE}' AND ExecutionStatus != 'Running' AND MediaJobStatus IN ('PENDING', 'PROCESSING') AND CloseTime > '${since}'`;
-
-  for await (const execution of temporal.workflow.list({ query, pageSize: 100 })) {
-    if (!execution.workflowId.startsWith(JOB_WORKFLOW_PREFIX)) continue;
-    const jobId = execution.workflowId.slice(JOB_WORKFLOW_PREFIX.length);
-    const job = await getJob(db, jobId).catch(() => undefined);
-    if (!job || ['COMPLETED', 'FAILED', 'CANCELLED'].includes(job.status)) continue;
-    const outcome = await outcomeOf(temporal, execution);
-    if (await finishJob(db, jobId, outcome)) {
-      results.push({ jobId, workflowStatus: execution.status.name, outcome });
-      if (job.predictionId) await provider.cancelPrediction(job.predictionId).catch(() => undefined);
+  for (let afterId: string | undefined; ; ) {
+    const page = await listUnfinishedJobs(db, PAGE_SIZE, afterId);
+    for (let start = 0; start < page.length; start += CONCURRENT_DESCRIBES) {
+      const ended = await Promise.all(page.slice(start, start + CONCURRENT_DESCRIBES).map((job) => reconcileJob(deps, job)));
+      results.push(...ended.filter((result): result is ReconcileResult => result !== undefined));
     }
-  }
-
-  for (const job of await listUnfinishedJobs(db, new Date(Date.now() - START_GRACE_MS), 100)) {
-    try {
-      await temporal.workflow.getHandle(workflowIdForJob(job.id)).describe();
-    } catch (error) {
-      if ((error as Error).name !== 'WorkflowNotFoundError') throw error;
-      const outcome: JobOutcome = { status: 'FAILED', errorMessage: 'The job was recorded but its workflow never started.' };
-      if (await finishJob(db, job.id, outcome)) results.push({ jobId: job.id, workflowStatus: 'NOT_FOUND', outcome });
-    }
+    if (page.length < PAGE_SIZE) break;
+    afterId = page.at(-1)?.id;
   }
   if (results.length > 0) logger.info({ results }, 'reconciled jobs whose workflows ended without them');
   return results;
 }
 
-async function outcomeOf(temporal: Client, execution: WorkflowExecutionInfo): Promise<JobOutcome> {
+async function reconcileJob(deps: ReconcileDependencies, job: JobRow): Promise<ReconcileResult | undefined> {
+  const handle = deps.temporal.workflow.getHandle(workflowIdForJob(job.id));
+  let description: WorkflowExecutionDescription | undefined;
+  try {
+    description = await handle.describe();
+  } catch (error) {
+    if ((error as Error).name !== 'WorkflowNotFoundError') throw error;
+  }
+  if (description?.status.name === 'RUNNING') return undefined;
+  // No workflow yet: the API may still be starting it (or finding out whether its start got through).
+  if (!description && job.createdAt.getTime() > Date.now() - START_GRACE_MS) return undefined;
+  const outcome: JobOutcome = description
+    ? await outcomeOf(deps.temporal, description)
+    : { status: 'FAILED', errorMessage: 'The job was recorded but its workflow never started.' };
+  if (!(await finishJob(deps.db, job.id, outcome))) return undefined;
+  await settleOrphanedJob(deps.temporal, { taskQueue: deps.taskQueue, job, status: outcome.status, policies: deps.policies });
+  return { jobId: job.id, workflowStatus: description?.status.name ?? 'NOT_FOUND', outcome };
+}
+
+async function outcomeOf(temporal: Client, execution: WorkflowExecutionDescription): Promise<JobOutcome> {
   switch (execution.status.name) {
     case 'TERMINATED': {
       const reason = await terminationReason(temporal, execution);
@@ -66,7 +83,7 @@ async function outcomeOf(temporal: Client, execution: WorkflowExecutionInfo): Pr
   }
 }
 
-async function terminationReason(temporal: Client, execution: WorkflowExecutionInfo): Promise<string | undefined> {
+async function terminationReason(temporal: Client, execution: WorkflowExecutionDescription): Promise<string | undefined> {
   const history = await temporal.workflow.getHandle(execution.workflowId, execution.runId).fetchHistory();
   const last = history.events?.at(-1);
   return last?.workflowExecutionTerminatedEventAttributes?.reason ?? undefined;

@@ -46,6 +46,10 @@ export const configSchema = z.object({
   /** Activity policy overrides; unset keeps the defaults in workflows/policies.ts. */
   GENERATE_MAX_ATTEMPTS: optionalPositiveInt,
   PERSIST_MAX_ATTEMPTS: optionalPositiveInt,
+  /** How long one output may take to store, worker restarts included; unset: 6 hours. */
+  PERSIST_BUDGET_SECONDS: optionalPositiveInt,
+  /** How long a job waits for its prediction, worker restarts included; unset: 2 hours. */
+  PREDICTION_WAIT_SECONDS: optionalPositiveInt,
   ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS: optionalPositiveInt,
   /** A prebuilt workflow bundle for the worker to load instead of bundling the sources at start. */
   WORKFLOW_BUNDLE_PATH: z.string().min(1).optional(),
@@ -85,6 +89,11 @@ export const configSchema = z.object({
   SSE_DATABASE_CONNECTIONS: optionalPositiveInt,
   /** OTLP/HTTP traces endpoint (e.g. http://127.0.0.1:4318); unset: tracing off. */
   OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional(),
+  /**
+   * On SIGTERM, how long running activities get to finish before the worker gives them back (a
+   * prediction being waited on keeps running upstream and the next worker resumes it).
+   */
+  WORKER_SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(0).default(20),
   /** Port of the worker's own Prometheus /metrics (activity durations and failures); 0 turns it off. */
   WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
   /** Worker Deployment Versioning (README "Deploys"): the deployment this worker's version belongs to. */

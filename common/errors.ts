@@ -12,6 +12,8 @@ export const NonRetryable = {
   /** The provider no longer serves the output (404/410 on its URL). */
   OutputExpired: 'OutputExpired',
   OutputTooLarge: 'OutputTooLarge',
+  /** The output failed on its source's or storage's own error as often as its policy allows. */
+  OutputAttemptsExhausted: 'OutputAttemptsExhausted',
   UnsupportedMediaType: 'UnsupportedMediaType',
   /** The output URL points somewhere the service may not fetch from (not HTTPS, private address). */
   ForbiddenSource: 'ForbiddenSource',

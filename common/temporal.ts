@@ -1,12 +1,18 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal } from '@temporalio/workflow';
-import type { OutputFormat } from './statuses';
+import type { OutputFormat, TerminalStatus } from './statuses';
 import type { WebhookEvent } from './webhooks';
 
 export const MEDIA_GENERATION_WORKFLOW_TYPE = 'mediaGeneration';
 export const RECONCILE_WORKFLOW_TYPE = 'reconcileJobs';
-export const RECONCILE_SCHEDULE_ID = 'media-jobs-reconciler';
+/** The Schedule that ran the reconciler before it was one long-lived workflow; workers delete it. */
+export const LEGACY_RECONCILE_SCHEDULE_ID = 'media-jobs-reconciler';
 export const REDELIVER_WEBHOOK_WORKFLOW_TYPE = 'redeliverWebhook';
+export const SETTLE_ORPHANED_JOB_WORKFLOW_TYPE = 'settleOrphanedJob';
+/** The reconciler: one long-lived workflow per task queue that continues as new. */
+export function reconcilerWorkflowId(taskQueue: string): string {
+  return `reconciler-${taskQueue}`;
+}
 
 export const mediaJobStatusSearchAttribute = defineSearchAttributeKey('MediaJobStatus', SearchAttributeType.KEYWORD);
 
@@ -17,7 +23,12 @@ export function workflowIdForJob(jobId: string): string {
 /** Overrides of the named activity policies, taken from configuration when a job starts. */
 export interface ActivityPolicyOverrides {
   generateMaxAttempts?: number;
+  /** Failures of an output's own (source, storage) before it fails; worker deaths do not count. */
   persistMaxAttempts?: number;
+  /** How long an output may take to store, interruptions included (schedule-to-close). */
+  persistBudgetSeconds?: number;
+  /** How long the job waits for its prediction, worker restarts included (schedule-to-close). */
+  predictionWaitSeconds?: number;
   heartbeatTimeoutSeconds?: number;
   /** First retry delay of webhook deliveries (tests shorten it). */
   webhookInitialIntervalSeconds?: number;
@@ -40,6 +51,25 @@ export interface WebhookMessage {
 
 export function webhookMessageId(jobId: string, event: WebhookEvent, outputIndex?: number): string {
   return `msg_${jobId}_${event}${outputIndex === undefined ? '' : `_${outputIndex}`}`;
+}
+
+/**
+ * A job ended outside its workflow (terminated, timed out, never started, cancelled through the API
+ * after its workflow was gone): its prediction is cancelled and its end announced, once.
+ */
+export interface SettleOrphanedJobInput {
+  jobId: string;
+  status: TerminalStatus;
+  webhook?: WebhookTarget;
+  policies?: ActivityPolicyOverrides;
+}
+
+export function settleOrphanedJobWorkflowId(jobId: string): string {
+  return `orphaned-job-${jobId}`;
+}
+
+export interface ReconcilerInput {
+  intervalSeconds: number;
 }
 
 export interface RedeliverWebhookInput {

@@ -72,6 +72,36 @@ describe('activities', () => {
     expect(provider.cancelled).toHaveLength(1);
   });
 
+  it('keeps the prediction it recorded when the record committed but its answer was lost', async () => {
+    // The first write commits and then looks like a dropped connection; the activity is cut off
+    // (its timeout) while it waits to write again.
+    let lostAnswers = 1;
+    const flaky = new Proxy(database.db, {
+      get(target, property, receiver) {
+        if (property !== 'execute') return Reflect.get(target, property, receiver);
+        return async (...args: Parameters<typeof target.execute>) => {
+          const result = await target.execute(...args);
+          if (lostAnswers-- > 0) throw Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' });
+          return result;
+        };
+      },
+    });
+    const cutOff = createActivities({ db: flaky, s3, bucket: config.S3_BUCKET_NAME, provider, maxOutputBytes: 1024, logger: silentLogger });
+    const job = await newJob();
+    const request = { jobId: job.id, model: job.model, prompt: job.prompt, numOutputs: 1, seed: 3, outputFormat: 'webp' as const };
+    const environment = new MockActivityEnvironment({ attempt: 1 });
+    const run = environment.run(cutOff.createPrediction, request);
+    await waitUntil(() => lostAnswers === 0);
+    environment.cancel('TIMED_OUT');
+    await expect(run).rejects.toBeDefined();
+    const recorded = (await getJob(database.db, job.id))!.predictionId;
+    expect(recorded).not.toBeNull();
+    // The retry finds it on record and carries on with it.
+    expect((await runActivity(activities.createPrediction, [request], { attempt: 2 })).predictionId).toBe(recorded);
+    expect(provider.createdForJob(job.id)).toBe(1);
+    expect(provider.cancelled).toEqual([]);
+  });
+
   it('stores an output once under its derived key when persistOutput runs twice', async () => {
     const job = await newJob();
     const predictionId = await provider.createPrediction({ jobId: job.id, model: 'a/b', prompt: 'idempotence', numOutputs: 1, seed: 3, outputFormat: 'webp' });

@@ -1,8 +1,17 @@
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseConfig } from '../common/config';
+import { configSchema, parseConfig } from '../common/config';
 
 describe('configuration', () => {
+  it('ships no usable secret in .env.example', () => {
+    const example = readFileSync(path.join(__dirname, '..', '.env.example'), 'utf8');
+    const secrets = [...example.matchAll(/^#?\s*(WEBHOOK_SIGNING_SECRET|REPLICATE_API_TOKEN)=(.*)$/gm)].map(([, name, value]) => ({ name: name!, value: value!.trim() }));
+    expect(secrets.map((secret) => secret.name).sort()).toEqual(['REPLICATE_API_TOKEN', 'WEBHOOK_SIGNING_SECRET']);
+    expect(configSchema.shape.WEBHOOK_SIGNING_SECRET.safeParse(secrets.find((secret) => secret.name === 'WEBHOOK_SIGNING_SECRET')!.value).success).toBe(false);
+    expect(secrets.find((secret) => secret.name === 'REPLICATE_API_TOKEN')!.value).toMatch(/\.\.\.|</);
+  });
+
   it('defaults to the local stack that npm run dev starts', () => {
     expect(parseConfig({})).toMatchObject({
       PORT: 8000,

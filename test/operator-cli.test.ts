@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { eq } from 'drizzle-orm';
-import { workflowIdForJob } from '../common/temporal';
+import { reconcilerWorkflowId, workflowIdForJob } from '../common/temporal';
 import { createJob } from '../db/queries/jobs';
 import { jobs } from '../db/schema';
-import { ensureReconcileSchedule } from '../worker/reconcile-schedule';
+import { ensureReconciler } from '../worker/reconciler';
 import { ScriptedProvider } from './support/scripted-provider';
 import { postJson, startTestStack, validRequest, waitForJob, type TestStack } from './support/stack';
 import { temporalCli, temporalCliJson } from './support/temporal-cli';
@@ -88,27 +88,28 @@ describe('operating jobs with the temporal CLI', () => {
     expect(JSON.stringify(described)).toContain('MediaJobStatus');
   });
 
-  it('ends a terminated job in Postgres through the scheduled reconciler', async () => {
+  it('ends a terminated job in Postgres through the reconciler, and cancels its prediction', async () => {
     const jobId = await runningJob();
-    const scheduleId = `reconciler-${randomUUID()}`;
-    await ensureReconcileSchedule(stack.client, { taskQueue: stack.config.TEMPORAL_TASK_QUEUE, intervalSeconds: 3600, scheduleId });
-    await ensureReconcileSchedule(stack.client, { taskQueue: stack.config.TEMPORAL_TASK_QUEUE, intervalSeconds: 3600, scheduleId });
+    const taskQueue = stack.config.TEMPORAL_TASK_QUEUE;
+    expect((await temporalCli(['workflow', 'terminate', '--workflow-id', workflowIdForJob(jobId), '--reason', 'stuck on a bad model'])).status).toBe(0);
+    // Every worker ensures it at start; the second finds the first running.
+    await ensureReconciler(stack.client, { taskQueue, intervalSeconds: 1 });
+    await ensureReconciler(stack.client, { taskQueue, intervalSeconds: 1 });
     try {
-      expect((await temporalCli(['workflow', 'terminate', '--workflow-id', workflowIdForJob(jobId), '--reason', 'stuck on a bad model'])).status).toBe(0);
-      // Visibility is eventually consistent: trigger until the reconciler has seen the termination.
       const job = await eventually(
-        async () => {
-          await temporalCli(['schedule', 'trigger', '--schedule-id', scheduleId]);
-          await new Promise((resolve) => setTimeout(resolve, 500));
-          return (await stack.database.db.select().from(jobs).where(eq(jobs.id, jobId)))[0]!;
-        },
+        async () => (await stack.database.db.select().from(jobs).where(eq(jobs.id, jobId)))[0]!,
         (row) => row.status !== 'PROCESSING',
         30_000,
       );
       expect(job).toMatchObject({ status: 'CANCELLED', errorMessage: 'The workflow was terminated: stuck on a bad model.' });
-      expect(provider.cancelled).toContain(job.predictionId);
+      await eventually(
+        () => provider.cancelled,
+        (cancelled) => cancelled.includes(job.predictionId!),
+      );
+      const reconcilers = await temporalCliJson<unknown[]>(['workflow', 'list', '--query', `WorkflowId="${reconcilerWorkflowId(taskQueue)}"`]);
+      expect(reconcilers).toHaveLength(1);
     } finally {
-      await temporalCli(['schedule', 'delete', '--schedule-id', scheduleId]);
+      await temporalCli(['workflow', 'terminate', '--workflow-id', reconcilerWorkflowId(taskQueue), '--reason', 'test over']);
     }
   });
 

@@ -16,7 +16,10 @@ describe('mediaGeneration workflow', () => {
   });
   afterEach(() => {
     provider.outputFailures.clear();
+    provider.outputHangs.clear();
     provider.predictionError = undefined;
+    provider.createDelayMs = 0;
+    provider.createError = undefined;
   });
 
   async function submit(body: Record<string, unknown> = validRequest): Promise<string> {
@@ -60,6 +63,35 @@ describe('mediaGeneration workflow', () => {
     expect((await fetch(job.media[0].presigned_media_url)).status).toBe(200);
     expect(job.media[1].presigned_media_url).toBeNull();
     expect(await searchStatus(jobId)).toBe('FAILED');
+  });
+
+  it('keeps the error of an output that failed when a cancel then ends the others', async () => {
+    provider.outputFailures.set(1, Infinity);
+    provider.outputHangs.add(0);
+    const prompt = `mixed outcome ${Date.now()}`;
+    const jobId = await submit({ ...validRequest, prompt });
+    const failingUrl = () =>
+      provider.opened.filter((url) => new URL(url).searchParams.get('prompt') === prompt && new URL(url).searchParams.get('index') === '1');
+    await waitForJob(stack.baseUrl, jobId, () => failingUrl().length >= 2);
+    // The second failure is its last (PERSIST_MAX_ATTEMPTS=2): let the workflow take it in.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect((await postJson(stack.baseUrl, `/api/v1/jobs/${jobId}/cancel`, { reason: 'taking too long' })).status).toBe(202);
+    const job = await waitForJob(stack.baseUrl, jobId);
+    expect(job.status).toBe('CANCELLED');
+    expect(job.error_message).toBe('taking too long');
+    expect(job.media.map((media: { status: string }) => media.status)).toEqual(['CANCELLED', 'FAILED']);
+    expect(job.media[1].error_message).toMatch(/output 1 is not ready/);
+  });
+
+  it('ends a job CANCELLED when its cancel arrives while the create is failing', async () => {
+    // Longer than a workflow task is held open for a local activity (8 s): the cancel is seen while the create runs.
+    provider.createDelayMs = 10_000;
+    provider.createError = 'the model refused the prompt';
+    const jobId = await submit();
+    await waitForJob(stack.baseUrl, jobId, () => provider.createdForJob(jobId) === 1);
+    expect((await postJson(stack.baseUrl, `/api/v1/jobs/${jobId}/cancel`, { reason: 'changed my mind' })).status).toBe(202);
+    const job = await waitForJob(stack.baseUrl, jobId, undefined, 30_000);
+    expect(job).toMatchObject({ status: 'CANCELLED', error_message: 'changed my mind' });
   });
 
   it('fails without retrying when the prediction fails upstream, with the provider reason', async () => {

@@ -50,7 +50,7 @@ export async function createMediaWorker(options: MediaWorkerOptions): Promise<Wo
     // A workflow task waits this long on the sticky queue of the worker that ran the workflow last
     // before any worker may take it: after that worker dies, its jobs resume within this (default 10 s).
     stickyQueueScheduleToStartTimeout: '3s',
-    // On SIGTERM, running uploads get this long to finish before they are cancelled (and retried elsewhere).
+    // On SIGTERM, running activities get this long to finish before they are given back (and resumed elsewhere).
     shutdownGraceTime: '20s',
     // Workflow types declare their own behaviour (workflows/versioning.ts); one that does not is pinned.
     ...(options.deploymentVersion

@@ -9,7 +9,7 @@ import { Client, Connection } from '@temporalio/client';
 import { existsSync } from 'node:fs';
 import { connectWithRetry, createMediaWorker, PREBUILT_WORKFLOW_BUNDLE } from './create-worker';
 import { makeCurrentOncePolling, resolveBuildId } from './versioning';
-import { ensureReconcileSchedule } from './reconcile-schedule';
+import { ensureReconciler } from './reconciler';
 import { createWorkerMetrics, serveWorkerMetrics } from './metrics';
 
 async function main(): Promise<void> {
@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   });
   const connection = await connectWithRetry(config.TEMPORAL_ADDRESS, logger);
   const client = new Client({ connection: await Connection.connect({ address: config.TEMPORAL_ADDRESS }), namespace: config.TEMPORAL_NAMESPACE });
-  await ensureReconcileSchedule(client, { taskQueue: config.TEMPORAL_TASK_QUEUE, intervalSeconds: config.RECONCILE_INTERVAL_SECONDS });
+  await ensureReconciler(client, { taskQueue: config.TEMPORAL_TASK_QUEUE, intervalSeconds: config.RECONCILE_INTERVAL_SECONDS });
   const metrics = createWorkerMetrics();
   if (config.WORKER_METRICS_PORT > 0) {
     // A second worker on the same machine finds the port taken: it runs on, without its own /metrics.
@@ -57,6 +57,7 @@ async function main(): Promise<void> {
       maxOutputBytes: config.MEDIA_MAX_BYTES,
       logger,
       temporal: client,
+      settlePolicies: { webhookInitialIntervalSeconds: config.WEBHOOK_RETRY_INITIAL_INTERVAL_SECONDS },
       faultInjectionPauseAt: config.FAULT_INJECTION_PAUSE_AT,
       webhooks: {
         signingSecret: config.WEBHOOK_SIGNING_SECRET,
@@ -66,6 +67,7 @@ async function main(): Promise<void> {
     },
     metrics,
     tracing,
+    tuning: { shutdownGraceTime: `${config.WORKER_SHUTDOWN_GRACE_SECONDS}s` },
   });
   if (config.FAULT_INJECTION_PAUSE_AT) logger.warn({ point: config.FAULT_INJECTION_PAUSE_AT }, 'FAULT_INJECTION_PAUSE_AT is set: activities will stop there (fault tests only)');
   logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, provider: config.MEDIA_GENERATOR_PROVIDER, deploymentVersion: deploymentVersion ?? 'unversioned' }, 'worker started');

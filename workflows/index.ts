@@ -4,3 +4,4 @@ import './versioning';
 export { mediaGeneration } from './media-generation';
 export { reconcileJobs } from './reconcile-jobs';
 export { redeliverWebhook } from './redeliver-webhook';
+export { settleOrphanedJob } from './settle-orphaned-job';

@@ -2,7 +2,9 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  CancelledFailure,
   isCancellation,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -23,6 +25,9 @@ import {
 } from '../common/temporal';
 import type { WebhookEvent } from '../common/webhooks';
 import { activityPolicies } from './policies';
+
+/** Jobs that started before a failure cancelled a still-running prediction replay without it. */
+const CANCEL_PREDICTION_ON_FAILURE = 'cancel-prediction-on-failure';
 
 /**
  * One job: PROCESSING → create and await the prediction → store every output in parallel →
@@ -93,15 +98,17 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
   }
 
   let generationRetries = 0;
+  // Until the prediction has ended upstream, every end of the job other than COMPLETED cancels it.
+  let predictionSettled = false;
   const setStatus = (status: JobStatus) => upsertSearchAttributes([{ key: mediaJobStatusSearchAttribute, value: status }]);
   const finish = async (status: TerminalStatus, errorMessage?: string) => {
     deadlineScope.cancel();
     progress.phase = status === 'COMPLETED' ? 'completed' : status === 'FAILED' ? 'failed' : 'cancelled';
     if (errorMessage) progress.error = errorMessage;
-    // Recorded with the workflow task that runs finishJob (a local activity): the row ends a moment
-    // before Temporal has it, and a closed workflow always carries its final status.
-    setStatus(status);
     const ended = await records.finishJob({ jobId, status, errorMessage, generationRetries });
+    // Only once the row has it: a closed workflow always carries its final status, and the status in
+    // Temporal never runs ahead of the row (a finishJob that waits out a database outage).
+    setStatus(status);
     // Only the call that ended the job announces it; the workflow stays open while deliveries retry.
     await CancellationScope.nonCancellable(async () => {
       if (ended) await notify(terminalEvent[status]);
@@ -126,6 +133,7 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
       });
       progress.predictionId = created.predictionId;
       const awaited = await awaitPrediction({ jobId, predictionId: created.predictionId });
+      predictionSettled = true;
       generationRetries = created.attempt - 1 + (awaited.attempt - 1);
 
       progress.phase = 'persisting';
@@ -133,31 +141,46 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
         progress.outputs.map(async (output): Promise<PersistOutputResult> => {
           const sourceUrl = awaited.outputUrls[output.index];
           if (sourceUrl === undefined) {
+            output.state = 'failed';
             throw ApplicationFailure.create({
               message: `the provider returned ${awaited.outputUrls.length} outputs for ${input.numOutputs} requested`,
               nonRetryable: true,
             });
           }
           output.state = 'storing';
-          const stored = await persistOutput({ jobId, outputIndex: output.index, sourceUrl, outputFormat: input.outputFormat });
+          const stored = await persistOutput({
+            jobId,
+            outputIndex: output.index,
+            sourceUrl,
+            outputFormat: input.outputFormat,
+            maxFailedAttempts: input.policies?.persistMaxAttempts,
+          }).catch((error: unknown) => {
+            // What ends after the cancel reached it was cancelled, whatever error it ended with.
+            if (!work.consideredCancelled) output.state = 'failed';
+            throw error;
+          });
           output.state = 'stored';
           output.attempts = stored.attempt;
           void notify('output', output.index);
           return stored;
         }),
       );
+      // Each output that failed keeps its own error, also when a cancel ends the others.
+      const failures: string[] = [];
+      await CancellationScope.nonCancellable(async () => {
+        for (const [index, outcome] of outcomes.entries()) {
+          if (outcome.status === 'fulfilled' || isCancellation(outcome.reason) || progress.outputs[index]!.state !== 'failed') continue;
+          const message = failureMessage(outcome.reason);
+          progress.outputs[index]!.state = 'failed';
+          progress.outputs[index]!.error = message;
+          failures.push(`output ${index}: ${message}`);
+          await records.recordOutputFailure({ jobId, outputIndex: index, errorMessage: message });
+        }
+      });
       const cancellation = outcomes.find((outcome) => outcome.status === 'rejected' && isCancellation(outcome.reason));
       if (cancellation?.status === 'rejected') throw cancellation.reason;
-
-      const failures: string[] = [];
-      for (const [index, outcome] of outcomes.entries()) {
-        if (outcome.status === 'fulfilled') continue;
-        const message = failureMessage(outcome.reason);
-        progress.outputs[index]!.state = 'failed';
-        progress.outputs[index]!.error = message;
-        failures.push(`output ${index}: ${message}`);
-        await records.recordOutputFailure({ jobId, outputIndex: index, errorMessage: message });
-      }
+      // An upload that ended with an error of its own after the cancel reached it.
+      if (work.consideredCancelled) throw new CancelledFailure('the job was cancelled while its outputs were stored');
       return { failures };
     });
 
@@ -176,29 +199,34 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
     }
     return progress;
   } catch (error) {
-    if (isCancellation(error) && deadlineExceeded && !progress.cancelReason) {
+    // A cancel that arrived while a step failed (a create refused, say) still ends the job cancelled.
+    const cancelled = isCancellation(error) || work.consideredCancelled;
+    if (cancelled && deadlineExceeded && !progress.cancelReason) {
       const message = `The job did not finish within its deadline of ${input.deadlineSeconds} s (deadline_seconds)${started ? '' : '; it had not started'}.`;
-      await CancellationScope.nonCancellable(async () => {
-        for (const output of progress.outputs) if (output.state !== 'stored') output.state = 'cancelled';
-        await cancelPrediction(jobId);
-        await finish(started ? 'FAILED' : 'CANCELLED', message);
-      });
+      await endCancelled(started ? 'FAILED' : 'CANCELLED', message);
       return progress;
     }
-    if (isCancellation(error)) {
-      const reason = progress.cancelReason ?? 'Cancelled by an operator (workflow cancellation)';
-      await CancellationScope.nonCancellable(async () => {
-        for (const output of progress.outputs) if (output.state !== 'stored') output.state = 'cancelled';
-        await cancelPrediction(jobId);
-        await finish('CANCELLED', reason);
-      });
+    if (cancelled) {
+      await endCancelled('CANCELLED', progress.cancelReason ?? 'Cancelled by an operator (workflow cancellation)');
       // A signalled cancel is the workflow's own decision and completes it; a workflow cancel request ends it as cancelled.
-      if (progress.cancelReason) return progress;
+      if (progress.cancelReason || !isCancellation(error)) return progress;
       throw error;
     }
     if (failureType(error) === NonRetryable.JobNotFound) throw error;
-    await finish('FAILED', failureMessage(error));
+    await CancellationScope.nonCancellable(async () => {
+      if (started && !predictionSettled && patched(CANCEL_PREDICTION_ON_FAILURE)) await cancelPrediction(jobId);
+      await finish('FAILED', failureMessage(error));
+    });
     return progress;
+  }
+
+  /** The work was cancelled (a cancel, the deadline): what was not stored is cancelled, the prediction too. */
+  async function endCancelled(status: TerminalStatus, message: string): Promise<void> {
+    await CancellationScope.nonCancellable(async () => {
+      for (const output of progress.outputs) if (output.state !== 'stored' && output.state !== 'failed') output.state = 'cancelled';
+      await cancelPrediction(jobId);
+      await finish(status, message);
+    });
   }
 }
 

@@ -48,23 +48,33 @@ export function activityPolicies(overrides: ActivityPolicyOverrides = {}) {
     },
   };
 
-  /** Waiting for the prediction: as long as the model runs, heartbeating on every poll. */
+  /**
+   * Waiting for the prediction: as long as the model runs, heartbeating. The provider's trouble on a
+   * poll is waited out inside the activity, so what is left to retry here is the worker's own end
+   * (killed, stopped by a deploy): any number of times, within the wait's time budget.
+   */
   const awaitPrediction: ActivityOptions = {
-    startToCloseTimeout: '2h',
+    startToCloseTimeout: `${overrides.predictionWaitSeconds ?? 7200}s`,
+    scheduleToCloseTimeout: `${overrides.predictionWaitSeconds ?? 7200}s`,
     heartbeatTimeout,
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: {
       initialInterval: '1s',
       backoffCoefficient: 2,
-      maximumInterval: '30s',
-      maximumAttempts: overrides.generateMaxAttempts ?? 8,
+      maximumInterval: '10s',
       nonRetryableErrorTypes: [NonRetryable.PredictionFailed, NonRetryable.PredictionCanceled, NonRetryable.InvalidInput],
     },
   };
 
-  /** Streaming one output into S3; heartbeats while bytes flow. */
+  /**
+   * Streaming one output into S3; heartbeats while bytes flow. Interruptions (a worker killed or
+   * stopped mid-upload: a heartbeat timeout) are bounded by the time budget, not counted: the
+   * activity counts the source's and storage's own errors and fails for good on the
+   * `persistMaxAttempts`th (PersistOutputInput.maxFailedAttempts).
+   */
   const persist: ActivityOptions = {
     startToCloseTimeout: '1h',
+    scheduleToCloseTimeout: `${overrides.persistBudgetSeconds ?? 21600}s`,
     heartbeatTimeout,
     // The job is only ended once every upload has really stopped, so no row changes after it.
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -72,12 +82,12 @@ export function activityPolicies(overrides: ActivityPolicyOverrides = {}) {
       initialInterval: '1s',
       backoffCoefficient: 2,
       maximumInterval: '30s',
-      maximumAttempts: overrides.persistMaxAttempts ?? 5,
       nonRetryableErrorTypes: [
         NonRetryable.OutputExpired,
         NonRetryable.OutputTooLarge,
         NonRetryable.UnsupportedMediaType,
         NonRetryable.ForbiddenSource,
+        NonRetryable.OutputAttemptsExhausted,
       ],
     },
   };

@@ -3,6 +3,7 @@ import { setWorkflowOptions, workflowInfo } from '@temporalio/workflow';
 import { mediaGeneration } from './media-generation';
 import { reconcileJobs } from './reconcile-jobs';
 import { redeliverWebhook } from './redeliver-webhook';
+import { settleOrphanedJob } from './settle-orphaned-job';
 
 /**
  * Worker Versioning behaviour of each workflow type (README "Deploys"), declared only on a
@@ -33,3 +34,5 @@ setWorkflowOptions(onVersionedWorker('PINNED'), mediaGeneration);
  */
 setWorkflowOptions(onVersionedWorker('AUTO_UPGRADE'), reconcileJobs);
 setWorkflowOptions(onVersionedWorker('AUTO_UPGRADE'), redeliverWebhook);
+// Its webhook may retry for a day: pinned, it would hold an old build's workers that long.
+setWorkflowOptions(onVersionedWorker('AUTO_UPGRADE'), settleOrphanedJob);

@@ -68,6 +68,8 @@ export function workflowInputFor(job: JobRow, config: ApiDependencies['config'])
     policies: {
       generateMaxAttempts: config.GENERATE_MAX_ATTEMPTS,
       persistMaxAttempts: config.PERSIST_MAX_ATTEMPTS,
+      persistBudgetSeconds: config.PERSIST_BUDGET_SECONDS,
+      predictionWaitSeconds: config.PREDICTION_WAIT_SECONDS,
       heartbeatTimeoutSeconds: config.ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS,
       webhookInitialIntervalSeconds: config.WEBHOOK_RETRY_INITIAL_INTERVAL_SECONDS,
     },

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Router, type Response } from 'express';
+import { settleOrphanedJob } from '../../common/orphaned-jobs';
 import { isTerminalStatus } from '../../common/statuses';
 import { cancelSignal, REDELIVER_WEBHOOK_WORKFLOW_TYPE, workflowIdForJob, type RedeliverWebhookInput } from '../../common/temporal';
 import { finishJob, getJob, listJobs, type JobWithMedia } from '../../db/queries/jobs';
@@ -95,8 +96,21 @@ export function jobsRouter({ config, db, temporal, presigner, logger }: ApiDepen
         logger.warn({ err: error, jobId }, 'could not signal the workflow');
         throw Problem.unavailable('Temporal');
       }
-      // The workflow already ended without recording it (terminated): settle the row here.
-      await finishJob(db, jobId, { status: 'CANCELLED', errorMessage: cancelReason });
+      // The workflow already ended without recording it (terminated): the row is ended here, and
+      // its prediction cancelled and its end announced as the workflow would have.
+      if (await finishJob(db, jobId, { status: 'CANCELLED', errorMessage: cancelReason })) {
+        await withTemporalTimeout(
+          temporal.connection,
+          () =>
+            settleOrphanedJob(temporal, {
+              taskQueue: config.TEMPORAL_TASK_QUEUE,
+              job,
+              status: 'CANCELLED',
+              policies: { webhookInitialIntervalSeconds: config.WEBHOOK_RETRY_INITIAL_INTERVAL_SECONDS },
+            }),
+          3_000,
+        ).catch((settleError: unknown) => logger.warn({ err: settleError, jobId }, 'could not start the clean-up of a cancelled job'));
+      }
     }
     res.status(202).json({ job_id: jobId, status: job.status, message: `Cancellation requested: ${cancelReason}` });
   });

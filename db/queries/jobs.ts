@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { and, asc, count, desc, eq, inArray, isNull, lt, notInArray, or, sql, type SQL } from 'drizzle-orm';
+import { and, asc, count, desc, eq, gt, inArray, isNull, lt, notInArray, or, sql, type SQL } from 'drizzle-orm';
 import { TERMINAL_STATUSES, type JobStatus, type OutputFormat, type TerminalStatus } from '../../common/statuses';
 import { mediaObjectKey } from '../../common/storage-keys';
 import type { Database } from '../client';
@@ -259,13 +259,21 @@ export async function finishJob(db: Database, jobId: string, outcome: JobOutcome
   });
 }
 
-/** Non-terminal jobs created before `olderThan`, oldest first: candidates for reconciliation. */
-export async function listUnfinishedJobs(db: Database, olderThan: Date, limit: number): Promise<JobRow[]> {
+/**
+ * Non-terminal jobs, `limit` at a time in id order: candidates for reconciliation. Pass the last id
+ * of a page as `afterId` for the next one.
+ */
+export async function listUnfinishedJobs(db: Database, limit: number, afterId?: string): Promise<JobRow[]> {
   return db
     .select()
     .from(jobs)
-    .where(and(notInArray(jobs.status, [...TERMINAL_STATUSES]), lt(jobs.createdAt, olderThan)))
-    .orderBy(asc(jobs.createdAt))
+    .where(
+      and(
+        notInArray(jobs.status, [...TERMINAL_STATUSES]),
+        afterId ? gt(jobs.id, afterId) : undefined,
+      ),
+    )
+    .orderBy(asc(jobs.id))
     .limit(limit);
 }
 

@@ -74,3 +74,16 @@ export async function markMediaCompleted(db: Database, ref: OutputRef, stored: S
 export async function markMediaFailed(db: Database, ref: OutputRef, errorMessage: string): Promise<void> {
   await updateOutput(db, ref, sql`status = 'FAILED', error_message = ${errorMessage}`, UNFINISHED);
 }
+
+/**
+ * An attempt at storing the output failed on the source's or storage's own error: counts it and
+ * returns the count. (A write repeated after a lost answer counts twice: it errs towards failing.)
+ */
+export async function recordMediaAttemptFailed(db: Database, ref: OutputRef): Promise<number> {
+  const [row] = await db
+    .update(media)
+    .set({ failedAttempts: sql`${media.failedAttempts} + 1` })
+    .where(and(eq(media.jobId, ref.jobId), eq(media.outputIndex, ref.outputIndex)))
+    .returning({ failedAttempts: media.failedAttempts });
+  return row?.failedAttempts ?? Number.MAX_SAFE_INTEGER;
+}

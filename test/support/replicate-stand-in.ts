@@ -35,6 +35,8 @@ export interface StandInBehaviour {
   outputBytesPerSecond?: number;
   /** Cancel requests answer this status and cancel nothing (503: Replicate down). */
   cancelStatus?: number;
+  /** Every second status poll answers this instead of the prediction (429 with Retry-After, 503). */
+  everySecondPollFails?: { status: number; retryAfterSeconds?: number };
 }
 
 /**
@@ -47,6 +49,8 @@ export class ReplicateStandIn {
   readonly createCalls: { at: number; status: number }[] = [];
   readonly cancelRequests: string[] = [];
   readonly fileRequests: string[] = [];
+  /** Status polls, and how each was answered. */
+  readonly pollAnswers: number[] = [];
   behaviour: StandInBehaviour = { runMs: 300 };
   private readonly createFaults: CreateFault[] = [];
 
@@ -108,7 +112,16 @@ export class ReplicateStandIn {
     const id = (get ?? cancel)?.[1];
     const prediction = this.predictions.find((candidate) => candidate.id === id);
     if (!prediction) return send(response, 404, { title: 'Not found', detail: 'The requested resource could not be found.', status: 404 });
-    if (request.method === 'GET' && get) return send(response, 200, this.describe(prediction));
+    if (request.method === 'GET' && get) {
+      const fault = this.behaviour.everySecondPollFails;
+      if (fault && this.pollAnswers.length % 2 === 1) {
+        this.pollAnswers.push(fault.status);
+        if (fault.retryAfterSeconds !== undefined) response.setHeader('Retry-After', String(fault.retryAfterSeconds));
+        return send(response, fault.status, { title: 'Injected fault', detail: 'the stand-in refuses every second poll', status: fault.status });
+      }
+      this.pollAnswers.push(200);
+      return send(response, 200, this.describe(prediction));
+    }
     if (request.method === 'POST' && cancel) {
       this.cancelRequests.push(prediction.id);
       if (this.behaviour.cancelStatus) return send(response, this.behaviour.cancelStatus, { title: 'Injected fault', status: this.behaviour.cancelStatus });

@@ -1,5 +1,6 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { FakeProvider } from '../../activities/providers/fake-provider';
+import { NonRetryable } from '../../common/errors';
 import type { GenerationRequest, MediaProvider, OutputStream, PredictionState } from '../../activities/providers/provider';
 
 /**
@@ -14,6 +15,11 @@ export class ScriptedProvider implements MediaProvider {
   /** Output index → failures still to throw when that output is opened (Infinity: always). */
   outputFailures = new Map<number, number>();
   predictionError?: string;
+  /** Output indexes whose download never answers (until cancelled). */
+  outputHangs = new Set<number>();
+  /** Creates take this long, then fail with `createError` when it is set (the provider refusing the input). */
+  createDelayMs = 0;
+  createError?: string;
   private readonly fake: FakeProvider;
 
   constructor(options: { latencyMs?: number } = {}) {
@@ -22,6 +28,8 @@ export class ScriptedProvider implements MediaProvider {
 
   async createPrediction(request: GenerationRequest): Promise<string> {
     this.created.push(request);
+    if (this.createDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.createDelayMs));
+    if (this.createError) throw ApplicationFailure.create({ type: NonRetryable.InvalidInput, message: this.createError, nonRetryable: true });
     return this.fake.createPrediction(request);
   }
 
@@ -35,9 +43,12 @@ export class ScriptedProvider implements MediaProvider {
     this.cancelled.push(predictionId);
   }
 
-  async openOutput(url: string): Promise<OutputStream> {
+  async openOutput(url: string, signal?: AbortSignal): Promise<OutputStream> {
     this.opened.push(url);
     const index = Number(new URL(url).searchParams.get('index'));
+    if (this.outputHangs.has(index)) {
+      await new Promise((_resolve, reject) => signal?.addEventListener('abort', () => reject(new Error('download cancelled: its source stopped answering')), { once: true }));
+    }
     const remaining = this.outputFailures.get(index) ?? 0;
     if (remaining > 0) {
       this.outputFailures.set(index, remaining - 1);

@@ -92,6 +92,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
         logger: silentLogger,
         predictionPollIntervalMs: 100,
         temporal: client,
+        settlePolicies: { webhookInitialIntervalSeconds: config.WEBHOOK_RETRY_INITIAL_INTERVAL_SECONDS },
         webhooks: {
           signingSecret: config.WEBHOOK_SIGNING_SECRET,
           allowPrivate: config.MEDIA_FETCH_ALLOW_PRIVATE,
