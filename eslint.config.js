@@ -15,11 +15,23 @@ module.exports = tseslint.config(
       '@typescript-eslint/no-explicit-any': 'off',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       // Configuration is parsed once, in common/config.ts.
-      'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'Read configuration through common/config.ts.' }],
+      'no-restricted-properties': [
+        'error',
+        { object: 'process', property: 'env', message: 'Read configuration through common/config.ts.' },
+      ],
     },
   },
   {
-    files: ['common/config.ts', 'scripts/**', 'test/**', 'bench/**', 'drizzle.config.ts', 'api/main.ts', 'worker/main.ts', 'db/migrate.ts'],
+    files: [
+      'common/config.ts',
+      'scripts/**',
+      'test/**',
+      'bench/**',
+      'drizzle.config.ts',
+      'api/main.ts',
+      'worker/main.ts',
+      'db/migrate.ts',
+    ],
     rules: { 'no-restricted-properties': 'off' },
   },
   {
@@ -31,8 +43,39 @@ module.exports = tseslint.config(
         {
           patterns: [
             { group: ['node:*'], message: 'Workflows run in a deterministic sandbox: no Node built-ins.' },
-            { group: ['fs', 'path', 'os', 'crypto', 'http', 'https', 'net', 'child_process', 'stream', 'events', 'util'], message: 'Workflows run in a deterministic sandbox: no Node built-ins.' },
-            { group: ['../activities/*', '../activities/**', '../db/**', '../api/**', '../worker/**', 'pg', 'drizzle-orm*', '@aws-sdk/*', 'replicate', 'sharp', 'pino'], allowTypeImports: true, message: 'Workflows import activities as types only and nothing that does I/O.' },
+            {
+              group: [
+                'fs',
+                'path',
+                'os',
+                'crypto',
+                'http',
+                'https',
+                'net',
+                'child_process',
+                'stream',
+                'events',
+                'util',
+              ],
+              message: 'Workflows run in a deterministic sandbox: no Node built-ins.',
+            },
+            {
+              group: [
+                '../activities/*',
+                '../activities/**',
+                '../db/**',
+                '../api/**',
+                '../worker/**',
+                'pg',
+                'drizzle-orm*',
+                '@aws-sdk/*',
+                'replicate',
+                'sharp',
+                'pino',
+              ],
+              allowTypeImports: true,
+              message: 'Workflows import activities as types only and nothing that does I/O.',
+            },
           ],
         },
       ],
@@ -41,7 +84,10 @@ module.exports = tseslint.config(
   },
   {
     files: ['**/*.js'],
-    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', module: 'writable', __dirname: 'readonly' } },
+    languageOptions: {
+      sourceType: 'commonjs',
+      globals: { require: 'readonly', module: 'writable', __dirname: 'readonly' },
+    },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
 );

@@ -10,7 +10,13 @@ import { mediaObjectKey } from '../common/storage-keys';
 import { isDatabaseUnavailable } from '../db/availability';
 import type { Database } from '../db/client';
 import { finishJob, getJobStatus, getPredictionId, markJobProcessing, recordPredictionId } from '../db/queries/jobs';
-import { getMedia, markMediaCompleted, markMediaFailed, markMediaProcessing, recordMediaAttemptFailed } from '../db/queries/media';
+import {
+  getMedia,
+  markMediaCompleted,
+  markMediaFailed,
+  markMediaProcessing,
+  recordMediaAttemptFailed,
+} from '../db/queries/media';
 import { storeObject } from './object-storage';
 import { reconcileUnfinishedJobs, type ReconcileResult } from './reconcile';
 import { deliverWebhook, type DeliveryResult, type WebhookDependencies } from './webhook-delivery';
@@ -95,7 +101,11 @@ export function createActivities(deps: ActivityDependencies) {
   };
 
   /** One attempt at storing an output: its source streamed into S3, then its row. */
-  const storeOutput = async (input: PersistOutputInput, context: Context, ref: { jobId: string; outputIndex: number }): Promise<PersistOutputResult> => {
+  const storeOutput = async (
+    input: PersistOutputInput,
+    context: Context,
+    ref: { jobId: string; outputIndex: number },
+  ): Promise<PersistOutputResult> => {
     const key = mediaObjectKey(input.jobId, input.outputIndex, input.outputFormat);
     let bytesStored = 0;
     // Heartbeats for as long as it runs, not only as bytes flow: a source slow to answer or a part
@@ -108,7 +118,13 @@ export function createActivities(deps: ActivityDependencies) {
           // the output is not fetched again, whatever its source says by now.
           const row = await untilDatabaseAnswers(() => getMedia(db, ref));
           if (row?.status === 'COMPLETED' && row.contentType && row.sizeBytes !== null && row.sha256) {
-            return { s3Key: row.s3Key, contentType: row.contentType, sizeBytes: row.sizeBytes, sha256: row.sha256, attempt: context.info.attempt };
+            return {
+              s3Key: row.s3Key,
+              contentType: row.contentType,
+              sizeBytes: row.sizeBytes,
+              sha256: row.sha256,
+              attempt: context.info.attempt,
+            };
           }
         }
         await untilDatabaseAnswers(() => markMediaProcessing(db, ref, input.sourceUrl, context.info.attempt));
@@ -146,7 +162,11 @@ export function createActivities(deps: ActivityDependencies) {
     async startJob(jobId: string): Promise<JobStatus> {
       const status = await markJobProcessing(db, jobId);
       if (!status) {
-        throw ApplicationFailure.create({ type: NonRetryable.JobNotFound, message: `job ${jobId} has no row in the database`, nonRetryable: true });
+        throw ApplicationFailure.create({
+          type: NonRetryable.JobNotFound,
+          message: `job ${jobId} has no row in the database`,
+          nonRetryable: true,
+        });
       }
       return status;
     },
@@ -174,7 +194,10 @@ export function createActivities(deps: ActivityDependencies) {
         throw error;
       }
       if (recorded !== created) {
-        logger.warn({ jobId: request.jobId, created, recorded }, 'a prediction was already on record; cancelling the new one');
+        logger.warn(
+          { jobId: request.jobId, created, recorded },
+          'a prediction was already on record; cancelling the new one',
+        );
         await provider.cancelPrediction(created).catch(() => undefined);
       }
       return { predictionId: recorded ?? created, attempt };
@@ -188,13 +211,16 @@ export function createActivities(deps: ActivityDependencies) {
      * worker that stops (a deploy), misses its heartbeats or loses the attempt leaves it running for
      * the next attempt, which resumes it by id.
      */
-    async awaitPrediction(input: { jobId: string; predictionId: string }): Promise<{ outputUrls: string[]; attempt: number }> {
+    async awaitPrediction(input: {
+      jobId: string;
+      predictionId: string;
+    }): Promise<{ outputUrls: string[]; attempt: number }> {
       const context = Context.current();
       let predictionStatus = 'starting';
       try {
         return await heartbeatWhile(
           async () => {
-            for (let troubles = 0; ; ) {
+            for (let troubles = 0; ;) {
               let state: PredictionState;
               try {
                 state = await provider.getPrediction(input.predictionId, context.cancellationSignal);
@@ -203,7 +229,10 @@ export function createActivities(deps: ActivityDependencies) {
                 if (context.cancellationSignal.aborted || !isRetryableFailure(error)) throw error;
                 troubles += 1;
                 const delayMs = pollRetryDelayMs(error, troubles, pollIntervalMs);
-                logger.warn({ jobId: input.jobId, predictionId: input.predictionId, err: error, retryInMs: delayMs }, 'the provider did not answer a status poll; polling again');
+                logger.warn(
+                  { jobId: input.jobId, predictionId: input.predictionId, err: error, retryInMs: delayMs },
+                  'the provider did not answer a status poll; polling again',
+                );
                 await context.sleep(delayMs);
                 continue;
               }
@@ -212,9 +241,17 @@ export function createActivities(deps: ActivityDependencies) {
                 case 'succeeded':
                   return { outputUrls: state.outputUrls, attempt: context.info.attempt };
                 case 'failed':
-                  throw ApplicationFailure.create({ type: NonRetryable.PredictionFailed, message: state.error, nonRetryable: true });
+                  throw ApplicationFailure.create({
+                    type: NonRetryable.PredictionFailed,
+                    message: state.error,
+                    nonRetryable: true,
+                  });
                 case 'canceled':
-                  throw ApplicationFailure.create({ type: NonRetryable.PredictionCanceled, message: 'the prediction was cancelled upstream', nonRetryable: true });
+                  throw ApplicationFailure.create({
+                    type: NonRetryable.PredictionCanceled,
+                    message: 'the prediction was cancelled upstream',
+                    nonRetryable: true,
+                  });
                 case 'running':
                   await context.sleep(pollIntervalMs);
               }
@@ -239,7 +276,10 @@ export function createActivities(deps: ActivityDependencies) {
       // prediction's Cancel-After deadline bounds its cost, so an unreachable provider is given up on.
       await provider.cancelPrediction(predictionId).catch((error: unknown) => {
         if (Context.current().info.attempt < 5) throw error;
-        logger.warn({ jobId, predictionId, err: error }, 'could not cancel the prediction upstream; its deadline will end it');
+        logger.warn(
+          { jobId, predictionId, err: error },
+          'could not cancel the prediction upstream; its deadline will end it',
+        );
       });
     },
 
@@ -282,7 +322,13 @@ export function createActivities(deps: ActivityDependencies) {
      */
     async finishJob(input: FinishJobInput): Promise<boolean> {
       const { jobId, ...outcome } = input;
-      if (await finishJob(db, jobId, { ...outcome, errorMessage: outcome.errorMessage === undefined ? undefined : storableText(outcome.errorMessage) })) return true;
+      if (
+        await finishJob(db, jobId, {
+          ...outcome,
+          errorMessage: outcome.errorMessage === undefined ? undefined : storableText(outcome.errorMessage),
+        })
+      )
+        return true;
       return (await getJobStatus(db, jobId)) === outcome.status;
     },
 
@@ -293,7 +339,13 @@ export function createActivities(deps: ActivityDependencies) {
 
     async reconcileJobs(): Promise<ReconcileResult[]> {
       if (!deps.temporal) throw new Error('the reconciler needs a Temporal client');
-      return reconcileUnfinishedJobs({ db, temporal: deps.temporal, logger, taskQueue: Context.current().info.taskQueue, policies: deps.settlePolicies });
+      return reconcileUnfinishedJobs({
+        db,
+        temporal: deps.temporal,
+        logger,
+        taskQueue: Context.current().info.taskQueue,
+        policies: deps.settlePolicies,
+      });
     },
   };
 }
@@ -331,6 +383,7 @@ function isRetryableFailure(error: unknown): boolean {
 
 /** The provider's Retry-After when it gave one, else a backoff from the poll interval up to 30 s. */
 function pollRetryDelayMs(error: unknown, troubles: number, pollIntervalMs: number): number {
-  const asked = error instanceof ApplicationFailure && error.nextRetryDelay != null ? msToNumber(error.nextRetryDelay) : undefined;
+  const asked =
+    error instanceof ApplicationFailure && error.nextRetryDelay != null ? msToNumber(error.nextRetryDelay) : undefined;
   return Math.min(asked ?? pollIntervalMs * 2 ** (troubles - 1), 30_000);
 }

@@ -118,9 +118,13 @@ export async function storeObject(params: StoreObjectParams): Promise<StoredObje
  * left as is.
  */
 async function abortAbandonedUploads(client: S3Client, bucket: string, key: string): Promise<void> {
-  const listed = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: key })).catch(() => undefined);
+  const listed = await client
+    .send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: key }))
+    .catch(() => undefined);
   for (const upload of listed?.Uploads ?? []) {
     if (upload.Key !== key || !upload.UploadId) continue;
-    await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: upload.UploadId })).catch(() => undefined);
+    await client
+      .send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: upload.UploadId }))
+      .catch(() => undefined);
   }
 }

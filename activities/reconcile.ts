@@ -36,10 +36,12 @@ export interface ReconcileDependencies {
 export async function reconcileUnfinishedJobs(deps: ReconcileDependencies): Promise<ReconcileResult[]> {
   const { db, logger } = deps;
   const results: ReconcileResult[] = [];
-  for (let afterId: string | undefined; ; ) {
+  for (let afterId: string | undefined; ;) {
     const page = await listUnfinishedJobs(db, PAGE_SIZE, afterId);
     for (let start = 0; start < page.length; start += CONCURRENT_DESCRIBES) {
-      const ended = await Promise.all(page.slice(start, start + CONCURRENT_DESCRIBES).map((job) => reconcileJob(deps, job)));
+      const ended = await Promise.all(
+        page.slice(start, start + CONCURRENT_DESCRIBES).map((job) => reconcileJob(deps, job)),
+      );
       results.push(...ended.filter((result): result is ReconcileResult => result !== undefined));
     }
     if (page.length < PAGE_SIZE) break;
@@ -64,7 +66,12 @@ async function reconcileJob(deps: ReconcileDependencies, job: JobRow): Promise<R
     ? await outcomeOf(deps.temporal, description)
     : { status: 'FAILED', errorMessage: 'The job was recorded but its workflow never started.' };
   if (!(await finishJob(deps.db, job.id, outcome))) return undefined;
-  await settleOrphanedJob(deps.temporal, { taskQueue: deps.taskQueue, job, status: outcome.status, policies: deps.policies });
+  await settleOrphanedJob(deps.temporal, {
+    taskQueue: deps.taskQueue,
+    job,
+    status: outcome.status,
+    policies: deps.policies,
+  });
   return { jobId: job.id, workflowStatus: description?.status.name ?? 'NOT_FOUND', outcome };
 }
 
@@ -79,11 +86,17 @@ async function outcomeOf(temporal: Client, execution: WorkflowExecutionDescripti
     case 'CANCELLED':
       return { status: 'CANCELLED', errorMessage: 'The workflow was cancelled before the job could record it.' };
     default:
-      return { status: 'FAILED', errorMessage: `The workflow ended (${execution.status.name}) without finishing the job.` };
+      return {
+        status: 'FAILED',
+        errorMessage: `The workflow ended (${execution.status.name}) without finishing the job.`,
+      };
   }
 }
 
-async function terminationReason(temporal: Client, execution: WorkflowExecutionDescription): Promise<string | undefined> {
+async function terminationReason(
+  temporal: Client,
+  execution: WorkflowExecutionDescription,
+): Promise<string | undefined> {
   const history = await temporal.workflow.getHandle(execution.workflowId, execution.runId).fetchHistory();
   const last = history.events?.at(-1);
   return last?.workflowExecutionTerminatedEventAttributes?.reason ?? undefined;

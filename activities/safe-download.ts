@@ -70,7 +70,8 @@ export async function safeDownload(source: string, options: SafeDownloadOptions)
         response.destroy();
         const location = response.headers.location;
         if (!location) throw unavailable(`${url.host} answered ${status} without a Location`, true);
-        if (redirects >= limits.maxRedirects) throw forbidden(`more than ${limits.maxRedirects} redirects, last from ${url.host}`);
+        if (redirects >= limits.maxRedirects)
+          throw forbidden(`more than ${limits.maxRedirects} redirects, last from ${url.host}`);
         url = checkedUrl(new URL(location, url), allowHttp, isAllowedAddress);
         continue;
       }
@@ -125,13 +126,20 @@ function startExchange(url: URL, limits: DownloadLimits, isAllowedAddress: (addr
         clearTimeout(connectTimer);
         // IP literals skip the lookup; this also covers any path to a socket the lookup did not see.
         const remote = socket.remoteAddress;
-        if (!remote || !isAllowedAddress(remote)) stop(forbidden(`${url.host} connected to ${remote ?? 'an unknown address'}, which is not public`));
+        if (!remote || !isAllowedAddress(remote))
+          stop(forbidden(`${url.host} connected to ${remote ?? 'an unknown address'}, which is not public`));
       });
     });
-    request.setTimeout(limits.idleTimeoutMs, () => stop(unavailable(`${url.host} sent nothing for ${limits.idleTimeoutMs / 1000}s`)));
+    request.setTimeout(limits.idleTimeoutMs, () =>
+      stop(unavailable(`${url.host} sent nothing for ${limits.idleTimeoutMs / 1000}s`)),
+    );
     request.once('error', (error) => {
       clearTimeout(connectTimer);
-      reject(error instanceof ApplicationFailure ? error : unavailable(`could not fetch the output from ${url.host}: ${errorCode(error)}`));
+      reject(
+        error instanceof ApplicationFailure
+          ? error
+          : unavailable(`could not fetch the output from ${url.host}: ${errorCode(error)}`),
+      );
     });
     request.once('response', (incoming) => {
       clearTimeout(connectTimer);
@@ -153,7 +161,6 @@ function checkedUrl(url: URL, allowHttp: boolean, isAllowedAddress: (address: st
   if (isIP(host) && !isAllowedAddress(host)) throw forbidden(`${host} is not a public address`);
   return url;
 }
-
 
 function statusFailure(status: number, url: URL, retryAfter: string | undefined): ApplicationFailure {
   if (status === 404 || status === 410) {
@@ -203,6 +210,8 @@ function errorCode(error: Error): string {
 function definedOnly(options: Partial<DownloadLimits>): Partial<DownloadLimits> {
   const { connectTimeoutMs, idleTimeoutMs, totalTimeoutMs, maxRedirects } = options;
   return Object.fromEntries(
-    Object.entries({ connectTimeoutMs, idleTimeoutMs, totalTimeoutMs, maxRedirects }).filter(([, value]) => value !== undefined),
+    Object.entries({ connectTimeoutMs, idleTimeoutMs, totalTimeoutMs, maxRedirects }).filter(
+      ([, value]) => value !== undefined,
+    ),
   );
 }

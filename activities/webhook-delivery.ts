@@ -41,14 +41,32 @@ interface Answer {
  * URLs included) plus `event`, signed per Standard Webhooks, to a public HTTPS address. Every
  * attempt is recorded; anything but a 2xx answer is thrown for the retry policy.
  */
-export async function deliverWebhook(db: Database, deps: WebhookDependencies | undefined, message: WebhookMessage, signal: AbortSignal): Promise<DeliveryResult> {
+export async function deliverWebhook(
+  db: Database,
+  deps: WebhookDependencies | undefined,
+  message: WebhookMessage,
+  signal: AbortSignal,
+): Promise<DeliveryResult> {
   if (!deps?.signingSecret) {
-    throw ApplicationFailure.create({ type: NonRetryable.WebhookNotConfigured, message: 'WEBHOOK_SIGNING_SECRET is not set on the worker', nonRetryable: true });
+    throw ApplicationFailure.create({
+      type: NonRetryable.WebhookNotConfigured,
+      message: 'WEBHOOK_SIGNING_SECRET is not set on the worker',
+      nonRetryable: true,
+    });
   }
   const job = await getJob(db, message.jobId);
-  if (!job) throw ApplicationFailure.create({ type: NonRetryable.JobNotFound, message: `job ${message.jobId} has no row in the database`, nonRetryable: true });
+  if (!job)
+    throw ApplicationFailure.create({
+      type: NonRetryable.JobNotFound,
+      message: `job ${message.jobId} has no row in the database`,
+      nonRetryable: true,
+    });
   const reply = await toStatusReply(job, deps.presigner);
-  const body = JSON.stringify({ event: message.event, ...(message.outputIndex !== undefined ? { output_index: message.outputIndex } : {}), ...reply });
+  const body = JSON.stringify({
+    event: message.event,
+    ...(message.outputIndex !== undefined ? { output_index: message.outputIndex } : {}),
+    ...reply,
+  });
   const timestamp = Math.floor(Date.now() / 1000);
   const headers = {
     'content-type': 'application/json',
@@ -62,9 +80,14 @@ export async function deliverWebhook(db: Database, deps: WebhookDependencies | u
   let answer: Answer | undefined;
   let failure: ApplicationFailure | undefined;
   try {
-    answer = await post(new URL(message.url), headers, body, { allowPrivate: deps.allowPrivate, timeoutMs: deps.timeoutMs ?? 15_000, signal });
+    answer = await post(new URL(message.url), headers, body, {
+      allowPrivate: deps.allowPrivate,
+      timeoutMs: deps.timeoutMs ?? 15_000,
+      signal,
+    });
     if (answer.statusCode < 200 || answer.statusCode >= 300) {
-      const delay = answer.statusCode === 429 || answer.statusCode === 503 ? retryAfterSeconds(answer.retryAfter) : undefined;
+      const delay =
+        answer.statusCode === 429 || answer.statusCode === 503 ? retryAfterSeconds(answer.retryAfter) : undefined;
       failure = ApplicationFailure.create({
         type: WEBHOOK_REJECTED,
         message: `the receiver answered ${answer.statusCode}`,
@@ -72,7 +95,10 @@ export async function deliverWebhook(db: Database, deps: WebhookDependencies | u
       });
     }
   } catch (error) {
-    failure = error instanceof ApplicationFailure ? error : ApplicationFailure.create({ type: WEBHOOK_REJECTED, message: (error as Error).message });
+    failure =
+      error instanceof ApplicationFailure
+        ? error
+        : ApplicationFailure.create({ type: WEBHOOK_REJECTED, message: (error as Error).message });
   }
   const row = await recordDeliveryAttempt(db, {
     jobId: message.jobId,
@@ -94,7 +120,12 @@ function forbidden(message: string): ApplicationFailure {
 }
 
 /** One POST, no redirects followed, to an address checked after DNS and again on connect. */
-function post(url: URL, headers: Record<string, string>, body: string, options: { allowPrivate: boolean; timeoutMs: number; signal: AbortSignal }): Promise<Answer> {
+function post(
+  url: URL,
+  headers: Record<string, string>,
+  body: string,
+  options: { allowPrivate: boolean; timeoutMs: number; signal: AbortSignal },
+): Promise<Answer> {
   const isAllowed = options.allowPrivate ? () => true : isPublicAddress;
   if (url.protocol !== 'https:' && !(options.allowPrivate && url.protocol === 'http:')) {
     return Promise.reject(forbidden(`webhooks go only to https URLs, not ${url.protocol.replace(/:$/, '')}`));
@@ -112,17 +143,27 @@ function post(url: URL, headers: Record<string, string>, body: string, options: 
       signal: options.signal,
       timeout: options.timeoutMs,
     });
-    const timer = setTimeout(() => request.destroy(new Error(`the receiver did not answer within ${options.timeoutMs / 1000}s`)), options.timeoutMs);
+    const timer = setTimeout(
+      () => request.destroy(new Error(`the receiver did not answer within ${options.timeoutMs / 1000}s`)),
+      options.timeoutMs,
+    );
     request.once('socket', (socket) => {
       socket.once('connect', () => {
         const remote = socket.remoteAddress;
-        if (!remote || !isAllowed(remote)) request.destroy(forbidden(`${url.host} connected to ${remote ?? 'an unknown address'}, which is not public`));
+        if (!remote || !isAllowed(remote))
+          request.destroy(forbidden(`${url.host} connected to ${remote ?? 'an unknown address'}, which is not public`));
       });
     });
-    request.once('timeout', () => request.destroy(new Error(`the receiver sent nothing for ${options.timeoutMs / 1000}s`)));
+    request.once('timeout', () =>
+      request.destroy(new Error(`the receiver sent nothing for ${options.timeoutMs / 1000}s`)),
+    );
     request.once('error', (error) => {
       clearTimeout(timer);
-      reject(error instanceof ApplicationFailure ? error : new Error(`could not deliver to ${url.host}: ${(error as NodeJS.ErrnoException).code ?? error.message}`));
+      reject(
+        error instanceof ApplicationFailure
+          ? error
+          : new Error(`could not deliver to ${url.host}: ${(error as NodeJS.ErrnoException).code ?? error.message}`),
+      );
     });
     request.once('response', (response: IncomingMessage) => {
       let snippet = '';
@@ -132,7 +173,11 @@ function post(url: URL, headers: Record<string, string>, body: string, options: 
       });
       response.once('end', () => {
         clearTimeout(timer);
-        resolve({ statusCode: response.statusCode ?? 0, snippet: snippet.slice(0, SNIPPET_CHARS), retryAfter: response.headers['retry-after'] });
+        resolve({
+          statusCode: response.statusCode ?? 0,
+          snippet: snippet.slice(0, SNIPPET_CHARS),
+          retryAfter: response.headers['retry-after'],
+        });
       });
       response.once('error', (error) => {
         clearTimeout(timer);

@@ -27,7 +27,13 @@ export function createApp(deps: ApiDependencies): Express {
       autoLogging: { ignore: (req) => req.url === '/healthz' },
       // Clients poll status many times a second: successful reads are debug, changes and errors are logged.
       customLogLevel: (req, res, error) =>
-        error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : req.method === 'GET' ? 'debug' : 'info',
+        error || res.statusCode >= 500
+          ? 'error'
+          : res.statusCode >= 400
+            ? 'warn'
+            : req.method === 'GET'
+              ? 'debug'
+              : 'info',
     }),
   );
   app.use(express.json({ limit: LIMITS.maxBodyBytes, type: 'application/json', strict: false }));

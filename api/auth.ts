@@ -33,7 +33,9 @@ function clientAddress(req: Request): string {
 }
 
 function unauthorized(detail: string): Problem {
-  return new Problem(401, 'Unauthorized', detail, { headers: { 'WWW-Authenticate': 'Bearer realm="media-generation"' } });
+  return new Problem(401, 'Unauthorized', detail, {
+    headers: { 'WWW-Authenticate': 'Bearer realm="media-generation"' },
+  });
 }
 
 /**
@@ -48,7 +50,10 @@ export function authenticate({ config, db }: ApiDependencies): RequestHandler {
       return next();
     }
     const header = req.header('authorization');
-    if (!header) throw unauthorized('Send an API key as `Authorization: Bearer <key>`; `npm run apikey -- create --name NAME` makes one.');
+    if (!header)
+      throw unauthorized(
+        'Send an API key as `Authorization: Bearer <key>`; `npm run apikey -- create --name NAME` makes one.',
+      );
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match) throw unauthorized('The Authorization header must read `Bearer <key>`.');
     const key = await findActiveApiKey(db, hashApiKey(match[1]!));

@@ -14,7 +14,11 @@ export function answerUnparsableRequestsWithProblems(server: Server): void {
     }
     const [status, title, detail] =
       error.code === 'HPE_HEADER_OVERFLOW'
-        ? [431, 'Request header fields too large', 'The request line and headers are over the 16 KB the server reads; send a shorter URL and fewer headers.']
+        ? [
+            431,
+            'Request header fields too large',
+            'The request line and headers are over the 16 KB the server reads; send a shorter URL and fewer headers.',
+          ]
         : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
           ? [408, 'Request timeout', 'The request did not arrive in time.']
           : [400, 'Bad request', 'The request is not valid HTTP.'];

@@ -27,9 +27,19 @@ function main(): void {
     ...(tracing ? { interceptors: { workflow: [new OpenTelemetryWorkflowClientInterceptor()] } } : {}),
   });
   const s3 = createS3Client(config);
-  const app = createApp({ config, db: database.db, temporal, s3, presigner: createPresigner(config, s3), logger, tracing: Boolean(tracing) });
+  const app = createApp({
+    config,
+    db: database.db,
+    temporal,
+    s3,
+    presigner: createPresigner(config, s3),
+    logger,
+    tracing: Boolean(tracing),
+  });
 
-  const server = app.listen(config.PORT, () => logger.info({ port: config.PORT }, `API listening on http://127.0.0.1:${config.PORT}`));
+  const server = app.listen(config.PORT, () =>
+    logger.info({ port: config.PORT }, `API listening on http://127.0.0.1:${config.PORT}`),
+  );
   answerUnparsableRequestsWithProblems(server);
   // Idle keep-alive connections stay open longer than a load balancer's (60 s on the common ones):
   // with Node's 5 s default, a client or proxy that reuses a connection the API just closed gets a reset.

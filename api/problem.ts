@@ -31,9 +31,14 @@ export class Problem extends Error {
   }
 
   static unavailable(dependency: string): Problem {
-    return new Problem(503, 'Service unavailable', `${dependency} is unavailable; nothing was created. Retry shortly.`, {
-      headers: { 'Retry-After': '5' },
-    });
+    return new Problem(
+      503,
+      'Service unavailable',
+      `${dependency} is unavailable; nothing was created. Retry shortly.`,
+      {
+        headers: { 'Retry-After': '5' },
+      },
+    );
   }
 }
 
@@ -61,7 +66,8 @@ export const notFoundHandler: RequestHandler = (req, res) => {
 /** body-parser's error types, mapped to what the client did wrong. */
 const BODY_ERRORS: Record<string, (error: { message: string; limit?: number }) => Problem> = {
   'entity.parse.failed': () => new Problem(400, 'Malformed JSON', 'The request body is not valid JSON.'),
-  'entity.too.large': (error) => new Problem(413, 'Body too large', `The request body is larger than the ${error.limit ?? ''}-byte limit.`),
+  'entity.too.large': (error) =>
+    new Problem(413, 'Body too large', `The request body is larger than the ${error.limit ?? ''}-byte limit.`),
   'charset.unsupported': (error) => new Problem(415, 'Unsupported charset', `${error.message}; send UTF-8 JSON.`),
   'encoding.unsupported': (error) => new Problem(415, 'Unsupported content encoding', `${error.message}.`),
   'request.aborted': () => new Problem(400, 'Request aborted', 'The client aborted the request body.'),
@@ -79,8 +85,13 @@ function clientErrorStatus(error: unknown): number | undefined {
 
 function clientProblem(error: { name?: string; message?: string }, status: number): Problem {
   // Express cannot decode a path parameter: a malformed percent-escape, or bytes that are not UTF-8.
-  if (error.name === 'URIError') return new Problem(400, 'Malformed path', 'The request path is not valid percent-encoded UTF-8.');
-  return new Problem(status, STATUS_CODES[status] ?? 'Bad request', `The request could not be read (${error.message ?? status}).`);
+  if (error.name === 'URIError')
+    return new Problem(400, 'Malformed path', 'The request path is not valid percent-encoded UTF-8.');
+  return new Problem(
+    status,
+    STATUS_CODES[status] ?? 'Bad request',
+    `The request could not be read (${error.message ?? status}).`,
+  );
 }
 
 export function errorHandler(logger: { error: (obj: object, msg: string) => void }): ErrorRequestHandler {

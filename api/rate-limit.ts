@@ -37,7 +37,10 @@ function postgresLimiter(db: Database, keyPrefix: string, points: number, second
 }
 
 /** A request counted: allowed, or refused (the store's own errors, e.g. the database down, are thrown). */
-async function consume(limiter: RateLimiterPostgres, key: string): Promise<{ allowed: boolean; state: RateLimiterRes }> {
+async function consume(
+  limiter: RateLimiterPostgres,
+  key: string,
+): Promise<{ allowed: boolean; state: RateLimiterRes }> {
   try {
     return { allowed: true, state: await limiter.consume(key) };
   } catch (error) {
@@ -95,9 +98,14 @@ export function rateLimit({ config, db }: ApiDependencies): RequestHandler {
     }
     if (!minute!.allowed) {
       const retry = seconds(minute!.state.msBeforeNext);
-      throw new Problem(429, 'Too many requests', `More than ${limit} requests in a minute (RATE_LIMIT_PER_MINUTE); retry in ${retry} s.`, {
-        headers: { 'Retry-After': String(retry) },
-      });
+      throw new Problem(
+        429,
+        'Too many requests',
+        `More than ${limit} requests in a minute (RATE_LIMIT_PER_MINUTE); retry in ${retry} s.`,
+        {
+          headers: { 'Retry-After': String(retry) },
+        },
+      );
     }
     next();
   };
@@ -110,7 +118,10 @@ const redeliveryLimiters = new WeakMap<Database, Map<number, RateLimiterPostgres
  * WEBHOOK_REDELIVERIES_PER_MINUTE per job (POST .../webhook-deliveries/{id}/redeliver), in the same
  * Postgres store, so it holds across API processes: throws the 429 past it.
  */
-export async function limitRedeliveries({ config, db }: Pick<ApiDependencies, 'config' | 'db'>, jobId: string): Promise<void> {
+export async function limitRedeliveries(
+  { config, db }: Pick<ApiDependencies, 'config' | 'db'>,
+  jobId: string,
+): Promise<void> {
   const points = config.WEBHOOK_REDELIVERIES_PER_MINUTE;
   let ofDatabase = redeliveryLimiters.get(db);
   if (!ofDatabase) redeliveryLimiters.set(db, (ofDatabase = new Map()));

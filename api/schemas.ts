@@ -62,14 +62,14 @@ export const generateRequestSchema = z
       .min(1)
       .max(WEBHOOK_EVENTS.length)
       .optional()
-      .openapi({ description: `Events to deliver; default ${JSON.stringify(DEFAULT_WEBHOOK_EVENTS)}. \`output\` fires once per stored output.` }),
-    deadline_seconds: z
-      .number()
-      .int()
-      .min(1)
-      .max(LIMITS.maxDeadlineSeconds)
-      .optional()
-      .openapi({ example: 600, description: 'Past this many seconds the job ends FAILED (CANCELLED if it had not started) and its upstream work stops.' }),
+      .openapi({
+        description: `Events to deliver; default ${JSON.stringify(DEFAULT_WEBHOOK_EVENTS)}. \`output\` fires once per stored output.`,
+      }),
+    deadline_seconds: z.number().int().min(1).max(LIMITS.maxDeadlineSeconds).optional().openapi({
+      example: 600,
+      description:
+        'Past this many seconds the job ends FAILED (CANCELLED if it had not started) and its upstream work stops.',
+    }),
   })
   .superRefine((request, context) => {
     if (request.webhook_events_filter && !request.webhook_url) {
@@ -100,7 +100,10 @@ export const mediaReplySchema = z
     status: z.enum(MEDIA_STATUSES),
     media_url: z.string().nullable().openapi({ description: 'Where the provider served this output.' }),
     s3_key: z.string(),
-    presigned_media_url: z.string().nullable().openapi({ description: 'A short-lived GET URL, minted per request, once the output is stored.' }),
+    presigned_media_url: z
+      .string()
+      .nullable()
+      .openapi({ description: 'A short-lived GET URL, minted per request, once the output is stored.' }),
     content_type: z.string().nullable(),
     size_bytes: z.number().int().nullable(),
     sha256: z.string().nullable(),
@@ -151,13 +154,18 @@ export const webhookDeliverySchema = z
   .object({
     delivery_id: z.string(),
     job_id: z.string(),
-    message_id: z.string().openapi({ description: 'The webhook-id header; the same for every attempt at one message.' }),
+    message_id: z
+      .string()
+      .openapi({ description: 'The webhook-id header; the same for every attempt at one message.' }),
     event: z.enum(WEBHOOK_EVENTS),
     output_index: z.number().int().nullable(),
     attempt: z.number().int(),
     url: z.string(),
     status_code: z.number().int().nullable(),
-    response_snippet: z.string().nullable().openapi({ description: "The first 500 characters of the receiver's answer." }),
+    response_snippet: z
+      .string()
+      .nullable()
+      .openapi({ description: "The first 500 characters of the receiver's answer." }),
     error: z.string().nullable(),
     succeeded: z.boolean(),
     created_at: z.string(),
@@ -165,7 +173,9 @@ export const webhookDeliverySchema = z
   })
   .openapi('WebhookDelivery');
 
-export const webhookDeliveriesReplySchema = z.object({ deliveries: z.array(webhookDeliverySchema) }).openapi('WebhookDeliveries');
+export const webhookDeliveriesReplySchema = z
+  .object({ deliveries: z.array(webhookDeliverySchema) })
+  .openapi('WebhookDeliveries');
 
 export const redeliverReplySchema = z
   .object({ delivery_id: z.string(), message_id: z.string(), workflow_id: z.string(), message: z.string() })

@@ -6,7 +6,11 @@ export { presignedUrl, toStatusReply, type Presigner } from '../common/status-re
 
 export type StatusReply = z.infer<typeof statusReplySchema>;
 /** The shared serializer and the documented schema describe the same reply. */
-export const sameShape: [SharedStatusReply] extends [StatusReply] ? ([StatusReply] extends [SharedStatusReply] ? true : never) : never = true;
+export const sameShape: [SharedStatusReply] extends [StatusReply]
+  ? [StatusReply] extends [SharedStatusReply]
+    ? true
+    : never
+  : never = true;
 
 export function encodeCursor(job: { createdAt: Date; id: string }): string {
   return Buffer.from(`${job.createdAt.toISOString()}|${job.id}`).toString('base64url');
@@ -17,6 +21,13 @@ export function decodeCursor(cursor: string): { createdAt: Date; id: string } | 
   const date = new Date(createdAt ?? '');
   // Only what encodeCursor writes: a job id (a UUID) and a date Postgres can compare with.
   const year = date.getUTCFullYear();
-  if (!id || Number.isNaN(date.getTime()) || year < 1970 || year > 9999 || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id)) return undefined;
+  if (
+    !id ||
+    Number.isNaN(date.getTime()) ||
+    year < 1970 ||
+    year > 9999 ||
+    !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id)
+  )
+    return undefined;
   return { createdAt: date, id };
 }

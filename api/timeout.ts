@@ -5,7 +5,12 @@ import type { ConnectionLike } from '@temporalio/client';
  * time, longer than a client should wait for a 503, and an abort signal does not cut a connection
  * attempt short, so the race is settled here; `onTimeout` lets the caller stop the abandoned call.
  */
-export function withTimeout<T>(work: () => Promise<T>, timeoutMs: number, what: string, onTimeout?: () => void): Promise<T> {
+export function withTimeout<T>(
+  work: () => Promise<T>,
+  timeoutMs: number,
+  what: string,
+  onTimeout?: () => void,
+): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
@@ -17,7 +22,16 @@ export function withTimeout<T>(work: () => Promise<T>, timeoutMs: number, what: 
 }
 
 /** A Temporal call bounded in time; past the limit it is also aborted, so no retry outlives the request. */
-export function withTemporalTimeout<T>(connection: ConnectionLike, work: () => Promise<T>, timeoutMs: number): Promise<T> {
+export function withTemporalTimeout<T>(
+  connection: ConnectionLike,
+  work: () => Promise<T>,
+  timeoutMs: number,
+): Promise<T> {
   const controller = new AbortController();
-  return withTimeout(() => connection.withAbortSignal(controller.signal, work), timeoutMs, 'Temporal', () => controller.abort());
+  return withTimeout(
+    () => connection.withAbortSignal(controller.signal, work),
+    timeoutMs,
+    'Temporal',
+    () => controller.abort(),
+  );
 }

@@ -11,7 +11,11 @@ export function traceRequests(): RequestHandler {
   const tracer = trace.getTracer('media-generation-api');
   return (req, res, next) => {
     const parent = propagation.extract(context.active(), req.headers);
-    const span = tracer.startSpan(req.method, { kind: SpanKind.SERVER, attributes: { 'http.request.method': req.method, 'url.path': req.path } }, parent);
+    const span = tracer.startSpan(
+      req.method,
+      { kind: SpanKind.SERVER, attributes: { 'http.request.method': req.method, 'url.path': req.path } },
+      parent,
+    );
     res.once('finish', () => {
       const route = routeLabel(req);
       span.updateName(`${req.method} ${route}`);

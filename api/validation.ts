@@ -2,7 +2,11 @@ import type { RequestHandler } from 'express';
 import type { z } from 'zod';
 import { Problem } from './problem';
 
-export function parseOrThrow<T extends z.ZodType>(schema: T, value: unknown, where: 'body' | 'query' | 'path'): z.infer<T> {
+export function parseOrThrow<T extends z.ZodType>(
+  schema: T,
+  value: unknown,
+  where: 'body' | 'query' | 'path',
+): z.infer<T> {
   const result = schema.safeParse(value);
   if (!result.success) throw Problem.validation(result.error, where);
   return result.data;

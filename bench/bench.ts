@@ -7,7 +7,15 @@ import type { BareActivities } from './bare-workflow';
 import { JsonClient } from './http';
 import { runLargeOutput, type BenchS3Config, type LargeOutputResult } from './large-output';
 import { cpuMsPerJob, cpuSnapshot } from './cpu';
-import { bareJobRunner, runClosedLoop, runOpenLoop, serviceJobRunner, type ClosedLoopOptions, type ClosedLoopResult, type OpenLoopResult } from './load';
+import {
+  bareJobRunner,
+  runClosedLoop,
+  runOpenLoop,
+  serviceJobRunner,
+  type ClosedLoopOptions,
+  type ClosedLoopResult,
+  type OpenLoopResult,
+} from './load';
 import { ratio, round } from './stats';
 
 export const TARGETS = {
@@ -101,7 +109,15 @@ export interface BenchResult {
   startedAt: string;
   finishedAt: string;
   quick: boolean;
-  host: { cpus: number; cpuModel: string; memoryGiB: number; node: string; platform: string; loadAverageAtStart: number[]; loadAverageAtEnd: number[] };
+  host: {
+    cpus: number;
+    cpuModel: string;
+    memoryGiB: number;
+    node: string;
+    platform: string;
+    loadAverageAtStart: number[];
+    loadAverageAtEnd: number[];
+  };
   settings: Omit<BenchOptions, 's3' | 'log' | 'phases'> & { phases: Phase[]; bareTaskQueue: string };
   targets: typeof TARGETS;
   throughput?: ThroughputComparison;
@@ -120,7 +136,10 @@ const bareActivities: BareActivities = {
 let bundlePromise: Promise<string> | undefined;
 /** The bare workflow, bundled once per process. */
 export function bareWorkflowBundle(): Promise<string> {
-  bundlePromise ??= bundleWorkflowCode({ workflowsPath: path.join(__dirname, 'bare-workflow.ts'), logger: new DefaultLogger('WARN') }).then((bundle) => bundle.code);
+  bundlePromise ??= bundleWorkflowCode({
+    workflowsPath: path.join(__dirname, 'bare-workflow.ts'),
+    logger: new DefaultLogger('WARN'),
+  }).then((bundle) => bundle.code);
   return bundlePromise;
 }
 
@@ -134,7 +153,9 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const ready = await http.request('GET', '/readyz').catch((error: unknown) => ({ status: 0, body: String(error) }));
   if (ready.status !== 200) {
     http.close();
-    throw new Error(`the API at ${options.apiBaseUrl} is not ready (${ready.status}: ${JSON.stringify(ready.body)}); is the dev stack running (npm run dev)?`);
+    throw new Error(
+      `the API at ${options.apiBaseUrl} is not ready (${ready.status}: ${JSON.stringify(ready.body)}); is the dev stack running (npm run dev)?`,
+    );
   }
 
   const result: BenchResult = {
@@ -215,7 +236,14 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         service: cpuMsPerJob(beforeService, cpuSnapshot(), service.completed),
         bare: cpuMsPerJob(beforeBare, beforeService, bare.completed),
       };
-      return { outputs, concurrency, service, bare, ratio: ratio(service.jobsPerS, bare.jobsPerS), ...(cpuMs.service || cpuMs.bare ? { cpuMsPerJob: cpuMs } : {}) };
+      return {
+        outputs,
+        concurrency,
+        service,
+        bare,
+        ratio: ratio(service.jobsPerS, bare.jobsPerS),
+        ...(cpuMs.service || cpuMs.bare ? { cpuMsPerJob: cpuMs } : {}),
+      };
     };
 
     if (temporal && options.warmupJobs > 0) {
@@ -227,14 +255,17 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     }
 
     if (phases.has('throughput') && temporal) {
-      log(`throughput: ${options.concurrency} clients × ${options.outputs} outputs for ${options.durationS}s each (bare, then service)...`);
+      log(
+        `throughput: ${options.concurrency} clients × ${options.outputs} outputs for ${options.durationS}s each (bare, then service)...`,
+      );
       result.throughput = await compare(options.outputs, options.concurrency, options.durationS);
     }
 
     if (phases.has('open-loop')) {
       const ceiling = result.throughput?.service.jobsPerS;
       const rate = options.openLoopRatePerS ?? (ceiling ? ceiling / 2 : undefined);
-      if (!rate || rate <= 0) throw new Error('the open-loop phase needs the throughput phase (or --open-rate) to set its rate');
+      if (!rate || rate <= 0)
+        throw new Error('the open-loop phase needs the throughput phase (or --open-rate) to set its rate');
       log(`API latency: POST at ${round(rate, 2)}/s (open loop) for ${options.openLoopDurationS}s...`);
       result.apiLatency = await runOpenLoop(http, {
         ratePerS: rate,
@@ -245,21 +276,30 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       });
       const { post, drain } = result.apiLatency;
       const { db, temporal } = result.apiLatency.serverTiming;
-      log(`    POST p50 ${post.p50Ms} ms, p99 ${post.p99Ms} ms, max ${post.maxMs} ms (recording p99 ${db.p99Ms} ms, workflow start p99 ${temporal.p99Ms} ms); drained ${drain.completed} jobs in ${drain.seconds}s`);
+      log(
+        `    POST p50 ${post.p50Ms} ms, p99 ${post.p99Ms} ms, max ${post.maxMs} ms (recording p99 ${db.p99Ms} ms, workflow start p99 ${temporal.p99Ms} ms); drained ${drain.completed} jobs in ${drain.seconds}s`,
+      );
     }
 
     if (phases.has('scaling') && temporal) {
       const reuse = (outputs: number, concurrency: number) =>
-        result.throughput && result.throughput.outputs === outputs && result.throughput.concurrency === concurrency ? result.throughput : undefined;
+        result.throughput && result.throughput.outputs === outputs && result.throughput.concurrency === concurrency
+          ? result.throughput
+          : undefined;
       const byOutputs: ThroughputComparison[] = [];
       for (const outputs of options.scalingOutputs) {
         log(`scaling: ${outputs} outputs × ${options.concurrency} clients, ${options.scalingDurationS}s...`);
-        byOutputs.push(reuse(outputs, options.concurrency) ?? (await compare(outputs, options.concurrency, options.scalingDurationS)));
+        byOutputs.push(
+          reuse(outputs, options.concurrency) ??
+            (await compare(outputs, options.concurrency, options.scalingDurationS)),
+        );
       }
       const byConcurrency: ThroughputComparison[] = [];
       for (const concurrency of options.scalingConcurrency) {
         log(`scaling: ${options.outputs} outputs × ${concurrency} clients, ${options.scalingDurationS}s...`);
-        const same = reuse(options.outputs, concurrency) ?? byOutputs.find((point) => point.outputs === options.outputs && point.concurrency === concurrency);
+        const same =
+          reuse(options.outputs, concurrency) ??
+          byOutputs.find((point) => point.outputs === options.outputs && point.concurrency === concurrency);
         byConcurrency.push(same ?? (await compare(options.outputs, concurrency, options.scalingDurationS)));
       }
       result.scaling = { byOutputs, byConcurrency };
@@ -273,7 +313,9 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   }
 
   if (phases.has('large-output')) {
-    log(`large output: ${round(options.largeOutputBytes / 1024 ** 2)} MiB through storeObject and through a plain Upload, each in a child process...`);
+    log(
+      `large output: ${round(options.largeOutputBytes / 1024 ** 2)} MiB through storeObject and through a plain Upload, each in a child process...`,
+    );
     result.largeOutput = await runLargeOutput({ bytes: options.largeOutputBytes, s3: options.s3, log });
   }
 
@@ -292,16 +334,36 @@ function describeLoop(run: ClosedLoopResult): string {
 export function checks(result: BenchResult): BenchResult['checks'] {
   const list: BenchResult['checks'] = [];
   if (result.throughput) {
-    list.push({ name: 'throughput ratio (service / bare)', value: result.throughput.ratio, target: `>= ${TARGETS.throughputRatio}`, met: result.throughput.ratio >= TARGETS.throughputRatio });
+    list.push({
+      name: 'throughput ratio (service / bare)',
+      value: result.throughput.ratio,
+      target: `>= ${TARGETS.throughputRatio}`,
+      met: result.throughput.ratio >= TARGETS.throughputRatio,
+    });
   }
   if (result.apiLatency) {
     const p99 = result.apiLatency.post.p99Ms;
-    list.push({ name: 'POST p99 (ms) at half the ceiling', value: p99, target: `<= ${TARGETS.postP99Ms}`, met: p99 <= TARGETS.postP99Ms });
+    list.push({
+      name: 'POST p99 (ms) at half the ceiling',
+      value: p99,
+      target: `<= ${TARGETS.postP99Ms}`,
+      met: p99 <= TARGETS.postP99Ms,
+    });
   }
   if (result.largeOutput) {
     const growth = result.largeOutput.store.peakRssGrowthMiB;
-    list.push({ name: 'large output peak RSS growth (MiB)', value: growth, target: `< ${TARGETS.largeOutputRssGrowthMiB}`, met: growth < TARGETS.largeOutputRssGrowthMiB });
-    list.push({ name: 'large output MB/s ratio (store / plain)', value: result.largeOutput.ratio, target: `>= ${TARGETS.largeOutputRatio}`, met: result.largeOutput.ratio >= TARGETS.largeOutputRatio });
+    list.push({
+      name: 'large output peak RSS growth (MiB)',
+      value: growth,
+      target: `< ${TARGETS.largeOutputRssGrowthMiB}`,
+      met: growth < TARGETS.largeOutputRssGrowthMiB,
+    });
+    list.push({
+      name: 'large output MB/s ratio (store / plain)',
+      value: result.largeOutput.ratio,
+      target: `>= ${TARGETS.largeOutputRatio}`,
+      met: result.largeOutput.ratio >= TARGETS.largeOutputRatio,
+    });
   }
   return list;
 }

@@ -44,35 +44,54 @@ function panel(p: Panel, offsetX: number, offsetY: number): string {
   const yMax = yTicks.at(-1)!;
   // Categorical x positions: the measured points, evenly spaced (concurrency is roughly geometric).
   const inset = 28;
-  const x = (i: number) => MARGIN.left + (p.xs.length === 1 ? plotW / 2 : inset + (i * (plotW - 2 * inset)) / (p.xs.length - 1));
+  const x = (i: number) =>
+    MARGIN.left + (p.xs.length === 1 ? plotW / 2 : inset + (i * (plotW - 2 * inset)) / (p.xs.length - 1));
   const y = (v: number) => MARGIN.top + plotH - (v / yMax) * plotH;
   const parts: string[] = [`<g transform="translate(${offsetX},${offsetY})">`];
-  parts.push(`<text x="${WIDTH / 2}" y="18" text-anchor="middle" font-size="13" font-weight="600">${escape(p.title)}</text>`);
+  parts.push(
+    `<text x="${WIDTH / 2}" y="18" text-anchor="middle" font-size="13" font-weight="600">${escape(p.title)}</text>`,
+  );
   for (const tick of yTicks) {
-    parts.push(`<line x1="${MARGIN.left}" x2="${WIDTH - MARGIN.right}" y1="${y(tick)}" y2="${y(tick)}" stroke="#e5e7eb"/>`);
-    parts.push(`<text x="${MARGIN.left - 6}" y="${y(tick) + 4}" text-anchor="end" font-size="10" fill="#374151">${label(tick)}</text>`);
+    parts.push(
+      `<line x1="${MARGIN.left}" x2="${WIDTH - MARGIN.right}" y1="${y(tick)}" y2="${y(tick)}" stroke="#e5e7eb"/>`,
+    );
+    parts.push(
+      `<text x="${MARGIN.left - 6}" y="${y(tick) + 4}" text-anchor="end" font-size="10" fill="#374151">${label(tick)}</text>`,
+    );
   }
   p.xs.forEach((value, i) => {
-    parts.push(`<text x="${x(i)}" y="${MARGIN.top + plotH + 16}" text-anchor="middle" font-size="10" fill="#374151">${value}</text>`);
+    parts.push(
+      `<text x="${x(i)}" y="${MARGIN.top + plotH + 16}" text-anchor="middle" font-size="10" fill="#374151">${value}</text>`,
+    );
   });
-  parts.push(`<line x1="${MARGIN.left}" x2="${WIDTH - MARGIN.right}" y1="${MARGIN.top + plotH}" y2="${MARGIN.top + plotH}" stroke="#6b7280"/>`);
-  parts.push(`<text x="${MARGIN.left + plotW / 2}" y="${HEIGHT - 8}" text-anchor="middle" font-size="11" fill="#374151">${escape(p.xLabel)}</text>`);
+  parts.push(
+    `<line x1="${MARGIN.left}" x2="${WIDTH - MARGIN.right}" y1="${MARGIN.top + plotH}" y2="${MARGIN.top + plotH}" stroke="#6b7280"/>`,
+  );
+  parts.push(
+    `<text x="${MARGIN.left + plotW / 2}" y="${HEIGHT - 8}" text-anchor="middle" font-size="11" fill="#374151">${escape(p.xLabel)}</text>`,
+  );
   parts.push(
     `<text transform="translate(14,${MARGIN.top + plotH / 2}) rotate(-90)" text-anchor="middle" font-size="11" fill="#374151">${escape(p.yLabel)}</text>`,
   );
   p.series.forEach((s, seriesIndex) => {
-    const points = s.values.map((v, i) => (Number.isFinite(v) ? `${x(i).toFixed(1)},${y(v).toFixed(1)}` : undefined)).filter(Boolean);
+    const points = s.values
+      .map((v, i) => (Number.isFinite(v) ? `${x(i).toFixed(1)},${y(v).toFixed(1)}` : undefined))
+      .filter(Boolean);
     parts.push(
       `<polyline fill="none" stroke="${s.colour}" stroke-width="2"${s.dashed ? ' stroke-dasharray="5 4"' : ''} points="${points.join(' ')}"/>`,
     );
     s.values.forEach((v, i) => {
       if (!Number.isFinite(v)) return;
-      parts.push(`<circle cx="${x(i).toFixed(1)}" cy="${y(v).toFixed(1)}" r="3.5" fill="${s.colour}"><title>${escape(`${s.name}: ${v}`)}</title></circle>`);
+      parts.push(
+        `<circle cx="${x(i).toFixed(1)}" cy="${y(v).toFixed(1)}" r="3.5" fill="${s.colour}"><title>${escape(`${s.name}: ${v}`)}</title></circle>`,
+      );
       // The higher point at each x is labelled above, the lower below, so close values stay readable.
       const others = p.series.filter((_, index) => index !== seriesIndex).map((other) => other.values[i] ?? Number.NaN);
       const highest = others.every((other) => !(other > v) && !(other === v && seriesIndex > 0));
       const labelY = highest ? y(v) - 7 : y(v) + 15;
-      parts.push(`<text x="${x(i).toFixed(1)}" y="${labelY.toFixed(1)}" text-anchor="middle" font-size="9" fill="${s.colour}">${label(v)}</text>`);
+      parts.push(
+        `<text x="${x(i).toFixed(1)}" y="${labelY.toFixed(1)}" text-anchor="middle" font-size="9" fill="${s.colour}">${label(v)}</text>`,
+      );
     });
   });
   parts.push('</g>');
@@ -128,7 +147,9 @@ export function renderChart(result: BenchResult): string {
   const legendY = HEIGHT * rows + 16;
   parts.push(`<line x1="60" x2="90" y1="${legendY}" y2="${legendY}" stroke="${SERVICE}" stroke-width="2"/>`);
   parts.push(`<text x="96" y="${legendY + 4}" font-size="11">service (HTTP submit + 100 ms status polls)</text>`);
-  parts.push(`<line x1="380" x2="410" y1="${legendY}" y2="${legendY}" stroke="${BARE}" stroke-width="2" stroke-dasharray="5 4"/>`);
+  parts.push(
+    `<line x1="380" x2="410" y1="${legendY}" y2="${legendY}" stroke="${BARE}" stroke-width="2" stroke-dasharray="5 4"/>`,
+  );
   parts.push(`<text x="416" y="${legendY + 4}" font-size="11">bare workflow, same shape, no-op activities</text>`);
   const host = `${result.host.cpus} CPU ${result.host.cpuModel}, Node ${result.host.node}`;
   parts.push(

@@ -37,7 +37,10 @@ export function cpuSnapshot(): CpuSnapshot | undefined {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const group = Number(entry) === process.pid ? 'bench' : groupOf(readFileSync(`/proc/${entry}/cmdline`, 'latin1').replaceAll('\0', ' '));
+      const group =
+        Number(entry) === process.pid
+          ? 'bench'
+          : groupOf(readFileSync(`/proc/${entry}/cmdline`, 'latin1').replaceAll('\0', ' '));
       if (!group) continue;
       // The command name (2nd field) may hold spaces: the fields are counted after its closing parenthesis.
       const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
@@ -59,7 +62,11 @@ function groupOf(commandLine: string): string | undefined {
  * Milliseconds of CPU per completed job between two snapshots, per group, with their `total`.
  * A process that ended in between is missing from the second one: its group is left out.
  */
-export function cpuMsPerJob(before: CpuSnapshot | undefined, after: CpuSnapshot | undefined, jobs: number): Record<string, number> | undefined {
+export function cpuMsPerJob(
+  before: CpuSnapshot | undefined,
+  after: CpuSnapshot | undefined,
+  jobs: number,
+): Record<string, number> | undefined {
   if (!before || !after || jobs <= 0) return undefined;
   const perJob: Record<string, number> = {};
   let total = 0;

@@ -129,7 +129,10 @@ export function measureInChild(job: LargeOutputJob, timeoutMs = 10 * 60_000): Pr
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
       const last = stdout.trim().split('\n').at(-1) ?? '';
-      if (code !== 0) return reject(new Error(`the large-output child (${job.mode}) exited ${signal ?? code}: ${stderr.trim() || last}`));
+      if (code !== 0)
+        return reject(
+          new Error(`the large-output child (${job.mode}) exited ${signal ?? code}: ${stderr.trim() || last}`),
+        );
       try {
         resolve(JSON.parse(last) as LargeOutputMeasurement);
       } catch {
@@ -155,7 +158,11 @@ function figures(measurement: LargeOutputMeasurement): LargeOutputRunFigures {
  * One large output through the product's store path, and the same bytes through a plain
  * lib-storage Upload, each in its own child process; the objects are deleted afterwards.
  */
-export async function runLargeOutput(options: { bytes: number; s3: BenchS3Config; log?: (line: string) => void }): Promise<LargeOutputResult> {
+export async function runLargeOutput(options: {
+  bytes: number;
+  s3: BenchS3Config;
+  log?: (line: string) => void;
+}): Promise<LargeOutputResult> {
   const { bytes, s3 } = options;
   const server = await startBlobServer();
   const client = createS3Client({
@@ -172,7 +179,14 @@ export async function runLargeOutput(options: { bytes: number; s3: BenchS3Config
       const key = `bench/large-${runId}-${mode}.png`;
       options.log?.(`  large output: ${mode} path, ${round(bytes / MiB)} MiB...`);
       try {
-        measurements[mode] = await measureInChild({ mode, url: server.url(bytes), warmupUrl: server.url(256 * 1024), bytes, key, s3 });
+        measurements[mode] = await measureInChild({
+          mode,
+          url: server.url(bytes),
+          warmupUrl: server.url(256 * 1024),
+          bytes,
+          key,
+          s3,
+        });
       } finally {
         await client.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: key })).catch(() => undefined);
       }

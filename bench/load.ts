@@ -101,7 +101,11 @@ export async function runClosedLoop(options: ClosedLoopOptions, runJob: JobRunne
   return {
     concurrency,
     durationS: round(durationMs / 1000, 2),
-    jobsPerS: useWindow ? round(windowed / windowS, 2) : lastCompletionS > 0 ? round(completionTimes.length / lastCompletionS, 2) : 0,
+    jobsPerS: useWindow
+      ? round(windowed / windowS, 2)
+      : lastCompletionS > 0
+        ? round(completionTimes.length / lastCompletionS, 2)
+        : 0,
     jobsPerSBasis: useWindow ? 'window' : 'overall',
     submitted,
     completed: latencies.length,
@@ -113,7 +117,11 @@ export async function runClosedLoop(options: ClosedLoopOptions, runJob: JobRunne
 }
 
 /** One job through the public API, as a client does it: POST, then GET every 100 ms until it ends. */
-export function serviceJobRunner(client: JsonClient, numOutputs: number, prompt = 'bench: a lighthouse at dawn'): JobRunner {
+export function serviceJobRunner(
+  client: JsonClient,
+  numOutputs: number,
+  prompt = 'bench: a lighthouse at dawn',
+): JobRunner {
   return async (sequence, signal) => {
     const submitted = await client.request('POST', '/api/v1/generate', {
       model: 'bench/fake',
@@ -122,20 +130,29 @@ export function serviceJobRunner(client: JsonClient, numOutputs: number, prompt 
       seed: sequence,
       output_format: 'png',
     });
-    if (submitted.status !== 202) return { ok: false, error: `POST /api/v1/generate answered ${submitted.status}: ${describe(submitted.body)}` };
+    if (submitted.status !== 202)
+      return { ok: false, error: `POST /api/v1/generate answered ${submitted.status}: ${describe(submitted.body)}` };
     return waitForServiceJob(client, String(submitted.body.job_id), signal);
   };
 }
 
-export async function waitForServiceJob(client: JsonClient, jobId: string, signal: AbortSignal, intervalMs = STATUS_POLL_INTERVAL_MS): Promise<JobOutcome> {
+export async function waitForServiceJob(
+  client: JsonClient,
+  jobId: string,
+  signal: AbortSignal,
+  intervalMs = STATUS_POLL_INTERVAL_MS,
+): Promise<JobOutcome> {
   for (;;) {
     await sleep(intervalMs);
     if (signal.aborted) return { ok: false, error: 'still running when the drain ended' };
     const reply = await client.request('GET', `/api/v1/status/${jobId}`);
-    if (reply.status !== 200) return { ok: false, error: `GET /api/v1/status answered ${reply.status}: ${describe(reply.body)}` };
+    if (reply.status !== 200)
+      return { ok: false, error: `GET /api/v1/status answered ${reply.status}: ${describe(reply.body)}` };
     const status = String(reply.body.status);
     if (!TERMINAL.has(status)) continue;
-    return status === 'COMPLETED' ? { ok: true } : { ok: false, error: `job ended ${status}: ${reply.body.error_message ?? ''}` };
+    return status === 'COMPLETED'
+      ? { ok: true }
+      : { ok: false, error: `job ended ${status}: ${reply.body.error_message ?? ''}` };
   }
 }
 
@@ -208,7 +225,13 @@ export async function runOpenLoop(client: JsonClient, options: OpenLoopOptions):
     scheduleLagMaxMs = Math.max(scheduleLagMaxMs, sent - due);
     inFlight.push(
       client
-        .request('POST', '/api/v1/generate', { model: 'bench/fake', prompt: 'bench: open loop', num_outputs: numOutputs, seed: i, output_format: 'png' })
+        .request('POST', '/api/v1/generate', {
+          model: 'bench/fake',
+          prompt: 'bench: open loop',
+          num_outputs: numOutputs,
+          seed: i,
+          output_format: 'png',
+        })
         .then(
           (reply) => {
             if (reply.status === 202) {
@@ -240,7 +263,10 @@ export async function runOpenLoop(client: JsonClient, options: OpenLoopOptions):
   await Promise.all(
     Array.from({ length: Math.min(8, queue.length) }, async () => {
       for (let jobId = queue.shift(); jobId !== undefined; jobId = queue.shift()) {
-        const result = await waitForServiceJob(client, jobId, drain.signal, 50).catch((error: unknown) => ({ ok: false as const, error: String(error) }));
+        const result = await waitForServiceJob(client, jobId, drain.signal, 50).catch((error: unknown) => ({
+          ok: false as const,
+          error: String(error),
+        }));
         if (result.ok) outcome.completed++;
         else if (drain.signal.aborted) outcome.unfinished++;
         else outcome.failed++;
@@ -276,5 +302,5 @@ export function parseServerTiming(header: string | string[] | undefined): Record
 
 function describe(body: unknown): string {
   if (body && typeof body === 'object' && 'detail' in body) return String((body as { detail: unknown }).detail);
-  return typeof body === 'string' ? body.slice(0, 200) : JSON.stringify(body)?.slice(0, 200) ?? '';
+  return typeof body === 'string' ? body.slice(0, 200) : (JSON.stringify(body)?.slice(0, 200) ?? '');
 }

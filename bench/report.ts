@@ -3,9 +3,12 @@ import type { ClosedLoopResult } from './load';
 import { round } from './stats';
 
 const verdict = (met: boolean) => (met ? 'met' : 'MISSED');
-const loop = (run: ClosedLoopResult) => `${run.jobsPerS} jobs/s, p50 ${run.latency.p50Ms} ms, p99 ${run.latency.p99Ms} ms`;
+const loop = (run: ClosedLoopResult) =>
+  `${run.jobsPerS} jobs/s, p50 ${run.latency.p50Ms} ms, p99 ${run.latency.p99Ms} ms`;
 const bad = (run: ClosedLoopResult) =>
-  run.failed || run.unfinished ? `  [${run.failed} failed, ${run.unfinished} unfinished${run.errors.length ? `: ${run.errors.join('; ')}` : ''}]` : '';
+  run.failed || run.unfinished
+    ? `  [${run.failed} failed, ${run.unfinished} unfinished${run.errors.length ? `: ${run.errors.join('; ')}` : ''}]`
+    : '';
 
 function point(label: string, p: ThroughputComparison): string[] {
   return [
@@ -29,17 +32,29 @@ export function formatSummary(result: BenchResult): string {
   const { targets } = result;
   const lines: string[] = [];
   lines.push('');
-  lines.push(`== media-generation benchmark${result.quick ? ' (quick)' : ''}: ${result.settings.apiBaseUrl}, Temporal ${result.settings.temporalAddress}`);
-  lines.push(`   ${result.host.cpus} CPU ${result.host.cpuModel}, ${result.host.memoryGiB} GiB, Node ${result.host.node}; ${result.startedAt}`);
-  lines.push(`   load average (1/5/15 min) at start ${result.host.loadAverageAtStart.join(' / ')}, at end ${result.host.loadAverageAtEnd.join(' / ')}`);
+  lines.push(
+    `== media-generation benchmark${result.quick ? ' (quick)' : ''}: ${result.settings.apiBaseUrl}, Temporal ${result.settings.temporalAddress}`,
+  );
+  lines.push(
+    `   ${result.host.cpus} CPU ${result.host.cpuModel}, ${result.host.memoryGiB} GiB, Node ${result.host.node}; ${result.startedAt}`,
+  );
+  lines.push(
+    `   load average (1/5/15 min) at start ${result.host.loadAverageAtStart.join(' / ')}, at end ${result.host.loadAverageAtEnd.join(' / ')}`,
+  );
 
   const t = result.throughput;
   if (t) {
     lines.push('');
-    lines.push(`Throughput, closed loop (${t.concurrency} clients × ${t.outputs} outputs, ${t.service.durationS}s each):`);
+    lines.push(
+      `Throughput, closed loop (${t.concurrency} clients × ${t.outputs} outputs, ${t.service.durationS}s each):`,
+    );
     lines.push(`  service   ${loop(t.service)} (${t.service.completed} jobs)${bad(t.service)}`);
-    lines.push(`  bare      ${loop(t.bare)} (${t.bare.completed} jobs)${bad(t.bare)}   <- the floor: same shape, no-op activities`);
-    lines.push(`  ratio     ${t.ratio} of bare          target >= ${targets.throughputRatio}: ${verdict(t.ratio >= targets.throughputRatio)}`);
+    lines.push(
+      `  bare      ${loop(t.bare)} (${t.bare.completed} jobs)${bad(t.bare)}   <- the floor: same shape, no-op activities`,
+    );
+    lines.push(
+      `  ratio     ${t.ratio} of bare          target >= ${targets.throughputRatio}: ${verdict(t.ratio >= targets.throughputRatio)}`,
+    );
     if (t.cpuMsPerJob?.service) lines.push(`  CPU per job, service: ${formatCpu(t.cpuMsPerJob.service)}`);
     if (t.cpuMsPerJob?.bare) lines.push(`  CPU per job, bare:    ${formatCpu(t.cpuMsPerJob.bare)}`);
   }
@@ -47,11 +62,21 @@ export function formatSummary(result: BenchResult): string {
   const a = result.apiLatency;
   if (a) {
     lines.push('');
-    lines.push(`API latency, open loop (POST /api/v1/generate at ${a.ratePerS}/s${t ? ' = half the service ceiling' : ''}, ${a.durationS}s, ${a.submitted} requests):`);
-    lines.push(`  POST      p50 ${a.post.p50Ms} ms, p99 ${a.post.p99Ms} ms, max ${a.post.maxMs} ms   target p99 <= ${targets.postP99Ms} ms: ${verdict(a.post.p99Ms <= targets.postP99Ms)}`);
+    lines.push(
+      `API latency, open loop (POST /api/v1/generate at ${a.ratePerS}/s${t ? ' = half the service ceiling' : ''}, ${a.durationS}s, ${a.submitted} requests):`,
+    );
+    lines.push(
+      `  POST      p50 ${a.post.p50Ms} ms, p99 ${a.post.p99Ms} ms, max ${a.post.maxMs} ms   target p99 <= ${targets.postP99Ms} ms: ${verdict(a.post.p99Ms <= targets.postP99Ms)}`,
+    );
     const { db, temporal } = a.serverTiming;
-    if (db.count > 0) lines.push(`  of which, by the API's Server-Timing: recording the job p50 ${db.p50Ms} / p99 ${db.p99Ms} ms, starting its workflow p50 ${temporal.p50Ms} / p99 ${temporal.p99Ms} ms`);
-    if (a.post.count < 100) lines.push(`  (only ${a.post.count} accepted requests: the p99 is close to the max; raise --open-duration for a steadier figure)`);
+    if (db.count > 0)
+      lines.push(
+        `  of which, by the API's Server-Timing: recording the job p50 ${db.p50Ms} / p99 ${db.p99Ms} ms, starting its workflow p50 ${temporal.p50Ms} / p99 ${temporal.p99Ms} ms`,
+      );
+    if (a.post.count < 100)
+      lines.push(
+        `  (only ${a.post.count} accepted requests: the p99 is close to the max; raise --open-duration for a steadier figure)`,
+      );
     lines.push(
       `  (${a.rejected} rejected; load generator lag max ${a.scheduleLagMaxMs} ms; drain: ${a.drain.completed} completed, ${a.drain.failed} failed, ${a.drain.unfinished} unfinished in ${a.drain.seconds}s)`,
     );
@@ -69,15 +94,27 @@ export function formatSummary(result: BenchResult): string {
   const l = result.largeOutput;
   if (l) {
     lines.push('');
-    lines.push(`Large output (${round(l.bytes / 1024 ** 2)} MiB over HTTP into S3, each path in its own child process):`);
-    lines.push(`  storeObject   ${l.store.mbPerS} MB/s (${l.store.seconds}s), peak RSS +${l.store.peakRssGrowthMiB} MiB over ${l.store.baselineRssMiB} MiB   target < ${targets.largeOutputRssGrowthMiB} MiB: ${verdict(l.store.peakRssGrowthMiB < targets.largeOutputRssGrowthMiB)}`);
-    lines.push(`  plain Upload  ${l.plain.mbPerS} MB/s (${l.plain.seconds}s), peak RSS +${l.plain.peakRssGrowthMiB} MiB over ${l.plain.baselineRssMiB} MiB   <- the baseline`);
-    lines.push(`  ratio         ${l.ratio} of plain        target >= ${targets.largeOutputRatio}: ${verdict(l.ratio >= targets.largeOutputRatio)}`);
+    lines.push(
+      `Large output (${round(l.bytes / 1024 ** 2)} MiB over HTTP into S3, each path in its own child process):`,
+    );
+    lines.push(
+      `  storeObject   ${l.store.mbPerS} MB/s (${l.store.seconds}s), peak RSS +${l.store.peakRssGrowthMiB} MiB over ${l.store.baselineRssMiB} MiB   target < ${targets.largeOutputRssGrowthMiB} MiB: ${verdict(l.store.peakRssGrowthMiB < targets.largeOutputRssGrowthMiB)}`,
+    );
+    lines.push(
+      `  plain Upload  ${l.plain.mbPerS} MB/s (${l.plain.seconds}s), peak RSS +${l.plain.peakRssGrowthMiB} MiB over ${l.plain.baselineRssMiB} MiB   <- the baseline`,
+    );
+    lines.push(
+      `  ratio         ${l.ratio} of plain        target >= ${targets.largeOutputRatio}: ${verdict(l.ratio >= targets.largeOutputRatio)}`,
+    );
   }
 
   lines.push('');
   const missed = result.checks.filter((check) => !check.met);
-  lines.push(missed.length ? `Targets missed: ${missed.map((check) => `${check.name} = ${check.value} (${check.target})`).join('; ')}` : 'All targets met.');
+  lines.push(
+    missed.length
+      ? `Targets missed: ${missed.map((check) => `${check.name} = ${check.value} (${check.target})`).join('; ')}`
+      : 'All targets met.',
+  );
   return lines.join('\n');
 }
 
@@ -86,41 +123,99 @@ const ms = (value: number) => (Math.abs(value) >= 100 ? String(Math.round(value)
 
 /** Failed or abandoned jobs of a run, for a table cell. */
 const losses = (run: ClosedLoopResult) =>
-  [run.failed ? `${run.failed} failed` : '', run.unfinished ? `${run.unfinished} unfinished` : ''].filter(Boolean).map((text) => ` (${text})`).join('');
+  [run.failed ? `${run.failed} failed` : '', run.unfinished ? `${run.unfinished} unfinished` : '']
+    .filter(Boolean)
+    .map((text) => ` (${text})`)
+    .join('');
 
 /** The table of latest figures for README.md. */
 export function formatMarkdownTable(result: BenchResult): string {
   const rows: string[][] = [];
   const t = result.throughput;
   if (t) {
-    rows.push([`Throughput, ${t.concurrency} clients × ${t.outputs} outputs`, `${t.service.jobsPerS} jobs/s${losses(t.service)}`, `${t.bare.jobsPerS} jobs/s${losses(t.bare)}`, `≥ ${result.targets.throughputRatio} × bare`, `${t.ratio} ${result.targets.throughputRatio <= t.ratio ? '✅' : '❌'}`]);
-    rows.push(['End-to-end p50 / p99', `${ms(t.service.latency.p50Ms)} / ${ms(t.service.latency.p99Ms)} ms`, `${ms(t.bare.latency.p50Ms)} / ${ms(t.bare.latency.p99Ms)} ms`, '', '']);
+    rows.push([
+      `Throughput, ${t.concurrency} clients × ${t.outputs} outputs`,
+      `${t.service.jobsPerS} jobs/s${losses(t.service)}`,
+      `${t.bare.jobsPerS} jobs/s${losses(t.bare)}`,
+      `≥ ${result.targets.throughputRatio} × bare`,
+      `${t.ratio} ${result.targets.throughputRatio <= t.ratio ? '✅' : '❌'}`,
+    ]);
+    rows.push([
+      'End-to-end p50 / p99',
+      `${ms(t.service.latency.p50Ms)} / ${ms(t.service.latency.p99Ms)} ms`,
+      `${ms(t.bare.latency.p50Ms)} / ${ms(t.bare.latency.p99Ms)} ms`,
+      '',
+      '',
+    ]);
     const cpu = t.cpuMsPerJob;
-    if (cpu?.service && cpu.bare) rows.push(['CPU per job, all processes', formatCpu(cpu.service), formatCpu(cpu.bare), '', '']);
+    if (cpu?.service && cpu.bare)
+      rows.push(['CPU per job, all processes', formatCpu(cpu.service), formatCpu(cpu.bare), '', '']);
   }
   const a = result.apiLatency;
   if (a) {
     const met = a.post.p99Ms <= result.targets.postP99Ms;
-    rows.push([`POST /api/v1/generate at ${a.ratePerS}/s (p50 / p99 / max)`, `${ms(a.post.p50Ms)} / ${ms(a.post.p99Ms)} / ${ms(a.post.maxMs)} ms`, '', `p99 ≤ ${result.targets.postP99Ms} ms`, met ? '✅' : '❌']);
+    rows.push([
+      `POST /api/v1/generate at ${a.ratePerS}/s (p50 / p99 / max)`,
+      `${ms(a.post.p50Ms)} / ${ms(a.post.p99Ms)} / ${ms(a.post.maxMs)} ms`,
+      '',
+      `p99 ≤ ${result.targets.postP99Ms} ms`,
+      met ? '✅' : '❌',
+    ]);
     const postParts = a.serverTiming;
     if (postParts.db.count > 0) {
-      rows.push(['… of which recording the job (p50 / p99)', `${ms(postParts.db.p50Ms)} / ${ms(postParts.db.p99Ms)} ms`, '', '', '']);
-      rows.push(["… of which starting its workflow (p50 / p99)", `${ms(postParts.temporal.p50Ms)} / ${ms(postParts.temporal.p99Ms)} ms`, '', '', '']);
+      rows.push([
+        '… of which recording the job (p50 / p99)',
+        `${ms(postParts.db.p50Ms)} / ${ms(postParts.db.p99Ms)} ms`,
+        '',
+        '',
+        '',
+      ]);
+      rows.push([
+        '… of which starting its workflow (p50 / p99)',
+        `${ms(postParts.temporal.p50Ms)} / ${ms(postParts.temporal.p99Ms)} ms`,
+        '',
+        '',
+        '',
+      ]);
     }
   }
   for (const p of result.scaling?.byOutputs ?? []) {
-    rows.push([`${p.outputs} outputs × ${p.concurrency} clients (jobs/s, p99)`, `${p.service.jobsPerS}, ${ms(p.service.latency.p99Ms)} ms${losses(p.service)}`, `${p.bare.jobsPerS}, ${ms(p.bare.latency.p99Ms)} ms${losses(p.bare)}`, '', `${p.ratio}`]);
+    rows.push([
+      `${p.outputs} outputs × ${p.concurrency} clients (jobs/s, p99)`,
+      `${p.service.jobsPerS}, ${ms(p.service.latency.p99Ms)} ms${losses(p.service)}`,
+      `${p.bare.jobsPerS}, ${ms(p.bare.latency.p99Ms)} ms${losses(p.bare)}`,
+      '',
+      `${p.ratio}`,
+    ]);
   }
   for (const p of result.scaling?.byConcurrency ?? []) {
     if (p.concurrency === result.settings.concurrency) continue;
-    rows.push([`${p.concurrency} clients × ${p.outputs} outputs (jobs/s, p99)`, `${p.service.jobsPerS}, ${ms(p.service.latency.p99Ms)} ms${losses(p.service)}`, `${p.bare.jobsPerS}, ${ms(p.bare.latency.p99Ms)} ms${losses(p.bare)}`, '', `${p.ratio}`]);
+    rows.push([
+      `${p.concurrency} clients × ${p.outputs} outputs (jobs/s, p99)`,
+      `${p.service.jobsPerS}, ${ms(p.service.latency.p99Ms)} ms${losses(p.service)}`,
+      `${p.bare.jobsPerS}, ${ms(p.bare.latency.p99Ms)} ms${losses(p.bare)}`,
+      '',
+      `${p.ratio}`,
+    ]);
   }
   const l = result.largeOutput;
   if (l) {
     const size = `${round(l.bytes / 1024 ** 3, 2)} GiB`;
-    rows.push([`One ${size} output: MB/s (plain Upload as baseline)`, `${l.store.mbPerS} MB/s`, `${l.plain.mbPerS} MB/s`, `≥ ${result.targets.largeOutputRatio} × plain`, `${l.ratio} ${l.ratio >= result.targets.largeOutputRatio ? '✅' : '❌'}`]);
+    rows.push([
+      `One ${size} output: MB/s (plain Upload as baseline)`,
+      `${l.store.mbPerS} MB/s`,
+      `${l.plain.mbPerS} MB/s`,
+      `≥ ${result.targets.largeOutputRatio} × plain`,
+      `${l.ratio} ${l.ratio >= result.targets.largeOutputRatio ? '✅' : '❌'}`,
+    ]);
     const met = l.store.peakRssGrowthMiB < result.targets.largeOutputRssGrowthMiB;
-    rows.push([`One ${size} output: peak RSS growth`, `${l.store.peakRssGrowthMiB} MiB`, `${l.plain.peakRssGrowthMiB} MiB`, `< ${result.targets.largeOutputRssGrowthMiB} MiB`, met ? '✅' : '❌']);
+    rows.push([
+      `One ${size} output: peak RSS growth`,
+      `${l.store.peakRssGrowthMiB} MiB`,
+      `${l.plain.peakRssGrowthMiB} MiB`,
+      `< ${result.targets.largeOutputRssGrowthMiB} MiB`,
+      met ? '✅' : '❌',
+    ]);
   }
   const header = ['Figure', 'Service', 'Bare / plain baseline', 'Target', 'Ratio / met'];
   return [header, header.map(() => '---'), ...rows].map((row) => `| ${row.join(' | ')} |`).join('\n');

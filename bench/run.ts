@@ -33,7 +33,19 @@ const DOCS_FILE = path.join(__dirname, '..', 'README.md');
 export const TABLE_START = '<!-- bench:table:start -->';
 export const TABLE_END = '<!-- bench:table:end -->';
 
-const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kib: 1024, m: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gib: 1024 ** 3, kb: 1e3, mb: 1e6, gb: 1e9 };
+const SIZE_UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 1024,
+  kib: 1024,
+  m: 1024 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gib: 1024 ** 3,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+};
 
 export function parseBytes(text: string): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
@@ -117,7 +129,8 @@ export function buildOptions(argv: string[], env: NodeJS.ProcessEnv): { options:
     outputs: Math.round(num('outputs', 'BENCH_OUTPUTS', base.outputs)),
     durationS: num('duration', 'BENCH_DURATION', base.durationS),
     openLoopDurationS: num('open-duration', 'BENCH_OPEN_DURATION', base.openLoopDurationS),
-    openLoopRatePerS: pick(values['open-rate'], 'BENCH_OPEN_RATE') === undefined ? undefined : num('open-rate', 'BENCH_OPEN_RATE', 1),
+    openLoopRatePerS:
+      pick(values['open-rate'], 'BENCH_OPEN_RATE') === undefined ? undefined : num('open-rate', 'BENCH_OPEN_RATE', 1),
     scalingDurationS: num('scaling-duration', 'BENCH_SCALING_DURATION', base.scalingDurationS),
     scalingOutputs: list('scaling-outputs', 'BENCH_SCALING_OUTPUTS', base.scalingOutputs),
     scalingConcurrency: list('scaling-concurrency', 'BENCH_SCALING_CONCURRENCY', base.scalingConcurrency),

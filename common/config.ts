@@ -29,7 +29,10 @@ export const configSchema = z.object({
   S3_REGION: z.string().min(1).default('us-east-1'),
   S3_ACCESS_KEY_ID: z.string().min(1).default('media-dev-access'),
   S3_SECRET_ACCESS_KEY: z.string().min(1).default('media-dev-secret'),
-  S3_BUCKET_NAME: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid S3 bucket name').default('media'),
+  S3_BUCKET_NAME: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid S3 bucket name')
+    .default('media'),
   S3_FORCE_PATH_STYLE: booleanFlag.default(true),
   /** The S3 address clients can reach, for presigned URLs, when it differs from S3_ENDPOINT_URL (containers). */
   S3_PUBLIC_ENDPOINT_URL: z.url().optional(),
@@ -38,7 +41,11 @@ export const configSchema = z.object({
   REPLICATE_API_TOKEN: z.string().min(1).optional(),
   REPLICATE_BASE_URL: z.url().default('https://api.replicate.com/v1'),
   MEDIA_FETCH_ALLOW_PRIVATE: booleanFlag.default(false),
-  MEDIA_MAX_BYTES: z.coerce.number().int().positive().default(2 * 1024 ** 3),
+  MEDIA_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(2 * 1024 ** 3),
   /** Sent as Cancel-After with each Replicate create: bounds what a prediction nobody waits for can cost. */
   REPLICATE_PREDICTION_DEADLINE_SECONDS: z.coerce.number().int().min(5).default(1800),
   /** Simulated provider run time for the fake provider, for trying out cancellation and queries. */
@@ -66,7 +73,10 @@ export const configSchema = z.object({
   WEBHOOK_SIGNING_SECRET: z
     .string()
     .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, 'must be whsec_ followed by base64')
-    .refine((value) => Buffer.from(value.slice('whsec_'.length), 'base64').length >= 24, 'must encode at least 24 bytes of key')
+    .refine(
+      (value) => Buffer.from(value.slice('whsec_'.length), 'base64').length >= 24,
+      'must encode at least 24 bytes of key',
+    )
     .optional(),
   /** First retry delay of webhook deliveries (backoff doubles it, up to an hour); unset keeps the policy's 30 s. */
   WEBHOOK_RETRY_INITIAL_INTERVAL_SECONDS: optionalPositiveInt,
@@ -97,12 +107,22 @@ export const configSchema = z.object({
   /** Port of the worker's own Prometheus /metrics (activity durations and failures); 0 turns it off. */
   WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
   /** Worker Deployment Versioning (README "Deploys"): the deployment this worker's version belongs to. */
-  WORKER_DEPLOYMENT_NAME: z.string().min(1).max(255).regex(/^(?!__)[^.:]+$/, "must not contain '.' or ':' nor start with '__'").default('media-generation'),
+  WORKER_DEPLOYMENT_NAME: z
+    .string()
+    .min(1)
+    .max(255)
+    .regex(/^(?!__)[^.:]+$/, "must not contain '.' or ':' nor start with '__'")
+    .default('media-generation'),
   /**
    * The worker's build id; set, the worker is versioned (a job finishes on the build it started on).
    * `auto`: the SHA-256 of the workflow bundle it loads. Unset: an unversioned worker (npm run dev, tests).
    */
-  WORKER_BUILD_ID: z.string().min(1).max(255).regex(/^(?!__)/, "must not start with '__'").optional(),
+  WORKER_BUILD_ID: z
+    .string()
+    .min(1)
+    .max(255)
+    .regex(/^(?!__)/, "must not start with '__'")
+    .optional(),
   /** With WORKER_BUILD_ID: the worker makes its version the deployment's current one once it polls (compose, single host). */
   WORKER_PROMOTE_ON_START: booleanFlag.default(false),
 });
@@ -110,7 +130,9 @@ export const configSchema = z.object({
 export type Config = z.infer<typeof configSchema>;
 
 /** The event streams' share of the pool: SSE_DATABASE_CONNECTIONS, or a quarter of DATABASE_POOL_SIZE (1 to 4). */
-export function sseDatabaseConnections(config: Pick<Config, 'SSE_DATABASE_CONNECTIONS' | 'DATABASE_POOL_SIZE'>): number {
+export function sseDatabaseConnections(
+  config: Pick<Config, 'SSE_DATABASE_CONNECTIONS' | 'DATABASE_POOL_SIZE'>,
+): number {
   return config.SSE_DATABASE_CONNECTIONS ?? Math.max(1, Math.min(4, Math.floor(config.DATABASE_POOL_SIZE / 4)));
 }
 
@@ -134,10 +156,14 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     );
   }
   if (config.MEDIA_GENERATOR_PROVIDER === 'replicate' && !config.REPLICATE_API_TOKEN) {
-    throw new ConfigError('Invalid configuration:\n  REPLICATE_API_TOKEN: required when MEDIA_GENERATOR_PROVIDER=replicate');
+    throw new ConfigError(
+      'Invalid configuration:\n  REPLICATE_API_TOKEN: required when MEDIA_GENERATOR_PROVIDER=replicate',
+    );
   }
   if (config.WORKER_PROMOTE_ON_START && !config.WORKER_BUILD_ID) {
-    throw new ConfigError('Invalid configuration:\n  WORKER_PROMOTE_ON_START: needs WORKER_BUILD_ID (an unversioned worker has no version to make current)');
+    throw new ConfigError(
+      'Invalid configuration:\n  WORKER_PROMOTE_ON_START: needs WORKER_BUILD_ID (an unversioned worker has no version to make current)',
+    );
   }
   return config;
 }

@@ -5,6 +5,16 @@ export function createLogger(name: string, level: string = 'info'): Logger {
     name,
     level,
     // Provider tokens travel in Authorization headers; keep them out of any logged object.
-    redact: { paths: ['*.authorization', '*.Authorization', '*.headers.authorization', 'token', '*.token', 'REPLICATE_API_TOKEN'], censor: '[redacted]' },
+    redact: {
+      paths: [
+        '*.authorization',
+        '*.Authorization',
+        '*.headers.authorization',
+        'token',
+        '*.token',
+        'REPLICATE_API_TOKEN',
+      ],
+      censor: '[redacted]',
+    },
   });
 }

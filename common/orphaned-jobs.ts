@@ -1,6 +1,10 @@
 import { WorkflowIdReusePolicy, type Client } from '@temporalio/client';
 import type { TerminalStatus } from './statuses';
-import { SETTLE_ORPHANED_JOB_WORKFLOW_TYPE, settleOrphanedJobWorkflowId, type ActivityPolicyOverrides } from './temporal';
+import {
+  SETTLE_ORPHANED_JOB_WORKFLOW_TYPE,
+  settleOrphanedJobWorkflowId,
+  type ActivityPolicyOverrides,
+} from './temporal';
 import { DEFAULT_WEBHOOK_EVENTS, type WebhookEvent } from './webhooks';
 
 export interface OrphanedJob {
@@ -29,7 +33,14 @@ export async function settleOrphanedJob(
           jobId: job.id,
           status: options.status,
           policies: options.policies,
-          ...(job.webhookUrl ? { webhook: { url: job.webhookUrl, events: (job.webhookEvents ?? DEFAULT_WEBHOOK_EVENTS) as WebhookEvent[] } } : {}),
+          ...(job.webhookUrl
+            ? {
+                webhook: {
+                  url: job.webhookUrl,
+                  events: (job.webhookEvents ?? DEFAULT_WEBHOOK_EVENTS) as WebhookEvent[],
+                },
+              }
+            : {}),
         },
       ],
     });

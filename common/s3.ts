@@ -1,7 +1,12 @@
 import { CreateBucketCommand, HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import type { Config } from './config';
 
-export function createS3Client(config: Pick<Config, 'S3_ENDPOINT_URL' | 'S3_REGION' | 'S3_ACCESS_KEY_ID' | 'S3_SECRET_ACCESS_KEY' | 'S3_FORCE_PATH_STYLE'>): S3Client {
+export function createS3Client(
+  config: Pick<
+    Config,
+    'S3_ENDPOINT_URL' | 'S3_REGION' | 'S3_ACCESS_KEY_ID' | 'S3_SECRET_ACCESS_KEY' | 'S3_FORCE_PATH_STYLE'
+  >,
+): S3Client {
   return new S3Client({
     endpoint: config.S3_ENDPOINT_URL,
     region: config.S3_REGION,

@@ -58,11 +58,19 @@ const PRESIGNED_URL_CACHE_ENTRIES = 10_000;
  * half of PRESIGNED_URL_EXPIRES_SECONDS, and the URL is not signed again on every poll.
  */
 export function createPresigner(
-  config: Pick<Config, 'S3_PUBLIC_ENDPOINT_URL' | 'S3_BUCKET_NAME' | 'PRESIGNED_URL_EXPIRES_SECONDS'> & Parameters<typeof createS3Client>[0],
+  config: Pick<Config, 'S3_PUBLIC_ENDPOINT_URL' | 'S3_BUCKET_NAME' | 'PRESIGNED_URL_EXPIRES_SECONDS'> &
+    Parameters<typeof createS3Client>[0],
   s3: S3Client,
 ): Presigner {
-  const client = config.S3_PUBLIC_ENDPOINT_URL ? createS3Client({ ...config, S3_ENDPOINT_URL: config.S3_PUBLIC_ENDPOINT_URL }) : s3;
-  return { client, bucket: config.S3_BUCKET_NAME, expiresInSeconds: config.PRESIGNED_URL_EXPIRES_SECONDS, cache: new Map() };
+  const client = config.S3_PUBLIC_ENDPOINT_URL
+    ? createS3Client({ ...config, S3_ENDPOINT_URL: config.S3_PUBLIC_ENDPOINT_URL })
+    : s3;
+  return {
+    client,
+    bucket: config.S3_BUCKET_NAME,
+    expiresInSeconds: config.PRESIGNED_URL_EXPIRES_SECONDS,
+    cache: new Map(),
+  };
 }
 
 export async function presignedUrl(presigner: Presigner, key: string): Promise<string> {
@@ -70,7 +78,9 @@ export async function presignedUrl(presigner: Presigner, key: string): Promise<s
   const now = Date.now();
   const cached = cache?.get(key);
   if (cached && cached.reuseUntil > now) return cached.url;
-  const url = await getSignedUrl(presigner.client, new GetObjectCommand({ Bucket: presigner.bucket, Key: key }), { expiresIn: presigner.expiresInSeconds });
+  const url = await getSignedUrl(presigner.client, new GetObjectCommand({ Bucket: presigner.bucket, Key: key }), {
+    expiresIn: presigner.expiresInSeconds,
+  });
   if (cache) {
     cache.delete(key);
     if (cache.size >= PRESIGNED_URL_CACHE_ENTRIES) cache.delete(cache.keys().next().value!);

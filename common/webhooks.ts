@@ -11,6 +11,8 @@ export function webhookKey(secret: string): Buffer {
 
 /** `webhook-signature`: `v1,` + base64 HMAC-SHA256 of `{id}.{timestamp}.{body}` (Standard Webhooks). */
 export function signWebhook(secret: string, messageId: string, timestampSeconds: number, body: string): string {
-  const digest = createHmac('sha256', webhookKey(secret)).update(`${messageId}.${timestampSeconds}.${body}`).digest('base64');
+  const digest = createHmac('sha256', webhookKey(secret))
+    .update(`${messageId}.${timestampSeconds}.${body}`)
+    .digest('base64');
   return `v1,${digest}`;
 }

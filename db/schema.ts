@@ -1,5 +1,17 @@
 import { sql } from 'drizzle-orm';
-import { bigint, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid, varchar } from 'drizzle-orm/pg-core';
+import {
+  bigint,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+  varchar,
+} from 'drizzle-orm/pg-core';
 import { JOB_STATUSES, MEDIA_STATUSES, OUTPUT_FORMATS } from '../common/statuses';
 
 const timestamps = {
@@ -42,7 +54,9 @@ export const jobs = pgTable(
   (table) => [
     index('jobs_created_at_id_idx').on(table.createdAt.desc(), table.id.desc()),
     index('jobs_status_created_at_id_idx').on(table.status, table.createdAt.desc(), table.id.desc()),
-    uniqueIndex('jobs_owner_idempotency_key_idx').on(table.owner, table.idempotencyKey).where(sql`${table.idempotencyKey} is not null`),
+    uniqueIndex('jobs_owner_idempotency_key_idx')
+      .on(table.owner, table.idempotencyKey)
+      .where(sql`${table.idempotencyKey} is not null`),
     index('jobs_owner_status_idx').on(table.owner, table.status),
     index('jobs_client_address_status_idx').on(table.clientAddress, table.status),
   ],

@@ -16,7 +16,11 @@ import { insertApiKey, listApiKeys, revokeApiKey } from '../db/queries/api-keys'
 const USAGE = 'usage: npm run apikey -- create --name NAME | revoke KEY_ID | list';
 
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, options: { name: { type: 'string' } }, allowPositionals: true });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { name: { type: 'string' } },
+    allowPositionals: true,
+  });
   const [command, ...rest] = positionals;
   const config = loadConfigOrExit();
   const database = createDatabase({ url: config.DATABASE_URL, poolSize: 1 });
@@ -30,7 +34,9 @@ async function main(argv: string[]): Promise<number> {
         }
         const key = generateApiKey();
         await insertApiKey(database.db, { id: key.id, name, keyHash: key.keyHash });
-        console.log(`Created API key ${key.id} (${name}). Send it as "Authorization: Bearer <key>"; it is shown only once:`);
+        console.log(
+          `Created API key ${key.id} (${name}). Send it as "Authorization: Bearer <key>"; it is shown only once:`,
+        );
         console.log(key.key);
         return 0;
       }
@@ -49,7 +55,9 @@ async function main(argv: string[]): Promise<number> {
       }
       case 'list': {
         for (const key of await listApiKeys(database.db)) {
-          console.log(`${key.id}\t${key.name}\tcreated ${key.createdAt.toISOString()}\t${key.revokedAt ? `revoked ${key.revokedAt.toISOString()}` : 'active'}`);
+          console.log(
+            `${key.id}\t${key.name}\tcreated ${key.createdAt.toISOString()}\t${key.revokedAt ? `revoked ${key.revokedAt.toISOString()}` : 'active'}`,
+          );
         }
         return 0;
       }

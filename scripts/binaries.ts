@@ -5,7 +5,9 @@ import path from 'node:path';
 export type ProvisionedBinary = 'temporal' | 'versitygw' | 'toxiproxy-server';
 
 export function toolsDir(env: NodeJS.ProcessEnv = process.env): string {
-  return env.MEDIA_TOOLS_DIR ?? path.join(env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'media-generation', 'bin');
+  return (
+    env.MEDIA_TOOLS_DIR ?? path.join(env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'media-generation', 'bin')
+  );
 }
 
 function isExecutable(file: string): boolean {

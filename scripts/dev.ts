@@ -46,7 +46,10 @@ async function shutdown(exitCode = 0): Promise<void> {
   stopping = true;
   console.log('\n[dev] stopping...');
   // Application processes first, so the worker finishes with the servers still up.
-  const [apps, servers] = [supervised.filter((s) => ['api', 'worker'].includes(s.name)), supervised.filter((s) => !['api', 'worker'].includes(s.name))];
+  const [apps, servers] = [
+    supervised.filter((s) => ['api', 'worker'].includes(s.name)),
+    supervised.filter((s) => !['api', 'worker'].includes(s.name)),
+  ];
   await Promise.all(apps.map((s) => s.child && stopProcess(s.child)));
   await Promise.all(servers.map((s) => s.child && stopProcess(s.child)));
   process.exit(exitCode);
@@ -58,8 +61,16 @@ async function main(): Promise<void> {
   const env = { ...process.env };
 
   if (!process.env.DATABASE_URL && !(await isPortOpen(PORTS.postgres))) {
-    console.log('[dev] no Postgres answers on 5432 and DATABASE_URL is unset: serving an embedded one (PGlite) from .data/pglite');
-    supervise('postgres', () => spawnPrefixed('postgres', TSX, [path.join(__dirname, 'embedded-postgres.ts'), path.join(DATA_DIR, 'pglite'), String(PORTS.postgres)]));
+    console.log(
+      '[dev] no Postgres answers on 5432 and DATABASE_URL is unset: serving an embedded one (PGlite) from .data/pglite',
+    );
+    supervise('postgres', () =>
+      spawnPrefixed('postgres', TSX, [
+        path.join(__dirname, 'embedded-postgres.ts'),
+        path.join(DATA_DIR, 'pglite'),
+        String(PORTS.postgres),
+      ]),
+    );
     // PGlite holds a single database.
     env.DATABASE_URL = `postgres://postgres@127.0.0.1:${PORTS.postgres}/postgres`;
     await waitForPort(PORTS.postgres, 'the embedded Postgres', 120_000);
@@ -69,7 +80,13 @@ async function main(): Promise<void> {
   if (await isPortOpen(PORTS.temporal)) {
     console.log(`[dev] something already listens on ${PORTS.temporal}: using it as Temporal`);
   } else {
-    supervise('temporal', () => startTemporalDevServer({ port: PORTS.temporal, uiPort: PORTS.temporalUi, dbFile: path.join(DATA_DIR, 'temporal.db') }));
+    supervise('temporal', () =>
+      startTemporalDevServer({
+        port: PORTS.temporal,
+        uiPort: PORTS.temporalUi,
+        dbFile: path.join(DATA_DIR, 'temporal.db'),
+      }),
+    );
   }
   if (await isPortOpen(PORTS.s3)) {
     console.log(`[dev] something already listens on ${PORTS.s3}: using it as S3`);

@@ -12,7 +12,14 @@ export function startTemporalDevServer(options: { port: number; uiPort?: number;
   if (options.dbFile) {
     mkdirSync(path.dirname(options.dbFile), { recursive: true });
     // WAL with normal sync: without them SQLite syncs to disk on every commit, and each workflow start waits for it.
-    args.push('--db-filename', options.dbFile, '--sqlite-pragma', 'journal_mode=wal', '--sqlite-pragma', 'synchronous=normal');
+    args.push(
+      '--db-filename',
+      options.dbFile,
+      '--sqlite-pragma',
+      'journal_mode=wal',
+      '--sqlite-pragma',
+      'synchronous=normal',
+    );
   }
   if (options.uiPort) args.push('--ui-port', String(options.uiPort));
   else args.push('--headless');
@@ -20,7 +27,14 @@ export function startTemporalDevServer(options: { port: number; uiPort?: number;
 }
 
 /** versitygw serving a folder over S3 on `port` (path-style), with its web console on `consolePort`. */
-export function startS3Server(options: { port: number; dataDir: string; accessKey: string; secretKey: string; consolePort?: number; quiet?: boolean }) {
+export function startS3Server(options: {
+  port: number;
+  dataDir: string;
+  accessKey: string;
+  secretKey: string;
+  consolePort?: number;
+  quiet?: boolean;
+}) {
   mkdirSync(options.dataDir, { recursive: true });
   const args = ['--port', `127.0.0.1:${options.port}`, '--quiet'];
   if (options.consolePort) args.push('--webui', `127.0.0.1:${options.consolePort}`, '--webui-no-tls');

@@ -54,7 +54,11 @@ export function spawnPrefixed(
   args: string[],
   options: { env?: NodeJS.ProcessEnv; cwd?: string; quiet?: boolean } = {},
 ): ChildProcess {
-  const child = spawn(command, args, { env: options.env ?? process.env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command, args, {
+    env: options.env ?? process.env,
+    cwd: options.cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const prefix = `[${name}]`.padEnd(10);
   onEachLine(child, (line) => {
     if (!options.quiet) process.stdout.write(`${prefix} ${line}\n`);

@@ -11,12 +11,16 @@ import { ScriptedProvider } from './support/scripted-provider';
 import { silentLogger, testConfig } from './support/stack';
 
 /** Runs an activity with a real activity context, keeping its types. */
-function runActivity<A extends unknown[], R>(fn: (...args: A) => Promise<R>, args: A, info: { attempt?: number } = {}): Promise<R> {
+function runActivity<A extends unknown[], R>(
+  fn: (...args: A) => Promise<R>,
+  args: A,
+  info: { attempt?: number } = {},
+): Promise<R> {
   return new MockActivityEnvironment(info).run(fn as (...args: unknown[]) => Promise<R>, ...args) as Promise<R>;
 }
 
 async function waitUntil(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
-  for (const deadline = Date.now() + timeoutMs; !condition(); ) {
+  for (const deadline = Date.now() + timeoutMs; !condition();) {
     if (Date.now() > deadline) throw new Error('the condition did not hold in time');
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
@@ -35,13 +39,21 @@ describe('activities', () => {
   });
   beforeEach(() => {
     provider = new ScriptedProvider();
-    activities = createActivities({ db: database.db, s3, bucket: config.S3_BUCKET_NAME, provider, maxOutputBytes: 1024 * 1024, logger: silentLogger });
+    activities = createActivities({
+      db: database.db,
+      s3,
+      bucket: config.S3_BUCKET_NAME,
+      provider,
+      maxOutputBytes: 1024 * 1024,
+      logger: silentLogger,
+    });
   });
   afterAll(async () => {
     await database.close();
   });
 
-  const newJob = (numOutputs = 1) => createJob(database.db, { model: 'a/b', prompt: 'idempotence', numOutputs, seed: 3, outputFormat: 'webp' });
+  const newJob = (numOutputs = 1) =>
+    createJob(database.db, { model: 'a/b', prompt: 'idempotence', numOutputs, seed: 3, outputFormat: 'webp' });
 
   async function objectsUnder(prefix: string): Promise<string[]> {
     const listed = await s3.send(new ListObjectsV2Command({ Bucket: config.S3_BUCKET_NAME, Prefix: prefix }));
@@ -50,7 +62,14 @@ describe('activities', () => {
 
   it('creates one prediction per job however often createPrediction runs', async () => {
     const job = await newJob();
-    const request = { jobId: job.id, model: job.model, prompt: job.prompt, numOutputs: 1, seed: 3, outputFormat: 'webp' as const };
+    const request = {
+      jobId: job.id,
+      model: job.model,
+      prompt: job.prompt,
+      numOutputs: 1,
+      seed: 3,
+      outputFormat: 'webp' as const,
+    };
     const first = await runActivity(activities.createPrediction, [request], { attempt: 1 });
     const second = await runActivity(activities.createPrediction, [request], { attempt: 2 });
     expect(second.predictionId).toBe(first.predictionId);
@@ -59,9 +78,24 @@ describe('activities', () => {
   });
 
   it('cancels the prediction it created when it is cut off before recording it', async () => {
-    const paused = createActivities({ db: database.db, s3, bucket: config.S3_BUCKET_NAME, provider, maxOutputBytes: 1024, logger: silentLogger, faultInjectionPauseAt: 'after-create' });
+    const paused = createActivities({
+      db: database.db,
+      s3,
+      bucket: config.S3_BUCKET_NAME,
+      provider,
+      maxOutputBytes: 1024,
+      logger: silentLogger,
+      faultInjectionPauseAt: 'after-create',
+    });
     const job = await newJob();
-    const request = { jobId: job.id, model: job.model, prompt: job.prompt, numOutputs: 1, seed: 3, outputFormat: 'webp' as const };
+    const request = {
+      jobId: job.id,
+      model: job.model,
+      prompt: job.prompt,
+      numOutputs: 1,
+      seed: 3,
+      outputFormat: 'webp' as const,
+    };
     const environment = new MockActivityEnvironment({ attempt: 1 });
     const run = environment.run(paused.createPrediction, request);
     await waitUntil(() => provider.createdForJob(job.id) === 1);
@@ -81,14 +115,29 @@ describe('activities', () => {
         if (property !== 'execute') return Reflect.get(target, property, receiver);
         return async (...args: Parameters<typeof target.execute>) => {
           const result = await target.execute(...args);
-          if (lostAnswers-- > 0) throw Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' });
+          if (lostAnswers-- > 0)
+            throw Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' });
           return result;
         };
       },
     });
-    const cutOff = createActivities({ db: flaky, s3, bucket: config.S3_BUCKET_NAME, provider, maxOutputBytes: 1024, logger: silentLogger });
+    const cutOff = createActivities({
+      db: flaky,
+      s3,
+      bucket: config.S3_BUCKET_NAME,
+      provider,
+      maxOutputBytes: 1024,
+      logger: silentLogger,
+    });
     const job = await newJob();
-    const request = { jobId: job.id, model: job.model, prompt: job.prompt, numOutputs: 1, seed: 3, outputFormat: 'webp' as const };
+    const request = {
+      jobId: job.id,
+      model: job.model,
+      prompt: job.prompt,
+      numOutputs: 1,
+      seed: 3,
+      outputFormat: 'webp' as const,
+    };
     const environment = new MockActivityEnvironment({ attempt: 1 });
     const run = environment.run(cutOff.createPrediction, request);
     await waitUntil(() => lostAnswers === 0);
@@ -104,13 +153,25 @@ describe('activities', () => {
 
   it('stores an output once under its derived key when persistOutput runs twice', async () => {
     const job = await newJob();
-    const predictionId = await provider.createPrediction({ jobId: job.id, model: 'a/b', prompt: 'idempotence', numOutputs: 1, seed: 3, outputFormat: 'webp' });
+    const predictionId = await provider.createPrediction({
+      jobId: job.id,
+      model: 'a/b',
+      prompt: 'idempotence',
+      numOutputs: 1,
+      seed: 3,
+      outputFormat: 'webp',
+    });
     const state = await provider.getPrediction(predictionId);
     const sourceUrl = state.status === 'succeeded' ? state.outputUrls[0]! : '';
     const input = { jobId: job.id, outputIndex: 0, sourceUrl, outputFormat: 'webp' as const };
     const first = await runActivity(activities.persistOutput, [input]);
     const second = await runActivity(activities.persistOutput, [input]);
-    expect(second).toMatchObject({ s3Key: first.s3Key, sha256: first.sha256, sizeBytes: first.sizeBytes, contentType: 'image/webp' });
+    expect(second).toMatchObject({
+      s3Key: first.s3Key,
+      sha256: first.sha256,
+      sizeBytes: first.sizeBytes,
+      contentType: 'image/webp',
+    });
     expect(await objectsUnder(`jobs/${job.id}/`)).toEqual([`jobs/${job.id}/output-0.webp`]);
     const stored = await s3.send(new GetObjectCommand({ Bucket: config.S3_BUCKET_NAME, Key: first.s3Key }));
     expect(stored.ContentType).toBe('image/webp');
@@ -120,14 +181,32 @@ describe('activities', () => {
 
   it('answers a retry of an output already stored from its record, without fetching the source again', async () => {
     const job = await newJob();
-    const predictionId = await provider.createPrediction({ jobId: job.id, model: 'a/b', prompt: 'idempotence', numOutputs: 1, seed: 3, outputFormat: 'webp' });
+    const predictionId = await provider.createPrediction({
+      jobId: job.id,
+      model: 'a/b',
+      prompt: 'idempotence',
+      numOutputs: 1,
+      seed: 3,
+      outputFormat: 'webp',
+    });
     const state = await provider.getPrediction(predictionId);
-    const input = { jobId: job.id, outputIndex: 0, sourceUrl: state.status === 'succeeded' ? state.outputUrls[0]! : '', outputFormat: 'webp' as const };
+    const input = {
+      jobId: job.id,
+      outputIndex: 0,
+      sourceUrl: state.status === 'succeeded' ? state.outputUrls[0]! : '',
+      outputFormat: 'webp' as const,
+    };
     const first = await runActivity(activities.persistOutput, [input], { attempt: 1 });
     // The source is gone by the time the retry runs (an expired URL): the stored output stands.
     provider.outputFailures.set(0, Infinity);
     const retry = await runActivity(activities.persistOutput, [input], { attempt: 2 });
-    expect(retry).toMatchObject({ s3Key: first.s3Key, sha256: first.sha256, sizeBytes: first.sizeBytes, contentType: first.contentType, attempt: 2 });
+    expect(retry).toMatchObject({
+      s3Key: first.s3Key,
+      sha256: first.sha256,
+      sizeBytes: first.sizeBytes,
+      contentType: first.contentType,
+      attempt: 2,
+    });
     expect((await getJob(database.db, job.id))!.media[0]).toMatchObject({ status: 'COMPLETED', attempts: 1 });
   });
 
@@ -137,17 +216,27 @@ describe('activities', () => {
     await markMediaProcessing(database.db, ref, 'fake://image?a', 2);
     await markMediaProcessing(database.db, ref, 'fake://image?a', 2);
     await markMediaProcessing(database.db, ref, 'fake://image?a', 1);
-    expect((await getJob(database.db, job.id))!.media[0]).toMatchObject({ status: 'PROCESSING', attempts: 2, mediaUrl: 'fake://image?a' });
+    expect((await getJob(database.db, job.id))!.media[0]).toMatchObject({
+      status: 'PROCESSING',
+      attempts: 2,
+      mediaUrl: 'fake://image?a',
+    });
   });
 
   it('ends a job once: a second finishJob changes nothing', async () => {
     const job = await newJob(2);
-    expect(await runActivity(activities.finishJob, [{ jobId: job.id, status: 'CANCELLED', errorMessage: 'first' }])).toBe(true);
+    expect(
+      await runActivity(activities.finishJob, [{ jobId: job.id, status: 'CANCELLED', errorMessage: 'first' }]),
+    ).toBe(true);
     const afterFirst = await getJob(database.db, job.id);
     // The same step run again (its first result lost with its worker) still says to announce the end, and changes nothing.
-    expect(await runActivity(activities.finishJob, [{ jobId: job.id, status: 'CANCELLED', errorMessage: 'first' }])).toBe(true);
+    expect(
+      await runActivity(activities.finishJob, [{ jobId: job.id, status: 'CANCELLED', errorMessage: 'first' }]),
+    ).toBe(true);
     expect(await getJob(database.db, job.id)).toEqual(afterFirst);
-    expect(await runActivity(activities.finishJob, [{ jobId: job.id, status: 'FAILED', errorMessage: 'second' }])).toBe(false);
+    expect(await runActivity(activities.finishJob, [{ jobId: job.id, status: 'FAILED', errorMessage: 'second' }])).toBe(
+      false,
+    );
     const afterSecond = await getJob(database.db, job.id);
     expect(afterSecond).toEqual(afterFirst);
     expect(afterSecond).toMatchObject({ status: 'CANCELLED', errorMessage: 'first' });
@@ -163,8 +252,19 @@ describe('activities', () => {
 
   describe('storeObject', () => {
     const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13]);
-    const store = (key: string, source: AsyncIterable<Uint8Array>, options: { maxBytes?: number; signal?: AbortSignal } = {}) =>
-      storeObject({ client: s3, bucket: config.S3_BUCKET_NAME, key, source, maxBytes: options.maxBytes ?? 64 * 1024 * 1024, signal: options.signal ?? new AbortController().signal });
+    const store = (
+      key: string,
+      source: AsyncIterable<Uint8Array>,
+      options: { maxBytes?: number; signal?: AbortSignal } = {},
+    ) =>
+      storeObject({
+        client: s3,
+        bucket: config.S3_BUCKET_NAME,
+        key,
+        source,
+        maxBytes: options.maxBytes ?? 64 * 1024 * 1024,
+        signal: options.signal ?? new AbortController().signal,
+      });
 
     async function* chunks(count: number, size: number, delayMs = 0): AsyncGenerator<Buffer> {
       yield png;
@@ -182,19 +282,27 @@ describe('activities', () => {
     it('streams a multi-part object and reports its size and checksum', async () => {
       const key = `store-test/${Date.now()}-multipart.png`;
       const stored = await store(key, chunks(12, 1024 * 1024));
-      expect(stored).toMatchObject({ contentType: 'image/png', sizeBytes: png.length + 12 * 1024 * 1024, sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+      expect(stored).toMatchObject({
+        contentType: 'image/png',
+        sizeBytes: png.length + 12 * 1024 * 1024,
+        sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+      });
       expect(await objectsUnder(key)).toEqual([key]);
     });
 
     it('refuses bytes that are not media, storing nothing', async () => {
       const key = `store-test/${Date.now()}-html.png`;
-      await expect(store(key, Readable.from([Buffer.from('<html>not an image</html>')]))).rejects.toMatchObject({ type: 'UnsupportedMediaType' });
+      await expect(store(key, Readable.from([Buffer.from('<html>not an image</html>')]))).rejects.toMatchObject({
+        type: 'UnsupportedMediaType',
+      });
       expect(await objectsUnder(key)).toEqual([]);
     });
 
     it('stops at the size cap and leaves no object or unfinished upload behind', async () => {
       const key = `store-test/${Date.now()}-large.png`;
-      await expect(store(key, chunks(16, 1024 * 1024), { maxBytes: 10 * 1024 * 1024 })).rejects.toMatchObject({ type: 'OutputTooLarge' });
+      await expect(store(key, chunks(16, 1024 * 1024), { maxBytes: 10 * 1024 * 1024 })).rejects.toMatchObject({
+        type: 'OutputTooLarge',
+      });
       expect(await objectsUnder(key)).toEqual([]);
       expect(await pendingUploads(key)).toBe(0);
     });

@@ -17,7 +17,10 @@ describe('HTTP API', () => {
     return (await stack.database.db.select({ id: jobs.id }).from(jobs).where(eq(jobs.prompt, prompt))).length;
   }
 
-  async function expectProblem(response: Response | { status: number; headers: Headers; body?: Record<string, any> }, status: number) {
+  async function expectProblem(
+    response: Response | { status: number; headers: Headers; body?: Record<string, any> },
+    status: number,
+  ) {
     expect(response.status).toBe(status);
     expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     const body = 'json' in response ? await response.json() : response.body;
@@ -48,11 +51,18 @@ describe('HTTP API', () => {
       completed_at: null,
     });
     expect(status.body!.media).toHaveLength(3);
-    expect(status.body!.media[2]).toMatchObject({ status: 'PENDING', presigned_media_url: null, s3_key: `jobs/${reply.body!.job_id}/output-2.png` });
+    expect(status.body!.media[2]).toMatchObject({
+      status: 'PENDING',
+      presigned_media_url: null,
+      s3_key: `jobs/${reply.body!.job_id}/output-2.png`,
+    });
   });
 
   it('fills defaults the earlier service had: one png output and a recorded random seed', async () => {
-    const reply = await postJson(stack.baseUrl, '/api/v1/generate', { model: 'a/b', prompt: `defaults ${randomUUID()}` });
+    const reply = await postJson(stack.baseUrl, '/api/v1/generate', {
+      model: 'a/b',
+      prompt: `defaults ${randomUUID()}`,
+    });
     expect(reply.status).toBe(202);
     const { body } = await getJson(stack.baseUrl, `/api/v1/status/${reply.body!.job_id}`);
     expect(body).toMatchObject({ num_outputs: 1, output_format: 'png', seed: expect.any(Number) });
@@ -72,7 +82,11 @@ describe('HTTP API', () => {
     ['a prototype key', JSON.parse('{"__proto__": {"admin": true}}'), '__proto__', /not a known field/],
   ])('rejects %s with a 422 naming the field, and creates nothing', async (_label, change, field, message) => {
     const prompt = typeof change.prompt === 'string' ? change.prompt : `rejected ${randomUUID()}`;
-    const reply = await postJson(stack.baseUrl, '/api/v1/generate', JSON.stringify({ ...validRequest, prompt, ...change }));
+    const reply = await postJson(
+      stack.baseUrl,
+      '/api/v1/generate',
+      JSON.stringify({ ...validRequest, prompt, ...change }),
+    );
     const body = await expectProblem(reply, 422);
     expect(body.errors).toEqual(expect.arrayContaining([{ field, message: expect.stringMatching(message) }]));
     expect(body.detail).toContain(field);
@@ -92,9 +106,17 @@ describe('HTTP API', () => {
       body: `{"model": "a/b", "prompt": "${prompt}",`,
     });
     await expectProblem(malformed, 400);
-    const form = await fetch(`${stack.baseUrl}/api/v1/generate`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: JSON.stringify({ ...validRequest, prompt }) });
+    const form = await fetch(`${stack.baseUrl}/api/v1/generate`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: JSON.stringify({ ...validRequest, prompt }),
+    });
     expect((await expectProblem(form, 415)).detail).toMatch(/application\/json/);
-    const large = await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, prompt, padding: 'x'.repeat(70_000) });
+    const large = await postJson(stack.baseUrl, '/api/v1/generate', {
+      ...validRequest,
+      prompt,
+      padding: 'x'.repeat(70_000),
+    });
     await expectProblem(large, 413);
     expect(await jobsWithPrompt(prompt)).toBe(0);
   });
@@ -110,11 +132,15 @@ describe('HTTP API', () => {
   it('pages through jobs newest first, with a status filter and a cursor', async () => {
     const model = `page/${randomUUID().slice(0, 8)}`;
     const ids: string[] = [];
-    for (let i = 0; i < 3; i++) ids.push((await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, model })).body!.job_id);
+    for (let i = 0; i < 3; i++)
+      ids.push((await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, model })).body!.job_id);
     const seen: string[] = [];
     let cursor: string | null = null;
     do {
-      const page: { body?: Record<string, any> } = await getJson(stack.baseUrl, `/api/v1/jobs?status=PENDING&limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+      const page: { body?: Record<string, any> } = await getJson(
+        stack.baseUrl,
+        `/api/v1/jobs?status=PENDING&limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+      );
       expect(page.body!.jobs.length).toBeLessThanOrEqual(2);
       for (const job of page.body!.jobs) {
         expect(job.status).toBe('PENDING');
@@ -135,7 +161,14 @@ describe('HTTP API', () => {
     expect(ready.body).toEqual({ status: 'ready', checks: { postgres: 'ok', temporal: 'ok', s3: 'ok' } });
     const openapi = await getJson(stack.baseUrl, '/openapi.json');
     expect(Object.keys(openapi.body!.paths)).toEqual(
-      expect.arrayContaining(['/api/v1/generate', '/api/v1/status/{job_id}', '/api/v1/jobs', '/api/v1/jobs/{job_id}/cancel', '/healthz', '/readyz']),
+      expect.arrayContaining([
+        '/api/v1/generate',
+        '/api/v1/status/{job_id}',
+        '/api/v1/jobs',
+        '/api/v1/jobs/{job_id}/cancel',
+        '/healthz',
+        '/readyz',
+      ]),
     );
     expect(openapi.body!.components.schemas.GenerateRequest.properties.num_outputs.maximum).toBe(10);
     const docs = await fetch(`${stack.baseUrl}/docs/`);
@@ -167,6 +200,10 @@ describe('HTTP API with Temporal unreachable', () => {
     const ready = await getJson(stack.baseUrl, '/readyz');
     expect(ready.status).toBe(503);
     expect(ready.body!.detail).toBe('Unreachable: temporal.');
-    expect(ready.body!.checks).toMatchObject({ postgres: 'ok', s3: 'ok', temporal: expect.stringMatching(/^unavailable/) });
+    expect(ready.body!.checks).toMatchObject({
+      postgres: 'ok',
+      s3: 'ok',
+      temporal: expect.stringMatching(/^unavailable/),
+    });
   });
 });

@@ -41,7 +41,14 @@ describe('benchmark smoke run', () => {
 
     // The result survives its JSON line.
     expect(JSON.parse(JSON.stringify(result))).toEqual(result);
-    expect(result).toMatchObject({ version: 1, quick: true, throughput: expect.any(Object), apiLatency: expect.any(Object), scaling: expect.any(Object), largeOutput: expect.any(Object) });
+    expect(result).toMatchObject({
+      version: 1,
+      quick: true,
+      throughput: expect.any(Object),
+      apiLatency: expect.any(Object),
+      scaling: expect.any(Object),
+      largeOutput: expect.any(Object),
+    });
 
     const { throughput } = result;
     for (const run of [throughput!.service, throughput!.bare]) {
@@ -57,7 +64,9 @@ describe('benchmark smoke run', () => {
       // The load generator runs here, so its share of each run's CPU cannot be zero, and the parts add up.
       for (const perJob of [throughput!.cpuMsPerJob!.service!, throughput!.cpuMsPerJob!.bare!]) {
         expect(perJob.bench).toBeGreaterThan(0);
-        const parts = Object.entries(perJob).filter(([group]) => group !== 'total').reduce((sum, [, ms]) => sum + ms, 0);
+        const parts = Object.entries(perJob)
+          .filter(([group]) => group !== 'total')
+          .reduce((sum, [, ms]) => sum + ms, 0);
         expect(Math.abs(parts - perJob.total!)).toBeLessThan(1);
       }
     }
@@ -95,7 +104,9 @@ describe('benchmark smoke run', () => {
     }
     expect(large.ratio).toBeGreaterThan(0);
     // The big objects are deleted afterwards.
-    const listed = await createS3Client(config).send(new ListObjectsV2Command({ Bucket: config.S3_BUCKET_NAME, Prefix: 'bench/' }));
+    const listed = await createS3Client(config).send(
+      new ListObjectsV2Command({ Bucket: config.S3_BUCKET_NAME, Prefix: 'bench/' }),
+    );
     expect(listed.KeyCount ?? 0).toBe(0);
 
     expect(result.checks.map((check) => check.name)).toHaveLength(4);

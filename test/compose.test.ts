@@ -79,7 +79,7 @@ function expand(expression: string, env: Env): string {
 /** Substitutes like compose does, except that a variable with neither value nor default throws. */
 function interpolate(text: string, env: Env): string {
   let out = '';
-  for (let i = 0; i < text.length; ) {
+  for (let i = 0; i < text.length;) {
     if (text[i] !== '$') {
       out += text[i++];
     } else if (text[i + 1] === '$') {
@@ -105,7 +105,8 @@ function interpolate(text: string, env: Env): string {
 function allStrings(node: unknown, at = ''): Array<[string, string]> {
   if (typeof node === 'string') return [[at, node]];
   if (Array.isArray(node)) return node.flatMap((item, index) => allStrings(item, `${at}[${index}]`));
-  if (node && typeof node === 'object') return Object.entries(node).flatMap(([key, value]) => allStrings(value, at ? `${at}.${key}` : key));
+  if (node && typeof node === 'object')
+    return Object.entries(node).flatMap(([key, value]) => allStrings(value, at ? `${at}.${key}` : key));
   return [];
 }
 
@@ -150,7 +151,13 @@ function containerEnv(name: string, shell: Env = {}): Record<string, string> {
 /** Entrypoint and command as the container receives them (after compose turns $$ into $). */
 function commandText(name: string): string {
   const { entrypoint, command } = service(name);
-  return interpolate([entrypoint, command].flat().filter((part) => part !== undefined).join(' '), {});
+  return interpolate(
+    [entrypoint, command]
+      .flat()
+      .filter((part) => part !== undefined)
+      .join(' '),
+    {},
+  );
 }
 
 function publishedPorts(name: string): Array<{ host: number; container: number }> {
@@ -189,7 +196,9 @@ describe('docker-compose.yml', () => {
   });
 
   it('escapes every shell $ in commands as $$, so compose leaves them to the shell', () => {
-    const unescaped = allStrings(compose).filter(([where, value]) => /\.(command|entrypoint)\b/.test(where) && value.replaceAll('$$', '').includes('$'));
+    const unescaped = allStrings(compose).filter(
+      ([where, value]) => /\.(command|entrypoint)\b/.test(where) && value.replaceAll('$$', '').includes('$'),
+    );
     expect(unescaped.map(([where]) => where)).toEqual([]);
   });
 
@@ -227,7 +236,9 @@ describe('docker-compose.yml', () => {
   });
 
   it('switches to Replicate by variables only', () => {
-    const config = parseConfig(containerEnv('worker', { MEDIA_GENERATOR_PROVIDER: 'replicate', REPLICATE_API_TOKEN: 'r8_test' }));
+    const config = parseConfig(
+      containerEnv('worker', { MEDIA_GENERATOR_PROVIDER: 'replicate', REPLICATE_API_TOKEN: 'r8_test' }),
+    );
     expect(config.MEDIA_GENERATOR_PROVIDER).toBe('replicate');
     expect(config.REPLICATE_API_TOKEN).toBe('r8_test');
     expect(config.REPLICATE_BASE_URL).toBe('https://api.replicate.com/v1');
@@ -243,7 +254,12 @@ describe('docker-compose.yml', () => {
       S3_FORCE_PATH_STYLE: 'false',
     };
     const config = parseConfig(containerEnv('api', shell));
-    expect(config).toMatchObject({ S3_ENDPOINT_URL: shell.S3_ENDPOINT_URL, S3_REGION: 'eu-west-1', S3_BUCKET_NAME: 'my-media', S3_FORCE_PATH_STYLE: false });
+    expect(config).toMatchObject({
+      S3_ENDPOINT_URL: shell.S3_ENDPOINT_URL,
+      S3_REGION: 'eu-west-1',
+      S3_BUCKET_NAME: 'my-media',
+      S3_FORCE_PATH_STYLE: false,
+    });
     expect(config.S3_PUBLIC_ENDPOINT_URL).toBe(shell.S3_ENDPOINT_URL);
     // The bucket is ensured on the S3 the application uses.
     expect(containerEnv('create-bucket', shell)).toMatchObject({
@@ -277,7 +293,8 @@ describe('docker-compose.yml', () => {
       expect([name, match?.groups?.tag]).not.toEqual([name, undefined]);
       expect([name, match!.groups!.tag]).not.toEqual([name, 'latest']);
       // Images that are pulled carry a version number; the application's own image is built here.
-      if (definition.build === undefined) expect([name, match!.groups!.tag]).toEqual([name, expect.stringMatching(/^v?\d+\.\d+/)]);
+      if (definition.build === undefined)
+        expect([name, match!.groups!.tag]).toEqual([name, expect.stringMatching(/^v?\d+\.\d+/)]);
     }
   });
 
@@ -289,11 +306,17 @@ describe('docker-compose.yml', () => {
   it('gives every depends_on a condition that fits the service it waits for', () => {
     for (const name of Object.keys(services)) {
       for (const [dependency, condition] of dependencies(name)) {
-        expect([name, dependency, condition]).toEqual([name, dependency, expect.stringMatching(/^service_(started|healthy|completed_successfully)$/)]);
+        expect([name, dependency, condition]).toEqual([
+          name,
+          dependency,
+          expect.stringMatching(/^service_(started|healthy|completed_successfully)$/),
+        ]);
         expect(services).toHaveProperty(dependency);
-        if (condition === 'service_healthy') expect([dependency, services[dependency]!.healthcheck?.test]).toEqual([dependency, expect.anything()]);
+        if (condition === 'service_healthy')
+          expect([dependency, services[dependency]!.healthcheck?.test]).toEqual([dependency, expect.anything()]);
         // A one-shot that restarts never completes.
-        if (condition === 'service_completed_successfully') expect([dependency, services[dependency]!.restart ?? 'no']).toEqual([dependency, 'no']);
+        if (condition === 'service_completed_successfully')
+          expect([dependency, services[dependency]!.restart ?? 'no']).toEqual([dependency, 'no']);
       }
     }
   });
@@ -330,18 +353,30 @@ describe('docker-compose.yml', () => {
     expect(setup).toMatch(/temporal-sql-tool --plugin postgres12/);
     for (const database of ['temporal', 'temporal_visibility']) {
       expect(setup).toMatch(new RegExp(`--db ${database} setup-schema -v 0\\.0`));
-      expect(setup).toMatch(new RegExp(`--db ${database} update-schema -d /etc/temporal/schema/postgresql/v12/${database === 'temporal' ? 'temporal' : 'visibility'}/versioned`));
+      expect(setup).toMatch(
+        new RegExp(
+          `--db ${database} update-schema -d /etc/temporal/schema/postgresql/v12/${database === 'temporal' ? 'temporal' : 'visibility'}/versioned`,
+        ),
+      );
     }
     expect(dependencies('temporal')).toContainEqual(['temporal-admin-tools', 'service_completed_successfully']);
     const env = containerEnv('temporal');
-    expect(env).toMatchObject({ DB: 'postgres12', DB_PORT: '5432', POSTGRES_SEEDS: 'postgres', DBNAME: 'temporal', VISIBILITY_DBNAME: 'temporal_visibility' });
+    expect(env).toMatchObject({
+      DB: 'postgres12',
+      DB_PORT: '5432',
+      POSTGRES_SEEDS: 'postgres',
+      DBNAME: 'temporal',
+      VISIBILITY_DBNAME: 'temporal_visibility',
+    });
     expect(env.POSTGRES_PWD).toBe(containerEnv('postgres').POSTGRES_PASSWORD);
   });
 
   it('creates the namespace and registers the MediaJobStatus search attribute (Keyword)', () => {
     const script = commandText('temporal-create-namespace');
     expect(script).toContain('temporal operator namespace create --namespace default --address temporal:7233');
-    expect(script).toContain('temporal operator search-attribute create --namespace default --name MediaJobStatus --type Keyword --address temporal:7233');
+    expect(script).toContain(
+      'temporal operator search-attribute create --namespace default --name MediaJobStatus --type Keyword --address temporal:7233',
+    );
     expect(dependencies('temporal-create-namespace')).toContainEqual(['temporal', 'service_healthy']);
   });
 
@@ -350,8 +385,17 @@ describe('docker-compose.yml', () => {
     expect(script).toMatch(/s3api create-bucket --bucket "\$S3_BUCKET_NAME"/);
     expect(script).toMatch(/s3api head-bucket --bucket "\$S3_BUCKET_NAME"/);
     const [app, bucket, s3] = [containerEnv('api'), containerEnv('create-bucket'), containerEnv('s3')];
-    expect(bucket).toMatchObject({ S3_ENDPOINT_URL: app.S3_ENDPOINT_URL, S3_BUCKET_NAME: app.S3_BUCKET_NAME, AWS_ACCESS_KEY_ID: app.S3_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: app.S3_SECRET_ACCESS_KEY });
-    expect(s3).toMatchObject({ ROOT_ACCESS_KEY: app.S3_ACCESS_KEY_ID, ROOT_SECRET_KEY: app.S3_SECRET_ACCESS_KEY, VGW_REGION: app.S3_REGION });
+    expect(bucket).toMatchObject({
+      S3_ENDPOINT_URL: app.S3_ENDPOINT_URL,
+      S3_BUCKET_NAME: app.S3_BUCKET_NAME,
+      AWS_ACCESS_KEY_ID: app.S3_ACCESS_KEY_ID,
+      AWS_SECRET_ACCESS_KEY: app.S3_SECRET_ACCESS_KEY,
+    });
+    expect(s3).toMatchObject({
+      ROOT_ACCESS_KEY: app.S3_ACCESS_KEY_ID,
+      ROOT_SECRET_KEY: app.S3_SECRET_ACCESS_KEY,
+      VGW_REGION: app.S3_REGION,
+    });
     expect(dependencies('create-bucket')).toContainEqual(['s3', 'service_healthy']);
   });
 });
@@ -382,7 +426,9 @@ describe('Dockerfile', () => {
     expect(builders).toContainEqual(expect.stringMatching(/^RUN .*\bnpm ci\b/));
     expect(builders).toContainEqual(expect.stringMatching(/^RUN .*tsc --noEmit/));
     expect(builders).toContainEqual(expect.stringMatching(/^RUN .*npm run bundle:workflows/));
-    expect(runtime).toContainEqual(expect.stringMatching(/^COPY --from=\S+ \S*dist\/workflow-bundle\.js \S*dist\/workflow-bundle\.js$/));
+    expect(runtime).toContainEqual(
+      expect.stringMatching(/^COPY --from=\S+ \S*dist\/workflow-bundle\.js \S*dist\/workflow-bundle\.js$/),
+    );
   });
 
   it('installs production dependencies only in the runtime stage', () => {
@@ -392,8 +438,22 @@ describe('Dockerfile', () => {
 
   it('copies the sources tsx runs into the runtime stage', () => {
     const copied = runtime.filter((line) => /^COPY\s/.test(line) && !/--from=/.test(line)).join(' ');
-    for (const entry of ['api', 'workflows', 'activities', 'worker', 'db', 'common', 'scripts', 'package.json', 'package-lock.json', 'tsconfig.json']) {
-      expect([entry, copied]).toEqual([entry, expect.stringMatching(new RegExp(`(^|\\s)${entry.replace('.', '\\.')}(\\s|$)`))]);
+    for (const entry of [
+      'api',
+      'workflows',
+      'activities',
+      'worker',
+      'db',
+      'common',
+      'scripts',
+      'package.json',
+      'package-lock.json',
+      'tsconfig.json',
+    ]) {
+      expect([entry, copied]).toEqual([
+        entry,
+        expect.stringMatching(new RegExp(`(^|\\s)${entry.replace('.', '\\.')}(\\s|$)`)),
+      ]);
     }
   });
 
@@ -405,7 +465,9 @@ describe('Dockerfile', () => {
   });
 
   it('keeps local state and secrets out of the build context', () => {
-    const ignored = readRepoFile('.dockerignore').split(/\r?\n/).map((line) => line.trim());
+    const ignored = readRepoFile('.dockerignore')
+      .split(/\r?\n/)
+      .map((line) => line.trim());
     for (const entry of ['node_modules', '.data', '.git', 'dist', '.env']) expect(ignored).toContain(entry);
   });
 });

@@ -6,9 +6,15 @@ import { configSchema, parseConfig } from '../common/config';
 describe('configuration', () => {
   it('ships no usable secret in .env.example', () => {
     const example = readFileSync(path.join(__dirname, '..', '.env.example'), 'utf8');
-    const secrets = [...example.matchAll(/^#?\s*(WEBHOOK_SIGNING_SECRET|REPLICATE_API_TOKEN)=(.*)$/gm)].map(([, name, value]) => ({ name: name!, value: value!.trim() }));
+    const secrets = [...example.matchAll(/^#?\s*(WEBHOOK_SIGNING_SECRET|REPLICATE_API_TOKEN)=(.*)$/gm)].map(
+      ([, name, value]) => ({ name: name!, value: value!.trim() }),
+    );
     expect(secrets.map((secret) => secret.name).sort()).toEqual(['REPLICATE_API_TOKEN', 'WEBHOOK_SIGNING_SECRET']);
-    expect(configSchema.shape.WEBHOOK_SIGNING_SECRET.safeParse(secrets.find((secret) => secret.name === 'WEBHOOK_SIGNING_SECRET')!.value).success).toBe(false);
+    expect(
+      configSchema.shape.WEBHOOK_SIGNING_SECRET.safeParse(
+        secrets.find((secret) => secret.name === 'WEBHOOK_SIGNING_SECRET')!.value,
+      ).success,
+    ).toBe(false);
     expect(secrets.find((secret) => secret.name === 'REPLICATE_API_TOKEN')!.value).toMatch(/\.\.\.|</);
   });
 
@@ -37,11 +43,15 @@ describe('configuration', () => {
   });
 
   it('stops a process started with a bad value, naming the variable', () => {
-    const result = spawnSync(path.join(__dirname, '..', 'node_modules', '.bin', 'tsx'), ['-e', "require('./common/config').loadConfigOrExit()"], {
-      cwd: path.join(__dirname, '..'),
-      env: { ...process.env, PRESIGNED_URL_EXPIRES_SECONDS: '-5' },
-      encoding: 'utf8',
-    });
+    const result = spawnSync(
+      path.join(__dirname, '..', 'node_modules', '.bin', 'tsx'),
+      ['-e', "require('./common/config').loadConfigOrExit()"],
+      {
+        cwd: path.join(__dirname, '..'),
+        env: { ...process.env, PRESIGNED_URL_EXPIRES_SECONDS: '-5' },
+        encoding: 'utf8',
+      },
+    );
     expect(result.status).toBe(78);
     expect(result.stderr).toMatch(/PRESIGNED_URL_EXPIRES_SECONDS/);
   });

@@ -11,32 +11,39 @@ describe('end to end: HTTP request to downloadable media', () => {
     await stack?.stop();
   });
 
-  it.each(['png', 'jpg', 'webp'] as const)('stores %s outputs that download through their presigned URLs', async (format) => {
-    const submitted = await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, num_outputs: 3, output_format: format });
-    expect(submitted.status).toBe(202);
-    expect(submitted.body).toMatchObject({ status: 'PENDING', job_id: expect.any(String) });
+  it.each(['png', 'jpg', 'webp'] as const)(
+    'stores %s outputs that download through their presigned URLs',
+    async (format) => {
+      const submitted = await postJson(stack.baseUrl, '/api/v1/generate', {
+        ...validRequest,
+        num_outputs: 3,
+        output_format: format,
+      });
+      expect(submitted.status).toBe(202);
+      expect(submitted.body).toMatchObject({ status: 'PENDING', job_id: expect.any(String) });
 
-    const job = await waitForJob(stack.baseUrl, submitted.body!.job_id);
-    expect(job.status).toBe('COMPLETED');
-    expect(job.started_at).not.toBeNull();
-    expect(job.completed_at).not.toBeNull();
-    expect(job.media).toHaveLength(3);
+      const job = await waitForJob(stack.baseUrl, submitted.body!.job_id);
+      expect(job.status).toBe('COMPLETED');
+      expect(job.started_at).not.toBeNull();
+      expect(job.completed_at).not.toBeNull();
+      expect(job.media).toHaveLength(3);
 
-    const digests = new Set<string>();
-    for (const media of job.media) {
-      expect(media.status).toBe('COMPLETED');
-      const download = await fetch(media.presigned_media_url);
-      expect(download.status).toBe(200);
-      const bytes = Buffer.from(await download.arrayBuffer());
-      const metadata = await sharp(bytes).metadata();
-      expect(metadata.format).toBe(format === 'jpg' ? 'jpeg' : format);
-      expect(metadata.width).toBe(256);
-      expect(createHash('sha256').update(bytes).digest('hex')).toBe(media.sha256);
-      expect(bytes.length).toBe(media.size_bytes);
-      digests.add(media.sha256);
-    }
-    expect(digests.size).toBe(3);
-  });
+      const digests = new Set<string>();
+      for (const media of job.media) {
+        expect(media.status).toBe('COMPLETED');
+        const download = await fetch(media.presigned_media_url);
+        expect(download.status).toBe(200);
+        const bytes = Buffer.from(await download.arrayBuffer());
+        const metadata = await sharp(bytes).metadata();
+        expect(metadata.format).toBe(format === 'jpg' ? 'jpeg' : format);
+        expect(metadata.width).toBe(256);
+        expect(createHash('sha256').update(bytes).digest('hex')).toBe(media.sha256);
+        expect(bytes.length).toBe(media.size_bytes);
+        digests.add(media.sha256);
+      }
+      expect(digests.size).toBe(3);
+    },
+  );
 
   it('answers a later poll with the URL it signed before (reused for half its lifetime)', async () => {
     const submitted = await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, num_outputs: 1 });
@@ -51,7 +58,10 @@ describe('end to end: HTTP request to downloadable media', () => {
   it('gives the same bytes for the same prompt, seed and index across jobs', async () => {
     const first = await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, num_outputs: 1 });
     const second = await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, num_outputs: 1 });
-    const [a, b] = await Promise.all([waitForJob(stack.baseUrl, first.body!.job_id), waitForJob(stack.baseUrl, second.body!.job_id)]);
+    const [a, b] = await Promise.all([
+      waitForJob(stack.baseUrl, first.body!.job_id),
+      waitForJob(stack.baseUrl, second.body!.job_id),
+    ]);
     expect(a.media[0].sha256).toBe(b.media[0].sha256);
     expect(a.media[0].s3_key).not.toBe(b.media[0].s3_key);
   });

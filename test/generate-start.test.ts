@@ -40,7 +40,13 @@ function dropStarts(): Interceptor {
     if (!isStart(options.method_definition.path)) return new InterceptingCall(nextCall(options));
     return new InterceptingCall(nextCall(options), {
       start(_metadata, listener) {
-        setImmediate(() => listener.onReceiveStatus({ code: GrpcStatus.UNAVAILABLE, details: 'the start was dropped before it left (test)', metadata: new Metadata() }));
+        setImmediate(() =>
+          listener.onReceiveStatus({
+            code: GrpcStatus.UNAVAILABLE,
+            details: 'the start was dropped before it left (test)',
+            metadata: new Metadata(),
+          }),
+        );
       },
       sendMessage: () => undefined,
       halfClose: () => undefined,
@@ -119,7 +125,9 @@ describe('a start that fails before it reaches Temporal', () => {
     const job = await insertPendingJobWithKey(stack.database.db, body, key);
     const reply = await postJson(stack.baseUrl, '/api/v1/generate', body, { 'Idempotency-Key': key });
     expectTemporalUnavailable(reply);
-    await expect(stack.client.workflow.getHandle(workflowIdForJob(job.id)).describe()).rejects.toMatchObject({ name: 'WorkflowNotFoundError' });
+    await expect(stack.client.workflow.getHandle(workflowIdForJob(job.id)).describe()).rejects.toMatchObject({
+      name: 'WorkflowNotFoundError',
+    });
     await deleteJob(stack.database.db, job.id);
   });
 });
@@ -140,7 +148,9 @@ describe('a replayed Idempotency-Key with Temporal unreachable for the API', () 
     const reply = await postJson(stack.baseUrl, '/api/v1/generate', body, { 'Idempotency-Key': key });
     expectTemporalUnavailable(reply);
     // The test's own client reaches Temporal: there is no workflow.
-    await expect(stack.client.workflow.getHandle(workflowIdForJob(job.id)).describe()).rejects.toMatchObject({ name: 'WorkflowNotFoundError' });
+    await expect(stack.client.workflow.getHandle(workflowIdForJob(job.id)).describe()).rejects.toMatchObject({
+      name: 'WorkflowNotFoundError',
+    });
     await deleteJob(stack.database.db, job.id);
   });
 });
@@ -155,7 +165,13 @@ describe('deleteJob', () => {
   });
 
   const newJob = (db: Database) =>
-    createJob(db, { model: validRequest.model, prompt: `delete ${randomUUID()}`, numOutputs: 1, seed: 1, outputFormat: 'png' });
+    createJob(db, {
+      model: validRequest.model,
+      prompt: `delete ${randomUUID()}`,
+      numOutputs: 1,
+      seed: 1,
+      outputFormat: 'png',
+    });
 
   it('removes a PENDING job with no prediction', async () => {
     const { db } = stack.database;

@@ -8,12 +8,17 @@ import { ScriptedProvider } from './support/scripted-provider';
 import { postJson, startTestStack, validRequest, waitForJob, type TestStack } from './support/stack';
 import { temporalCli, temporalCliJson } from './support/temporal-cli';
 
-async function eventually<T>(probe: () => Promise<T> | T, accept: (value: T) => boolean, timeoutMs = 20_000): Promise<T> {
+async function eventually<T>(
+  probe: () => Promise<T> | T,
+  accept: (value: T) => boolean,
+  timeoutMs = 20_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
     if (accept(value)) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met in ${timeoutMs} ms; last value: ${JSON.stringify(value)}`);
+    if (Date.now() > deadline)
+      throw new Error(`condition not met in ${timeoutMs} ms; last value: ${JSON.stringify(value)}`);
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
@@ -32,7 +37,10 @@ describe('operating jobs with the temporal CLI', () => {
   });
 
   async function runningJob(): Promise<string> {
-    const { body } = await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, prompt: `operator ${randomUUID()}` });
+    const { body } = await postJson(stack.baseUrl, '/api/v1/generate', {
+      ...validRequest,
+      prompt: `operator ${randomUUID()}`,
+    });
     const jobId = body!.job_id as string;
     await waitForJob(stack.baseUrl, jobId, (job) => job.status === 'PROCESSING');
     return jobId;
@@ -44,13 +52,29 @@ describe('operating jobs with the temporal CLI', () => {
       () => temporalCliJson(['workflow', 'query', '--workflow-id', workflowIdForJob(jobId), '--name', 'progress']),
       (reply) => Boolean(reply.queryResult?.[0]?.predictionId),
     );
-    expect(progress.queryResult[0]).toMatchObject({ jobId, phase: 'generating', outputs: [{ index: 0, state: 'pending' }, { index: 1, state: 'pending' }] });
+    expect(progress.queryResult[0]).toMatchObject({
+      jobId,
+      phase: 'generating',
+      outputs: [
+        { index: 0, state: 'pending' },
+        { index: 1, state: 'pending' },
+      ],
+    });
     await temporalCli(['workflow', 'cancel', '--workflow-id', workflowIdForJob(jobId)]);
   });
 
   it('cancels a job with a recorded reason through the cancel signal', async () => {
     const jobId = await runningJob();
-    const signalled = await temporalCli(['workflow', 'signal', '--workflow-id', workflowIdForJob(jobId), '--name', 'cancel', '--input', '{"reason":"duplicate of another job"}']);
+    const signalled = await temporalCli([
+      'workflow',
+      'signal',
+      '--workflow-id',
+      workflowIdForJob(jobId),
+      '--name',
+      'cancel',
+      '--input',
+      '{"reason":"duplicate of another job"}',
+    ]);
     expect(signalled.status).toBe(0);
     const job = await waitForJob(stack.baseUrl, jobId);
     expect(job).toMatchObject({ status: 'CANCELLED', error_message: 'duplicate of another job' });
@@ -70,7 +94,10 @@ describe('operating jobs with the temporal CLI', () => {
     provider.predictionError = 'the model rejected the prompt';
     let jobId: string;
     try {
-      const { body } = await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, prompt: `search ${randomUUID()}` });
+      const { body } = await postJson(stack.baseUrl, '/api/v1/generate', {
+        ...validRequest,
+        prompt: `search ${randomUUID()}`,
+      });
       jobId = body!.job_id as string;
       expect((await waitForJob(stack.baseUrl, jobId)).status).toBe('FAILED');
     } finally {
@@ -78,11 +105,22 @@ describe('operating jobs with the temporal CLI', () => {
     }
     const workflowId = workflowIdForJob(jobId);
     const failed = await eventually(
-      () => temporalCliJson<{ execution: { workflowId: string } }[]>(['workflow', 'list', '--query', `MediaJobStatus="FAILED" AND WorkflowId="${workflowId}"`]),
+      () =>
+        temporalCliJson<{ execution: { workflowId: string } }[]>([
+          'workflow',
+          'list',
+          '--query',
+          `MediaJobStatus="FAILED" AND WorkflowId="${workflowId}"`,
+        ]),
       (list) => list.length === 1,
     );
     expect(failed[0]!.execution.workflowId).toBe(workflowId);
-    const processing = await temporalCliJson<unknown[]>(['workflow', 'list', '--query', `MediaJobStatus="PROCESSING" AND WorkflowId="${workflowId}"`]);
+    const processing = await temporalCliJson<unknown[]>([
+      'workflow',
+      'list',
+      '--query',
+      `MediaJobStatus="PROCESSING" AND WorkflowId="${workflowId}"`,
+    ]);
     expect(processing).toEqual([]);
     const described = await temporalCliJson(['workflow', 'describe', '--workflow-id', workflowId]);
     expect(JSON.stringify(described)).toContain('MediaJobStatus');
@@ -91,7 +129,18 @@ describe('operating jobs with the temporal CLI', () => {
   it('ends a terminated job in Postgres through the reconciler, and cancels its prediction', async () => {
     const jobId = await runningJob();
     const taskQueue = stack.config.TEMPORAL_TASK_QUEUE;
-    expect((await temporalCli(['workflow', 'terminate', '--workflow-id', workflowIdForJob(jobId), '--reason', 'stuck on a bad model'])).status).toBe(0);
+    expect(
+      (
+        await temporalCli([
+          'workflow',
+          'terminate',
+          '--workflow-id',
+          workflowIdForJob(jobId),
+          '--reason',
+          'stuck on a bad model',
+        ])
+      ).status,
+    ).toBe(0);
     // Every worker ensures it at start; the second finds the first running.
     await ensureReconciler(stack.client, { taskQueue, intervalSeconds: 1 });
     await ensureReconciler(stack.client, { taskQueue, intervalSeconds: 1 });
@@ -101,23 +150,53 @@ describe('operating jobs with the temporal CLI', () => {
         (row) => row.status !== 'PROCESSING',
         30_000,
       );
-      expect(job).toMatchObject({ status: 'CANCELLED', errorMessage: 'The workflow was terminated: stuck on a bad model.' });
+      expect(job).toMatchObject({
+        status: 'CANCELLED',
+        errorMessage: 'The workflow was terminated: stuck on a bad model.',
+      });
       await eventually(
         () => provider.cancelled,
         (cancelled) => cancelled.includes(job.predictionId!),
       );
-      const reconcilers = await temporalCliJson<unknown[]>(['workflow', 'list', '--query', `WorkflowId="${reconcilerWorkflowId(taskQueue)}"`]);
+      const reconcilers = await temporalCliJson<unknown[]>([
+        'workflow',
+        'list',
+        '--query',
+        `WorkflowId="${reconcilerWorkflowId(taskQueue)}"`,
+      ]);
       expect(reconcilers).toHaveLength(1);
     } finally {
-      await temporalCli(['workflow', 'terminate', '--workflow-id', reconcilerWorkflowId(taskQueue), '--reason', 'test over']);
+      await temporalCli([
+        'workflow',
+        'terminate',
+        '--workflow-id',
+        reconcilerWorkflowId(taskQueue),
+        '--reason',
+        'test over',
+      ]);
     }
   });
 
   it('ends a job whose workflow never started', async () => {
-    const job = await createJob(stack.database.db, { model: 'a/b', prompt: `orphan ${randomUUID()}`, numOutputs: 1, seed: 1, outputFormat: 'png' });
-    await stack.database.db.update(jobs).set({ createdAt: new Date(Date.now() - 5 * 60_000) }).where(eq(jobs.id, job.id));
-    await stack.client.workflow.execute('reconcileJobs', { taskQueue: stack.config.TEMPORAL_TASK_QUEUE, workflowId: `reconcile-${randomUUID()}` });
+    const job = await createJob(stack.database.db, {
+      model: 'a/b',
+      prompt: `orphan ${randomUUID()}`,
+      numOutputs: 1,
+      seed: 1,
+      outputFormat: 'png',
+    });
+    await stack.database.db
+      .update(jobs)
+      .set({ createdAt: new Date(Date.now() - 5 * 60_000) })
+      .where(eq(jobs.id, job.id));
+    await stack.client.workflow.execute('reconcileJobs', {
+      taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
+      workflowId: `reconcile-${randomUUID()}`,
+    });
     const [row] = await stack.database.db.select().from(jobs).where(eq(jobs.id, job.id));
-    expect(row).toMatchObject({ status: 'FAILED', errorMessage: 'The job was recorded but its workflow never started.' });
+    expect(row).toMatchObject({
+      status: 'FAILED',
+      errorMessage: 'The job was recorded but its workflow never started.',
+    });
   });
 });

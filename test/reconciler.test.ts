@@ -17,7 +17,11 @@ describe('the reconciler', () => {
   beforeAll(async () => {
     stack = await startTestStack({
       provider,
-      env: { WEBHOOK_SIGNING_SECRET: SECRET, MEDIA_FETCH_ALLOW_PRIVATE: 'true', WEBHOOK_RETRY_INITIAL_INTERVAL_SECONDS: '1' },
+      env: {
+        WEBHOOK_SIGNING_SECRET: SECRET,
+        MEDIA_FETCH_ALLOW_PRIVATE: 'true',
+        WEBHOOK_RETRY_INITIAL_INTERVAL_SECONDS: '1',
+      },
     });
   });
   afterAll(async () => {
@@ -25,11 +29,23 @@ describe('the reconciler', () => {
   });
 
   const reconcileOnce = () =>
-    stack.client.workflow.execute('reconcileJobs', { taskQueue: stack.config.TEMPORAL_TASK_QUEUE, workflowId: `reconcile-${randomUUID()}` });
+    stack.client.workflow.execute('reconcileJobs', {
+      taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
+      workflowId: `reconcile-${randomUUID()}`,
+    });
 
   async function oldRowWithoutWorkflow(): Promise<string> {
-    const job = await createJob(stack.database.db, { model: 'a/b', prompt: `orphan ${randomUUID()}`, numOutputs: 1, seed: 1, outputFormat: 'png' });
-    await stack.database.db.update(jobs).set({ createdAt: new Date(Date.now() - 5 * 60_000) }).where(eq(jobs.id, job.id));
+    const job = await createJob(stack.database.db, {
+      model: 'a/b',
+      prompt: `orphan ${randomUUID()}`,
+      numOutputs: 1,
+      seed: 1,
+      outputFormat: 'png',
+    });
+    await stack.database.db
+      .update(jobs)
+      .set({ createdAt: new Date(Date.now() - 5 * 60_000) })
+      .where(eq(jobs.id, job.id));
     return job.id;
   }
 
@@ -54,15 +70,25 @@ describe('the reconciler', () => {
     await handle.terminate('lost its worker mid-finish');
     await reconcileOnce();
     const [row] = await stack.database.db.select().from(jobs).where(eq(jobs.id, jobId));
-    expect(row).toMatchObject({ status: 'CANCELLED', errorMessage: 'The workflow was terminated: lost its worker mid-finish.' });
+    expect(row).toMatchObject({
+      status: 'CANCELLED',
+      errorMessage: 'The workflow was terminated: lost its worker mid-finish.',
+    });
   });
 
   it('announces a terminated job with its terminal webhook, once, and cancels its prediction', async () => {
     const receiver = await startWebhookReceiver();
     try {
-      const { body } = await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, webhook_url: receiver.url });
+      const { body } = await postJson(stack.baseUrl, '/api/v1/generate', {
+        ...validRequest,
+        webhook_url: receiver.url,
+      });
       const jobId = body!.job_id as string;
-      const running = await waitForJob(stack.baseUrl, jobId, (job) => job.status === 'PROCESSING' && provider.createdForJob(jobId) === 1);
+      const running = await waitForJob(
+        stack.baseUrl,
+        jobId,
+        (job) => job.status === 'PROCESSING' && provider.createdForJob(jobId) === 1,
+      );
       expect(running.status).toBe('PROCESSING');
       await stack.client.workflow.getHandle(workflowIdForJob(jobId)).terminate('operator gave up');
       await reconcileOnce();
@@ -83,14 +109,25 @@ describe('the reconciler', () => {
   it('announces a job cancelled through the API after its workflow was gone, and cancels its prediction', async () => {
     const receiver = await startWebhookReceiver();
     try {
-      const { body } = await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, webhook_url: receiver.url });
+      const { body } = await postJson(stack.baseUrl, '/api/v1/generate', {
+        ...validRequest,
+        webhook_url: receiver.url,
+      });
       const jobId = body!.job_id as string;
-      await waitForJob(stack.baseUrl, jobId, (job) => job.status === 'PROCESSING' && provider.createdForJob(jobId) === 1);
+      await waitForJob(
+        stack.baseUrl,
+        jobId,
+        (job) => job.status === 'PROCESSING' && provider.createdForJob(jobId) === 1,
+      );
       await stack.client.workflow.getHandle(workflowIdForJob(jobId)).terminate('gone');
       const cancelled = await postJson(stack.baseUrl, `/api/v1/jobs/${jobId}/cancel`, { reason: 'no longer needed' });
       expect(cancelled.status).toBe(202);
       const [message] = await receiver.waitFor(1);
-      expect(JSON.parse(message!.body)).toMatchObject({ event: 'cancelled', status: 'CANCELLED', error_message: 'no longer needed' });
+      expect(JSON.parse(message!.body)).toMatchObject({
+        event: 'cancelled',
+        status: 'CANCELLED',
+        error_message: 'no longer needed',
+      });
       const [row] = await stack.database.db.select().from(jobs).where(eq(jobs.id, jobId));
       await waitUntil(() => provider.cancelled.includes(row!.predictionId!));
     } finally {
@@ -100,7 +137,7 @@ describe('the reconciler', () => {
 });
 
 async function waitUntil(condition: () => boolean, timeoutMs = 15_000): Promise<void> {
-  for (const deadline = Date.now() + timeoutMs; !condition(); ) {
+  for (const deadline = Date.now() + timeoutMs; !condition();) {
     if (Date.now() > deadline) throw new Error('the condition did not hold in time');
     await new Promise((resolve) => setTimeout(resolve, 50));
   }

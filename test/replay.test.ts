@@ -20,7 +20,9 @@ function historyFromFile(file: string): unknown {
   const { fromJson } = fromProtoPackage('protobufjs/ext/protojson') as {
     fromJson: (type: unknown, json: unknown, options: { ignoreUnknownFields: boolean }) => unknown;
   };
-  const historyType = (patchProtobufRoot(proto) as unknown as { lookupType(name: string): unknown }).lookupType('temporal.api.history.v1.History');
+  const historyType = (patchProtobufRoot(proto) as unknown as { lookupType(name: string): unknown }).lookupType(
+    'temporal.api.history.v1.History',
+  );
   return fromJson(historyType, JSON.parse(readFileSync(file, 'utf8')), { ignoreUnknownFields: true });
 }
 
@@ -38,7 +40,10 @@ describe('workflow histories replay against the current code', () => {
   it.each(histories)('%s', async (name) => {
     const history = historyFromFile(path.join(HISTORIES_DIR, name));
     await expect(
-      Worker.runReplayHistory({ workflowBundle: { codePath: testServers().workflowBundlePath }, replayName: `replay-${name}` }, history),
+      Worker.runReplayHistory(
+        { workflowBundle: { codePath: testServers().workflowBundlePath }, replayName: `replay-${name}` },
+        history,
+      ),
     ).resolves.toBeUndefined();
   });
 });

@@ -76,7 +76,9 @@ describe('Replicate provider in the real pipeline (API, Temporal, Postgres, S3, 
     const finished = await waitForJob(stack.baseUrl, job.jobId);
     expect(finished.status).toBe('COMPLETED');
     await expectStoredImages(finished, 'webp');
-    expect(job.predictions()).toEqual([expect.objectContaining({ route: 'version', version: VERSION, cancelAfter: '900s' })]);
+    expect(job.predictions()).toEqual([
+      expect.objectContaining({ route: 'version', version: VERSION, cancelAfter: '900s' }),
+    ]);
     expect(job.creates()).toHaveLength(1);
   });
 
@@ -114,7 +116,10 @@ describe('Replicate provider in the real pipeline (API, Temporal, Postgres, S3, 
   });
 
   it('fails a job whose prediction fails upstream with the upstream error', async () => {
-    standIn.behaviour = { runMs: 200, predictionError: 'NSFW content detected. Try running it again, or try a different prompt.' };
+    standIn.behaviour = {
+      runMs: 200,
+      predictionError: 'NSFW content detected. Try running it again, or try a different prompt.',
+    };
     const job = await submit({ num_outputs: 1 });
     const finished = await waitForJob(stack.baseUrl, job.jobId);
     expect(finished.status).toBe('FAILED');
@@ -173,7 +178,9 @@ describe('Replicate provider in the real pipeline (API, Temporal, Postgres, S3, 
     for (const jobId of [ok.jobId, refused.jobId]) {
       const history = JSON.stringify(await stack.client.workflow.getHandle(workflowIdForJob(jobId)).fetchHistory());
       // Payloads are base64: read them decoded, alongside the rest.
-      const decoded = [...history.matchAll(/"data":"([A-Za-z0-9+/=]+)"/g)].map((match) => Buffer.from(match[1]!, 'base64').toString('utf8'));
+      const decoded = [...history.matchAll(/"data":"([A-Za-z0-9+/=]+)"/g)].map((match) =>
+        Buffer.from(match[1]!, 'base64').toString('utf8'),
+      );
       const text = [history, ...decoded].join('\n');
       expect(text).toContain(`"jobId":"${jobId}"`);
       expect(text).not.toContain(TOKEN);

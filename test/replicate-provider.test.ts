@@ -5,7 +5,14 @@ import { ReplicateStandIn } from './support/replicate-stand-in';
 import { failure } from './support/failure';
 
 const TOKEN = 'r8_provider-test-token-0123456789';
-const request: GenerationRequest = { jobId: 'job-1', model: 'acme/painter', prompt: 'a red kite', numOutputs: 2, seed: 11, outputFormat: 'png' };
+const request: GenerationRequest = {
+  jobId: 'job-1',
+  model: 'acme/painter',
+  prompt: 'a red kite',
+  numOutputs: 2,
+  seed: 11,
+  outputFormat: 'png',
+};
 
 let standIn: ReplicateStandIn;
 beforeEach(async () => {
@@ -50,9 +57,17 @@ describe('Replicate provider against the stand-in, through the replicate client'
   });
 
   it('creates by version on the predictions endpoint', async () => {
-    const id = await provider().createPrediction({ ...request, model: 'acme/painter:5c7d5dc6dd8bf75c1acaa8565735e7986bc5b662' });
+    const id = await provider().createPrediction({
+      ...request,
+      model: 'acme/painter:5c7d5dc6dd8bf75c1acaa8565735e7986bc5b662',
+    });
     expect(standIn.predictions).toEqual([
-      expect.objectContaining({ id, route: 'version', version: '5c7d5dc6dd8bf75c1acaa8565735e7986bc5b662', cancelAfter: '600s' }),
+      expect.objectContaining({
+        id,
+        route: 'version',
+        version: '5c7d5dc6dd8bf75c1acaa8565735e7986bc5b662',
+        cancelAfter: '600s',
+      }),
     ]);
   });
 
@@ -93,13 +108,21 @@ describe('Replicate provider against the stand-in, through the replicate client'
   it('makes a rejected input non-retryable, in the provider own words', async () => {
     standIn.failNextCreates(1, { status: 422, detail: '- input.num_outputs: Must be less than or equal to 4' });
     const error = await failure(provider().createPrediction(request));
-    expect(error).toMatchObject({ type: 'InvalidInput', nonRetryable: true, message: '- input.num_outputs: Must be less than or equal to 4' });
+    expect(error).toMatchObject({
+      type: 'InvalidInput',
+      nonRetryable: true,
+      message: '- input.num_outputs: Must be less than or equal to 4',
+    });
   });
 
   it('makes a refused token non-retryable, and never repeats it', async () => {
     const wrongToken = 'r8_wrong-token-that-must-not-leak';
     const error = await failure(provider({ apiToken: wrongToken }).createPrediction(request));
-    expect(error).toMatchObject({ type: 'InvalidInput', nonRetryable: true, message: 'You did not pass a valid authentication token' });
+    expect(error).toMatchObject({
+      type: 'InvalidInput',
+      nonRetryable: true,
+      message: 'You did not pass a valid authentication token',
+    });
     expect(JSON.stringify({ ...error, message: error.message, stack: error.stack })).not.toContain(wrongToken);
   });
 
@@ -112,7 +135,9 @@ describe('Replicate provider against the stand-in, through the replicate client'
   });
 
   it('makes an unreachable Replicate retryable', async () => {
-    const error = await failure(provider({ baseUrl: `http://127.0.0.1:${await findFreePort()}/v1` }).createPrediction(request));
+    const error = await failure(
+      provider({ baseUrl: `http://127.0.0.1:${await findFreePort()}/v1` }).createPrediction(request),
+    );
     expect(error).toMatchObject({ type: 'ProviderUnavailable', nonRetryable: false });
     expect(error.message).toMatch(/could not reach Replicate/);
   });

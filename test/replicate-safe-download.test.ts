@@ -17,7 +17,10 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((server) => server.close()));
 });
 
-async function serve(handler: (request: IncomingMessage, response: ServerResponse) => void, host = '127.0.0.1'): Promise<LocalServer> {
+async function serve(
+  handler: (request: IncomingMessage, response: ServerResponse) => void,
+  host = '127.0.0.1',
+): Promise<LocalServer> {
   const server = http.createServer((request, response) => {
     local.requests.push(request.url ?? '');
     handler(request, response);
@@ -88,7 +91,9 @@ describe('safe download of provider outputs', () => {
     });
     // 127.0.0.1 stands in for a public address here; 127.0.0.2 for an internal one.
     const onlyOutside = (address: string) => address === '127.0.0.1';
-    const error = await failure(safeDownload(`${outside.url}/out.png`, options({ allowPrivate: true, isAllowedAddress: onlyOutside })));
+    const error = await failure(
+      safeDownload(`${outside.url}/out.png`, options({ allowPrivate: true, isAllowedAddress: onlyOutside })),
+    );
     expect(error).toMatchObject({ type: 'ForbiddenSource', nonRetryable: true });
     expect(outside.requests).toEqual(['/out.png']);
     expect(inside.connections).toBe(0);
@@ -114,7 +119,9 @@ describe('safe download of provider outputs', () => {
       response.writeHead(200, { 'content-length': 5_000 });
       response.end(bytes(5_000));
     });
-    const error = await failure(safeDownload(`${server.url}/big.png`, options({ allowPrivate: true, maxBytes: 1_000 })));
+    const error = await failure(
+      safeDownload(`${server.url}/big.png`, options({ allowPrivate: true, maxBytes: 1_000 })),
+    );
     expect(error).toMatchObject({ type: 'OutputTooLarge', nonRetryable: true });
 
     const fits = await safeDownload(`${server.url}/big.png`, options({ allowPrivate: true, maxBytes: 5_000 }));
@@ -157,7 +164,10 @@ describe('safe download of provider outputs', () => {
       const timer = setInterval(() => response.write(bytes(1)), 50);
       response.on('close', () => clearInterval(timer));
     });
-    const download = await safeDownload(`${server.url}/trickle.png`, options({ allowPrivate: true, idleTimeoutMs: 300, totalTimeoutMs: 700 }));
+    const download = await safeDownload(
+      `${server.url}/trickle.png`,
+      options({ allowPrivate: true, idleTimeoutMs: 300, totalTimeoutMs: 700 }),
+    );
     const error = await failure(readAll(download.body));
     expect(error).toMatchObject({ type: 'OutputUnavailable' });
     expect(error.message).toMatch(/did not finish within 0.7s/);
@@ -174,7 +184,10 @@ describe('safe download of provider outputs', () => {
       });
     });
     const controller = new AbortController();
-    const download = await safeDownload(`${server.url}/endless.png`, options({ allowPrivate: true, signal: controller.signal }));
+    const download = await safeDownload(
+      `${server.url}/endless.png`,
+      options({ allowPrivate: true, signal: controller.signal }),
+    );
     const reading = failure(readAll(download.body));
     setTimeout(() => controller.abort(new Error('cancelled by the test')), 100);
     expect((await reading).message).toBe('cancelled by the test');

@@ -29,7 +29,12 @@ describe('a worker killed while its prediction runs', () => {
     const jobId = submitted.body!.job_id as string;
 
     // Killed once the prediction is recorded and being waited on, well before it ends.
-    await waitForJob(stack.baseUrl, jobId, () => standIn.predictions.length === 1 && standIn.statusOf(standIn.predictions[0]!.id) === 'processing', 30_000);
+    await waitForJob(
+      stack.baseUrl,
+      jobId,
+      () => standIn.predictions.length === 1 && standIn.statusOf(standIn.predictions[0]!.id) === 'processing',
+      30_000,
+    );
     const predictionId = standIn.predictions[0]!.id;
     await worker.kill('SIGKILL');
     expect(worker.running).toBe(false);

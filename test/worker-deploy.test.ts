@@ -14,7 +14,10 @@ describe('a deploy', () => {
     standIn = await ReplicateStandIn.start({ token: TOKEN });
     // The API puts these into each job's workflow input: a dead worker is noticed in 2 s, and an
     // output may fail twice on its own before it fails for good.
-    stack = await startTestStack({ worker: false, env: { ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS: '2', PERSIST_MAX_ATTEMPTS: '2' } });
+    stack = await startTestStack({
+      worker: false,
+      env: { ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS: '2', PERSIST_MAX_ATTEMPTS: '2' },
+    });
   });
   afterAll(async () => {
     for (const worker of workers) await worker.kill('SIGKILL');
@@ -34,7 +37,12 @@ describe('a deploy', () => {
     await first.start({ WORKER_SHUTDOWN_GRACE_SECONDS: '1' });
     const submitted = await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, num_outputs: 2 });
     const jobId = submitted.body!.job_id as string;
-    await waitForJob(stack.baseUrl, jobId, () => standIn.predictions.length === 1 && standIn.statusOf(standIn.predictions[0]!.id) === 'processing', 30_000);
+    await waitForJob(
+      stack.baseUrl,
+      jobId,
+      () => standIn.predictions.length === 1 && standIn.statusOf(standIn.predictions[0]!.id) === 'processing',
+      30_000,
+    );
     const predictionId = standIn.predictions[0]!.id;
 
     await first.kill('SIGTERM');

@@ -31,7 +31,11 @@ class Ledger {
 
   /** The build ids whose workers did `op` for the job with this prompt. */
   workersThat(op: 'create' | 'open', prompt: string): string[] {
-    return [...new Set(this.events.filter((event) => event.op === op && event.prompt === prompt).map((event) => event.buildId))];
+    return [
+      ...new Set(
+        this.events.filter((event) => event.op === op && event.prompt === prompt).map((event) => event.buildId),
+      ),
+    ];
   }
 
   record(buildId: string, op: 'create' | 'open', prompt: string, predictionId?: string): void {
@@ -78,7 +82,13 @@ interface VersionedWorker {
 }
 
 /** A worker of version `buildId` of `deploymentName` on the stack's task queue, running `bundlePath`. */
-async function startVersionedWorker(stack: TestStack, deploymentName: string, buildId: string, ledger: Ledger, bundlePath: string): Promise<VersionedWorker> {
+async function startVersionedWorker(
+  stack: TestStack,
+  deploymentName: string,
+  buildId: string,
+  ledger: Ledger,
+  bundlePath: string,
+): Promise<VersionedWorker> {
   const connection = await NativeConnection.connect({ address: stack.config.TEMPORAL_ADDRESS });
   const s3 = createS3Client(stack.config);
   const worker: Worker = await createMediaWorker({
@@ -123,12 +133,17 @@ async function versioningOf(client: Client, jobId: string): Promise<{ behavior: 
 async function workflowTaskBuildIds(client: Client, jobId: string): Promise<string[]> {
   const history = await client.workflow.getHandle(workflowIdForJob(jobId)).fetchHistory();
   return (history.events ?? []).flatMap((event) =>
-    event.workflowTaskCompletedEventAttributes ? [event.workflowTaskCompletedEventAttributes.deploymentVersion?.buildId ?? 'unversioned'] : [],
+    event.workflowTaskCompletedEventAttributes
+      ? [event.workflowTaskCompletedEventAttributes.deploymentVersion?.buildId ?? 'unversioned']
+      : [],
   );
 }
 
 async function currentBuildId(client: Client, deploymentName: string): Promise<string | undefined> {
-  const { workerDeploymentInfo } = await client.workflowService.describeWorkerDeployment({ namespace: 'default', deploymentName });
+  const { workerDeploymentInfo } = await client.workflowService.describeWorkerDeployment({
+    namespace: 'default',
+    deploymentName,
+  });
   return workerDeploymentInfo?.routingConfig?.currentDeploymentVersion?.buildId ?? undefined;
 }
 
@@ -159,7 +174,9 @@ async function rollingDeploy(bundlePath: string) {
   const workers: VersionedWorker[] = [];
   try {
     workers.push(await startVersionedWorker(stack, deploymentName, 'build-a', ledger, bundlePath));
-    expect(await makeCurrentOncePolling(stack.client, 'default', { deploymentName, buildId: 'build-a' })).toMatchObject({ promotion: 'made-current' });
+    expect(await makeCurrentOncePolling(stack.client, 'default', { deploymentName, buildId: 'build-a' })).toMatchObject(
+      { promotion: 'made-current' },
+    );
 
     const first = `versioning first ${randomUUID()}`;
     ledger.held.add(first);
@@ -168,10 +185,14 @@ async function rollingDeploy(bundlePath: string) {
     const firstBefore = await versioningOf(stack.client, firstJob);
 
     workers.push(await startVersionedWorker(stack, deploymentName, 'build-b', ledger, bundlePath));
-    expect(await makeCurrentOncePolling(stack.client, 'default', { deploymentName, buildId: 'build-b' })).toMatchObject({ promotion: 'made-current', previous: 'build-a' });
+    expect(await makeCurrentOncePolling(stack.client, 'default', { deploymentName, buildId: 'build-b' })).toMatchObject(
+      { promotion: 'made-current', previous: 'build-a' },
+    );
     expect(await currentBuildId(stack.client, deploymentName)).toBe('build-b');
     // A worker of the old build that restarts (and asks again) does not take the deployment back.
-    expect(await makeCurrentOncePolling(stack.client, 'default', { deploymentName, buildId: 'build-a' })).toMatchObject({ promotion: 'superseded', previous: 'build-b' });
+    expect(await makeCurrentOncePolling(stack.client, 'default', { deploymentName, buildId: 'build-a' })).toMatchObject(
+      { promotion: 'superseded', previous: 'build-b' },
+    );
     expect(await currentBuildId(stack.client, deploymentName)).toBe('build-b');
 
     const second = `versioning second ${randomUUID()}`;
@@ -249,7 +270,11 @@ describe('Worker Versioning', () => {
     const deploymentName = `media-generation-test-${randomUUID().slice(0, 8)}`;
     const stack = await startTestStack({ worker: false });
     const worker = new WorkerProcess(
-      workerProcessEnv(stack.config, { WORKER_DEPLOYMENT_NAME: deploymentName, WORKER_BUILD_ID: 'auto', WORKER_PROMOTE_ON_START: 'true' }),
+      workerProcessEnv(stack.config, {
+        WORKER_DEPLOYMENT_NAME: deploymentName,
+        WORKER_BUILD_ID: 'auto',
+        WORKER_PROMOTE_ON_START: 'true',
+      }),
     );
     try {
       await worker.start();
@@ -268,7 +293,9 @@ describe('Worker Versioning', () => {
   }, 90_000);
 
   it('refuses WORKER_PROMOTE_ON_START without a build id, and a deployment name the server would refuse', () => {
-    expect(() => parseConfig({ WORKER_PROMOTE_ON_START: 'true' })).toThrow(/WORKER_PROMOTE_ON_START: needs WORKER_BUILD_ID/);
+    expect(() => parseConfig({ WORKER_PROMOTE_ON_START: 'true' })).toThrow(
+      /WORKER_PROMOTE_ON_START: needs WORKER_BUILD_ID/,
+    );
     expect(() => parseConfig({ WORKER_DEPLOYMENT_NAME: 'media.generation' })).toThrow(/WORKER_DEPLOYMENT_NAME/);
     const defaults = parseConfig({});
     expect(defaults).toMatchObject({ WORKER_DEPLOYMENT_NAME: 'media-generation', WORKER_PROMOTE_ON_START: false });

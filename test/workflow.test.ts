@@ -1,4 +1,10 @@
-import { workflowIdForJob, progressQuery, cancelSignal, mediaJobStatusSearchAttribute, MEDIA_GENERATION_WORKFLOW_TYPE } from '../common/temporal';
+import {
+  workflowIdForJob,
+  progressQuery,
+  cancelSignal,
+  mediaJobStatusSearchAttribute,
+  MEDIA_GENERATION_WORKFLOW_TYPE,
+} from '../common/temporal';
 import { ScriptedProvider } from './support/scripted-provider';
 import { postJson, startTestStack, validRequest, waitForJob, type TestStack } from './support/stack';
 
@@ -71,11 +77,15 @@ describe('mediaGeneration workflow', () => {
     const prompt = `mixed outcome ${Date.now()}`;
     const jobId = await submit({ ...validRequest, prompt });
     const failingUrl = () =>
-      provider.opened.filter((url) => new URL(url).searchParams.get('prompt') === prompt && new URL(url).searchParams.get('index') === '1');
+      provider.opened.filter(
+        (url) => new URL(url).searchParams.get('prompt') === prompt && new URL(url).searchParams.get('index') === '1',
+      );
     await waitForJob(stack.baseUrl, jobId, () => failingUrl().length >= 2);
     // The second failure is its last (PERSIST_MAX_ATTEMPTS=2): let the workflow take it in.
     await new Promise((resolve) => setTimeout(resolve, 500));
-    expect((await postJson(stack.baseUrl, `/api/v1/jobs/${jobId}/cancel`, { reason: 'taking too long' })).status).toBe(202);
+    expect((await postJson(stack.baseUrl, `/api/v1/jobs/${jobId}/cancel`, { reason: 'taking too long' })).status).toBe(
+      202,
+    );
     const job = await waitForJob(stack.baseUrl, jobId);
     expect(job.status).toBe('CANCELLED');
     expect(job.error_message).toBe('taking too long');
@@ -89,7 +99,9 @@ describe('mediaGeneration workflow', () => {
     provider.createError = 'the model refused the prompt';
     const jobId = await submit();
     await waitForJob(stack.baseUrl, jobId, () => provider.createdForJob(jobId) === 1);
-    expect((await postJson(stack.baseUrl, `/api/v1/jobs/${jobId}/cancel`, { reason: 'changed my mind' })).status).toBe(202);
+    expect((await postJson(stack.baseUrl, `/api/v1/jobs/${jobId}/cancel`, { reason: 'changed my mind' })).status).toBe(
+      202,
+    );
     const job = await waitForJob(stack.baseUrl, jobId, undefined, 30_000);
     expect(job).toMatchObject({ status: 'CANCELLED', error_message: 'changed my mind' });
   });

@@ -32,7 +32,13 @@ export interface MediaWorkerOptions {
    * Unset: an unversioned worker.
    */
   deploymentVersion?: WorkerDeploymentVersion;
-  tuning?: Pick<WorkerOptions, 'maxConcurrentActivityTaskExecutions' | 'maxConcurrentWorkflowTaskExecutions' | 'maxCachedWorkflows' | 'shutdownGraceTime'>;
+  tuning?: Pick<
+    WorkerOptions,
+    | 'maxConcurrentActivityTaskExecutions'
+    | 'maxConcurrentWorkflowTaskExecutions'
+    | 'maxCachedWorkflows'
+    | 'shutdownGraceTime'
+  >;
 }
 
 export async function createMediaWorker(options: MediaWorkerOptions): Promise<Worker> {
@@ -54,10 +60,25 @@ export async function createMediaWorker(options: MediaWorkerOptions): Promise<Wo
     shutdownGraceTime: '20s',
     // Workflow types declare their own behaviour (workflows/versioning.ts); one that does not is pinned.
     ...(options.deploymentVersion
-      ? { workerDeploymentOptions: { useWorkerVersioning: true, version: options.deploymentVersion, defaultVersioningBehavior: 'PINNED' as const } }
+      ? {
+          workerDeploymentOptions: {
+            useWorkerVersioning: true,
+            version: options.deploymentVersion,
+            defaultVersioningBehavior: 'PINNED' as const,
+          },
+        }
       : {}),
     ...(options.metrics ? { interceptors: { activity: [options.metrics.activityInterceptor] } } : {}),
-    ...(options.tracing ? { plugins: [new OpenTelemetryPlugin({ resource: options.tracing.resource, spanProcessor: options.tracing.spanProcessor })] } : {}),
+    ...(options.tracing
+      ? {
+          plugins: [
+            new OpenTelemetryPlugin({
+              resource: options.tracing.resource,
+              spanProcessor: options.tracing.spanProcessor,
+            }),
+          ],
+        }
+      : {}),
     ...options.tuning,
   });
 }

@@ -16,24 +16,41 @@ async function main(): Promise<void> {
   const config = loadConfigOrExit();
   const logger = createLogger('worker', config.LOG_LEVEL);
   const tracing = startTracing('media-generation-worker', { endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT });
-  if (tracing) logger.info({ endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT }, 'tracing on: the workflows are bundled at start, with their OpenTelemetry interceptors');
+  if (tracing)
+    logger.info(
+      { endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT },
+      'tracing on: the workflows are bundled at start, with their OpenTelemetry interceptors',
+    );
   const database = createDatabase({
     url: config.DATABASE_URL,
     poolSize: config.DATABASE_POOL_SIZE,
     onIdleClientError: (error) => logger.warn({ err: error }, 'idle database connection lost'),
   });
   const connection = await connectWithRetry(config.TEMPORAL_ADDRESS, logger);
-  const client = new Client({ connection: await Connection.connect({ address: config.TEMPORAL_ADDRESS }), namespace: config.TEMPORAL_NAMESPACE });
-  await ensureReconciler(client, { taskQueue: config.TEMPORAL_TASK_QUEUE, intervalSeconds: config.RECONCILE_INTERVAL_SECONDS });
+  const client = new Client({
+    connection: await Connection.connect({ address: config.TEMPORAL_ADDRESS }),
+    namespace: config.TEMPORAL_NAMESPACE,
+  });
+  await ensureReconciler(client, {
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    intervalSeconds: config.RECONCILE_INTERVAL_SECONDS,
+  });
   const metrics = createWorkerMetrics();
   if (config.WORKER_METRICS_PORT > 0) {
     // A second worker on the same machine finds the port taken: it runs on, without its own /metrics.
     await serveWorkerMetrics(metrics.registry, config.WORKER_METRICS_PORT).then(
       (server) => {
         server.unref();
-        logger.info({ port: config.WORKER_METRICS_PORT }, `worker metrics on http://127.0.0.1:${config.WORKER_METRICS_PORT}/metrics`);
+        logger.info(
+          { port: config.WORKER_METRICS_PORT },
+          `worker metrics on http://127.0.0.1:${config.WORKER_METRICS_PORT}/metrics`,
+        );
       },
-      (error: unknown) => logger.warn({ err: error, port: config.WORKER_METRICS_PORT }, 'could not serve worker metrics; set WORKER_METRICS_PORT'),
+      (error: unknown) =>
+        logger.warn(
+          { err: error, port: config.WORKER_METRICS_PORT },
+          'could not serve worker metrics; set WORKER_METRICS_PORT',
+        ),
     );
   }
   const s3 = createS3Client(config);
@@ -69,13 +86,27 @@ async function main(): Promise<void> {
     tracing,
     tuning: { shutdownGraceTime: `${config.WORKER_SHUTDOWN_GRACE_SECONDS}s` },
   });
-  if (config.FAULT_INJECTION_PAUSE_AT) logger.warn({ point: config.FAULT_INJECTION_PAUSE_AT }, 'FAULT_INJECTION_PAUSE_AT is set: activities will stop there (fault tests only)');
-  logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, provider: config.MEDIA_GENERATOR_PROVIDER, deploymentVersion: deploymentVersion ?? 'unversioned' }, 'worker started');
+  if (config.FAULT_INJECTION_PAUSE_AT)
+    logger.warn(
+      { point: config.FAULT_INJECTION_PAUSE_AT },
+      'FAULT_INJECTION_PAUSE_AT is set: activities will stop there (fault tests only)',
+    );
+  logger.info(
+    {
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      provider: config.MEDIA_GENERATOR_PROVIDER,
+      deploymentVersion: deploymentVersion ?? 'unversioned',
+    },
+    'worker started',
+  );
   // Worker.run resolves after SIGINT/SIGTERM, once running activities have finished or been cancelled.
   const running = worker.run();
   const stopped = new AbortController();
   if (deploymentVersion && config.WORKER_PROMOTE_ON_START) {
-    void makeCurrentOncePolling(client, config.TEMPORAL_NAMESPACE, deploymentVersion, { logger, signal: stopped.signal }).then(
+    void makeCurrentOncePolling(client, config.TEMPORAL_NAMESPACE, deploymentVersion, {
+      logger,
+      signal: stopped.signal,
+    }).then(
       ({ promotion, previous }) => {
         if (promotion === 'superseded') {
           logger.warn(
@@ -83,11 +114,18 @@ async function main(): Promise<void> {
             `this version was current before and has been replaced: it serves the jobs pinned to it and is not made current again (a rollback: temporal worker deployment set-current-version --deployment-name ${deploymentVersion.deploymentName} --build-id ${deploymentVersion.buildId})`,
           );
         } else {
-          logger.info({ ...deploymentVersion, promotion, previous }, `worker version ${promotion === 'ramping' ? 'is ramping' : 'is the current version'} of deployment ${deploymentVersion.deploymentName}`);
+          logger.info(
+            { ...deploymentVersion, promotion, previous },
+            `worker version ${promotion === 'ramping' ? 'is ramping' : 'is the current version'} of deployment ${deploymentVersion.deploymentName}`,
+          );
         }
       },
       (error: unknown) => {
-        if (!stopped.signal.aborted) logger.error({ err: error, ...deploymentVersion }, 'could not make this worker version current; it gets only the jobs pinned to it until it is');
+        if (!stopped.signal.aborted)
+          logger.error(
+            { err: error, ...deploymentVersion },
+            'could not make this worker version current; it gets only the jobs pinned to it until it is',
+          );
       },
     );
   } else if (deploymentVersion) {

@@ -1,6 +1,11 @@
 import http from 'node:http';
 import type { Context as ActivityContext } from '@temporalio/activity';
-import type { ActivityExecuteInput, ActivityInboundCallsInterceptor, ActivityInterceptorsFactory, Next } from '@temporalio/worker';
+import type {
+  ActivityExecuteInput,
+  ActivityInboundCallsInterceptor,
+  ActivityInterceptorsFactory,
+  Next,
+} from '@temporalio/worker';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 
 export interface WorkerMetrics {
@@ -30,7 +35,10 @@ export function createWorkerMetrics(): WorkerMetrics {
   class MetricsInterceptor implements ActivityInboundCallsInterceptor {
     constructor(private readonly context: ActivityContext) {}
 
-    async execute(input: ActivityExecuteInput, next: Next<ActivityInboundCallsInterceptor, 'execute'>): Promise<unknown> {
+    async execute(
+      input: ActivityExecuteInput,
+      next: Next<ActivityInboundCallsInterceptor, 'execute'>,
+    ): Promise<unknown> {
       const activityType = this.context.info.activityType;
       const end = duration.startTimer({ activity_type: activityType });
       try {

@@ -58,8 +58,13 @@ export async function makeCurrentOncePolling(
   for (let attempt = 1; ; attempt++) {
     options.signal?.throwIfAborted();
     try {
-      const { workerDeploymentInfo, conflictToken } = await client.workflowService.describeWorkerDeployment({ namespace, deploymentName });
-      const summary = workerDeploymentInfo?.versionSummaries?.find((candidate) => candidate.deploymentVersion?.buildId === buildId);
+      const { workerDeploymentInfo, conflictToken } = await client.workflowService.describeWorkerDeployment({
+        namespace,
+        deploymentName,
+      });
+      const summary = workerDeploymentInfo?.versionSummaries?.find(
+        (candidate) => candidate.deploymentVersion?.buildId === buildId,
+      );
       const current = workerDeploymentInfo?.routingConfig?.currentDeploymentVersion?.buildId ?? undefined;
       if (summary) {
         const status = summary.status as number;
@@ -69,16 +74,27 @@ export async function makeCurrentOncePolling(
           return { promotion: 'superseded', previous: current };
         }
         // The conflict token makes this fail, and the loop look again, when someone changed the routing meanwhile.
-        await client.workflowService.setWorkerDeploymentCurrentVersion({ namespace, deploymentName, buildId, conflictToken });
+        await client.workflowService.setWorkerDeploymentCurrentVersion({
+          namespace,
+          deploymentName,
+          buildId,
+          conflictToken,
+        });
         return { promotion: 'made-current', previous: current };
       }
     } catch (error) {
       // NOT_FOUND until the deployment's first poller reached the server; FAILED_PRECONDITION while
       // the server has not yet seen this version poll every task queue of the current one.
       if (Date.now() > deadline || options.signal?.aborted) throw error;
-      options.logger?.debug({ err: error, attempt, deploymentName, buildId }, 'the worker version cannot be made current yet; retrying');
+      options.logger?.debug(
+        { err: error, attempt, deploymentName, buildId },
+        'the worker version cannot be made current yet; retrying',
+      );
     }
-    if (Date.now() > deadline) throw new Error(`the server never listed version ${buildId} of deployment ${deploymentName}: is this worker polling?`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `the server never listed version ${buildId} of deployment ${deploymentName}: is this worker polling?`,
+      );
     await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 500));
   }
 }

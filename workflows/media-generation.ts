@@ -65,15 +65,27 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
   const notify = (event: WebhookEvent, outputIndex?: number): Promise<void> => {
     const webhook = input.webhook;
     if (!webhook?.events.includes(event)) return Promise.resolve();
-    const message = { jobId, messageId: webhookMessageId(jobId, event, outputIndex), event, url: webhook.url, outputIndex };
-    const delivery = deliveryScope.run(() => deliverWebhook(message)).then(
-      () => undefined,
-      () => undefined,
-    );
+    const message = {
+      jobId,
+      messageId: webhookMessageId(jobId, event, outputIndex),
+      event,
+      url: webhook.url,
+      outputIndex,
+    };
+    const delivery = deliveryScope
+      .run(() => deliverWebhook(message))
+      .then(
+        () => undefined,
+        () => undefined,
+      );
     deliveries.push(delivery);
     return delivery;
   };
-  const terminalEvent: Record<TerminalStatus, WebhookEvent> = { COMPLETED: 'completed', FAILED: 'failed', CANCELLED: 'cancelled' };
+  const terminalEvent: Record<TerminalStatus, WebhookEvent> = {
+    COMPLETED: 'completed',
+    FAILED: 'failed',
+    CANCELLED: 'cancelled',
+  };
 
   // deadline_seconds counts from the submission (the workflow's start): a timer for what is left of
   // it races the work, and cancels it when it fires first. A job that no worker picked up before its
@@ -81,7 +93,9 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
   let started = false;
   let deadlineExceeded = false;
   const deadlineScope = new CancellationScope();
-  const deadlineLeftMs = input.deadlineSeconds ? workflowInfo().startTime.getTime() + input.deadlineSeconds * 1000 - Date.now() : undefined;
+  const deadlineLeftMs = input.deadlineSeconds
+    ? workflowInfo().startTime.getTime() + input.deadlineSeconds * 1000 - Date.now()
+    : undefined;
   if (deadlineLeftMs !== undefined && deadlineLeftMs <= 0) {
     deadlineExceeded = true;
     work.cancel();
@@ -100,7 +114,8 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
   let generationRetries = 0;
   // Until the prediction has ended upstream, every end of the job other than COMPLETED cancels it.
   let predictionSettled = false;
-  const setStatus = (status: JobStatus) => upsertSearchAttributes([{ key: mediaJobStatusSearchAttribute, value: status }]);
+  const setStatus = (status: JobStatus) =>
+    upsertSearchAttributes([{ key: mediaJobStatusSearchAttribute, value: status }]);
   const finish = async (status: TerminalStatus, errorMessage?: string) => {
     deadlineScope.cancel();
     progress.phase = status === 'COMPLETED' ? 'completed' : status === 'FAILED' ? 'failed' : 'cancelled';
@@ -169,7 +184,12 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
       const failures: string[] = [];
       await CancellationScope.nonCancellable(async () => {
         for (const [index, outcome] of outcomes.entries()) {
-          if (outcome.status === 'fulfilled' || isCancellation(outcome.reason) || progress.outputs[index]!.state !== 'failed') continue;
+          if (
+            outcome.status === 'fulfilled' ||
+            isCancellation(outcome.reason) ||
+            progress.outputs[index]!.state !== 'failed'
+          )
+            continue;
           const message = failureMessage(outcome.reason);
           progress.outputs[index]!.state = 'failed';
           progress.outputs[index]!.error = message;
@@ -187,7 +207,8 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
     deadlineScope.cancel();
     if ('alreadyEnded' in run) {
       // Ended elsewhere before this workflow got to it (the reconciler): nothing to do.
-      progress.phase = run.alreadyEnded === 'COMPLETED' ? 'completed' : run.alreadyEnded === 'FAILED' ? 'failed' : 'cancelled';
+      progress.phase =
+        run.alreadyEnded === 'COMPLETED' ? 'completed' : run.alreadyEnded === 'FAILED' ? 'failed' : 'cancelled';
       setStatus(run.alreadyEnded);
       return progress;
     }
@@ -195,7 +216,10 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
     if (run.failures.length === 0) {
       await finish('COMPLETED');
     } else {
-      await finish('FAILED', `${run.failures.length} of ${input.numOutputs} outputs failed: ${run.failures.join('; ')}`);
+      await finish(
+        'FAILED',
+        `${run.failures.length} of ${input.numOutputs} outputs failed: ${run.failures.join('; ')}`,
+      );
     }
     return progress;
   } catch (error) {
@@ -223,7 +247,8 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
   /** The work was cancelled (a cancel, the deadline): what was not stored is cancelled, the prediction too. */
   async function endCancelled(status: TerminalStatus, message: string): Promise<void> {
     await CancellationScope.nonCancellable(async () => {
-      for (const output of progress.outputs) if (output.state !== 'stored' && output.state !== 'failed') output.state = 'cancelled';
+      for (const output of progress.outputs)
+        if (output.state !== 'stored' && output.state !== 'failed') output.state = 'cancelled';
       await cancelPrediction(jobId);
       await finish(status, message);
     });
@@ -232,7 +257,7 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
 
 function failureType(error: unknown): string | undefined {
   const cause = error instanceof ActivityFailure ? error.cause : error;
-  return cause instanceof ApplicationFailure ? cause.type ?? undefined : undefined;
+  return cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined;
 }
 
 /** The most specific message in a failure chain: the provider's or storage's own words. */

@@ -62,7 +62,11 @@ export function activityPolicies(overrides: ActivityPolicyOverrides = {}) {
       initialInterval: '1s',
       backoffCoefficient: 2,
       maximumInterval: '10s',
-      nonRetryableErrorTypes: [NonRetryable.PredictionFailed, NonRetryable.PredictionCanceled, NonRetryable.InvalidInput],
+      nonRetryableErrorTypes: [
+        NonRetryable.PredictionFailed,
+        NonRetryable.PredictionCanceled,
+        NonRetryable.InvalidInput,
+      ],
     },
   };
 
@@ -104,7 +108,11 @@ export function activityPolicies(overrides: ActivityPolicyOverrides = {}) {
       initialInterval: `${initialSeconds}s`,
       backoffCoefficient: 2,
       maximumInterval: `${Math.max(initialSeconds, 3600)}s`,
-      nonRetryableErrorTypes: [NonRetryable.ForbiddenWebhookUrl, NonRetryable.WebhookNotConfigured, NonRetryable.JobNotFound],
+      nonRetryableErrorTypes: [
+        NonRetryable.ForbiddenWebhookUrl,
+        NonRetryable.WebhookNotConfigured,
+        NonRetryable.JobNotFound,
+      ],
     },
   };
 

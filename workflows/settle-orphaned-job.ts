@@ -5,7 +5,11 @@ import type { TerminalStatus } from '../common/statuses';
 import type { WebhookEvent } from '../common/webhooks';
 import { activityPolicies } from './policies';
 
-const TERMINAL_EVENT: Record<TerminalStatus, WebhookEvent> = { COMPLETED: 'completed', FAILED: 'failed', CANCELLED: 'cancelled' };
+const TERMINAL_EVENT: Record<TerminalStatus, WebhookEvent> = {
+  COMPLETED: 'completed',
+  FAILED: 'failed',
+  CANCELLED: 'cancelled',
+};
 
 /**
  * What a job's own workflow does at its end, for a job that ended without it (the reconciler, the
@@ -20,6 +24,11 @@ export async function settleOrphanedJob(input: SettleOrphanedJobInput): Promise<
   if (input.status !== 'COMPLETED') await cancelPrediction(input.jobId);
   const event = TERMINAL_EVENT[input.status];
   if (input.webhook?.events.includes(event)) {
-    await deliverWebhook({ jobId: input.jobId, messageId: webhookMessageId(input.jobId, event), event, url: input.webhook.url });
+    await deliverWebhook({
+      jobId: input.jobId,
+      messageId: webhookMessageId(input.jobId, event),
+      event,
+      url: input.webhook.url,
+    });
   }
 }

@@ -59,7 +59,11 @@ export class FakeProvider implements MediaProvider {
     const parsed = new URL(url);
     const format = parsed.searchParams.get('format');
     if (parsed.protocol !== 'fake:' || !isOutputFormat(format)) {
-      throw ApplicationFailure.create({ type: NonRetryable.ForbiddenSource, message: `not a fake provider output: ${url}`, nonRetryable: true });
+      throw ApplicationFailure.create({
+        type: NonRetryable.ForbiddenSource,
+        message: `not a fake provider output: ${url}`,
+        nonRetryable: true,
+      });
     }
     const bytes = await renderImage(
       parsed.searchParams.get('prompt') ?? '',
@@ -83,7 +87,11 @@ function decodePrediction(predictionId: string): FakePrediction {
   try {
     return JSON.parse(Buffer.from(predictionId.replace(/^fake-/, ''), 'base64url').toString('utf8')) as FakePrediction;
   } catch {
-    throw ApplicationFailure.create({ type: NonRetryable.PredictionFailed, message: `unknown prediction ${predictionId}`, nonRetryable: true });
+    throw ApplicationFailure.create({
+      type: NonRetryable.PredictionFailed,
+      message: `unknown prediction ${predictionId}`,
+      nonRetryable: true,
+    });
   }
 }
 

@@ -55,18 +55,33 @@ export class ReplicateProvider implements MediaProvider {
   async createPrediction(request: GenerationRequest): Promise<string> {
     const match = MODEL_REF.exec(request.model);
     if (!match) {
-      throw ApplicationFailure.create({ type: NonRetryable.InvalidInput, message: `model must be owner/name or owner/name:version, not ${request.model}`, nonRetryable: true });
+      throw ApplicationFailure.create({
+        type: NonRetryable.InvalidInput,
+        message: `model must be owner/name or owner/name:version, not ${request.model}`,
+        nonRetryable: true,
+      });
     }
     const [, owner, name, version] = match;
-    const input = { prompt: request.prompt, num_outputs: request.numOutputs, seed: request.seed, output_format: request.outputFormat };
+    const input = {
+      prompt: request.prompt,
+      num_outputs: request.numOutputs,
+      seed: request.seed,
+      output_format: request.outputFormat,
+    };
     const prediction = await this.call('creating the prediction', () =>
-      version ? this.#client.predictions.create({ version, input }) : this.#client.predictions.create({ model: `${owner}/${name}`, input }),
+      version
+        ? this.#client.predictions.create({ version, input })
+        : this.#client.predictions.create({ model: `${owner}/${name}`, input }),
     );
     return prediction.id;
   }
 
   async getPrediction(predictionId: string, signal?: AbortSignal): Promise<PredictionState> {
-    const prediction = await this.call('reading the prediction', () => this.#client.predictions.get(predictionId, { signal }), signal);
+    const prediction = await this.call(
+      'reading the prediction',
+      () => this.#client.predictions.get(predictionId, { signal }),
+      signal,
+    );
     return toState(prediction);
   }
 
@@ -102,7 +117,8 @@ export class ReplicateProvider implements MediaProvider {
   private toFailure(action: string, error: unknown): ApplicationFailure {
     const response = apiErrorResponse(error);
     if (!response) {
-      const reason = error instanceof Error && error.name === 'TimeoutError' ? 'no answer in time' : networkReason(error);
+      const reason =
+        error instanceof Error && error.name === 'TimeoutError' ? 'no answer in time' : networkReason(error);
       return this.failure(ProviderRetryable.Unavailable, `could not reach Replicate while ${action}: ${reason}`, false);
     }
     const status = response.status;
@@ -116,7 +132,11 @@ export class ReplicateProvider implements MediaProvider {
       });
     }
     if (status >= 500 || status === 408) {
-      return this.failure(ProviderRetryable.Unavailable, `Replicate answered ${status} while ${action}${detail ? `: ${detail}` : ''}`, false);
+      return this.failure(
+        ProviderRetryable.Unavailable,
+        `Replicate answered ${status} while ${action}${detail ? `: ${detail}` : ''}`,
+        false,
+      );
     }
     return this.failure(NonRetryable.InvalidInput, detail ?? `Replicate answered ${status} while ${action}`, true);
   }
@@ -185,7 +205,11 @@ function replicateFetch(options: ReplicateFetchOptions): typeof fetch {
     const outcome = fetch(input, { ...init, headers, signal }).then(async (response) => {
       if (response.status < 400) return response;
       const text = await response.text();
-      const copy = new Response(text, { status: response.status, statusText: response.statusText, headers: response.headers });
+      const copy = new Response(text, {
+        status: response.status,
+        statusText: response.statusText,
+        headers: response.headers,
+      });
       options.errorBodies.set(copy, text);
       return copy;
     });

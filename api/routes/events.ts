@@ -35,7 +35,11 @@ export function eventsRouter({ config, db, presigner, logger }: ApiDependencies)
   const lifetimeMs = config.SSE_MAX_STREAM_SECONDS * 1000;
 
   const eventData = async (event: JobEventRow) => {
-    const data: Record<string, unknown> = { job_id: event.jobId, ...(event.data as Record<string, unknown>), at: event.createdAt.toISOString() };
+    const data: Record<string, unknown> = {
+      job_id: event.jobId,
+      ...(event.data as Record<string, unknown>),
+      at: event.createdAt.toISOString(),
+    };
     if (event.type === 'output' && data.status === 'COMPLETED' && typeof data.s3_key === 'string') {
       return { ...data, presigned_media_url: await presignedUrl(presigner, data.s3_key) };
     }
@@ -54,7 +58,10 @@ export function eventsRouter({ config, db, presigner, logger }: ApiDependencies)
 
   async function streamEvents(jobId: string, req: Request, res: Response): Promise<void> {
     const job = await query(() => visibleJob(db, res, jobId));
-    let after = lastEventId(req.header('last-event-id') ?? (typeof req.query.last_event_id === 'string' ? req.query.last_event_id : undefined));
+    let after = lastEventId(
+      req.header('last-event-id') ??
+        (typeof req.query.last_event_id === 'string' ? req.query.last_event_id : undefined),
+    );
     const pending = await query(() => listJobEvents(db, job.id, after));
     if (pending.length === 0 && isTerminalStatus(job.status)) {
       // Everything up to the end was delivered: 204 tells an EventSource to stop reconnecting.

@@ -3,7 +3,12 @@ import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { WorkflowIdReusePolicy } from '@temporalio/client';
 import { Router, type Response } from 'express';
-import { MEDIA_GENERATION_WORKFLOW_TYPE, mediaJobStatusSearchAttribute, workflowIdForJob, type MediaGenerationInput } from '../../common/temporal';
+import {
+  MEDIA_GENERATION_WORKFLOW_TYPE,
+  mediaJobStatusSearchAttribute,
+  workflowIdForJob,
+  type MediaGenerationInput,
+} from '../../common/temporal';
 import { DEFAULT_WEBHOOK_EVENTS, type WebhookEvent } from '../../common/webhooks';
 import { isPublicAddress } from '../../common/public-address';
 import {
@@ -30,7 +35,13 @@ const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
 /** A stable hash of the validated request: key order and defaults do not change it. */
 export function requestHash(request: GenerateRequest): string {
-  const canonical = JSON.stringify(Object.fromEntries(Object.entries(request).filter(([, value]) => value !== undefined).sort(([a], [b]) => a.localeCompare(b))));
+  const canonical = JSON.stringify(
+    Object.fromEntries(
+      Object.entries(request)
+        .filter(([, value]) => value !== undefined)
+        .sort(([a], [b]) => a.localeCompare(b)),
+    ),
+  );
   return createHash('sha256').update(canonical).digest('hex');
 }
 
@@ -46,7 +57,9 @@ function parseIdempotencyKey(value: string | undefined): string | undefined {
 }
 
 function invalidWebhookUrl(message: string): Problem {
-  return new Problem(422, 'Invalid request', `The request body is invalid: webhook_url: ${message}`, { errors: [{ field: 'webhook_url', message }] });
+  return new Problem(422, 'Invalid request', `The request body is invalid: webhook_url: ${message}`, {
+    errors: [{ field: 'webhook_url', message }],
+  });
 }
 
 /** The address rules of downloads, as far as they can be checked before delivery (names are checked after DNS, at delivery). */
@@ -54,7 +67,8 @@ function checkWebhookUrl(url: string, allowPrivate: boolean): void {
   const parsed = new URL(url);
   if (parsed.protocol !== 'https:' && !allowPrivate) throw invalidWebhookUrl('must be an https URL');
   const host = parsed.hostname.replace(/^\[|\]$/g, '');
-  if (!allowPrivate && (host === 'localhost' || (isIP(host) && !isPublicAddress(host)))) throw invalidWebhookUrl(`${host} is not a public address`);
+  if (!allowPrivate && (host === 'localhost' || (isIP(host) && !isPublicAddress(host))))
+    throw invalidWebhookUrl(`${host} is not a public address`);
 }
 
 export function workflowInputFor(job: JobRow, config: ApiDependencies['config']): MediaGenerationInput {
@@ -73,7 +87,9 @@ export function workflowInputFor(job: JobRow, config: ApiDependencies['config'])
       heartbeatTimeoutSeconds: config.ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS,
       webhookInitialIntervalSeconds: config.WEBHOOK_RETRY_INITIAL_INTERVAL_SECONDS,
     },
-    ...(job.webhookUrl ? { webhook: { url: job.webhookUrl, events: (job.webhookEvents ?? DEFAULT_WEBHOOK_EVENTS) as WebhookEvent[] } } : {}),
+    ...(job.webhookUrl
+      ? { webhook: { url: job.webhookUrl, events: (job.webhookEvents ?? DEFAULT_WEBHOOK_EVENTS) as WebhookEvent[] } }
+      : {}),
     ...(job.deadlineSeconds ? { deadlineSeconds: job.deadlineSeconds } : {}),
   };
 }
@@ -108,7 +124,11 @@ export function generateRouter({ config, db, temporal, logger }: ApiDependencies
    */
   const workflowExists = async (job: JobRow): Promise<boolean> => {
     try {
-      await withTemporalTimeout(temporal.connection, () => temporal.workflow.getHandle(workflowIdForJob(job.id)).describe(), TEMPORAL_DESCRIBE_DEADLINE_MS);
+      await withTemporalTimeout(
+        temporal.connection,
+        () => temporal.workflow.getHandle(workflowIdForJob(job.id)).describe(),
+        TEMPORAL_DESCRIBE_DEADLINE_MS,
+      );
       return true;
     } catch (error) {
       if ((error as Error).name === 'WorkflowNotFoundError') return false;
@@ -128,7 +148,10 @@ export function generateRouter({ config, db, temporal, logger }: ApiDependencies
         return false;
       });
       if (!exists) throw startError;
-      logger.warn({ err: startError, jobId: job.id }, 'the workflow start failed, but the workflow exists: the job is accepted');
+      logger.warn(
+        { err: startError, jobId: job.id },
+        'the workflow start failed, but the workflow exists: the job is accepted',
+      );
     }
   };
 
@@ -168,7 +191,8 @@ export function generateRouter({ config, db, temporal, logger }: ApiDependencies
     const idempotencyKey = parseIdempotencyKey(req.header('idempotency-key'));
     const request = parseOrThrow(generateRequestSchema, req.body, 'body');
     if (request.webhook_url) {
-      if (!config.WEBHOOK_SIGNING_SECRET) throw invalidWebhookUrl('webhooks are off on this server (WEBHOOK_SIGNING_SECRET is not set)');
+      if (!config.WEBHOOK_SIGNING_SECRET)
+        throw invalidWebhookUrl('webhooks are off on this server (WEBHOOK_SIGNING_SECRET is not set)');
       checkWebhookUrl(request.webhook_url, config.MEDIA_FETCH_ALLOW_PRIVATE);
     }
     const hash = requestHash(request);
@@ -236,7 +260,10 @@ export function generateRouter({ config, db, temporal, logger }: ApiDependencies
     }
     // Where the request's time went (https://www.w3.org/TR/server-timing/): browsers' dev tools and `npm run bench` show it.
     const milliseconds = (from: number, to: number) => (to - from).toFixed(1);
-    res.setHeader('Server-Timing', `db;dur=${milliseconds(recordingStarted, startingWorkflow)}, temporal;dur=${milliseconds(startingWorkflow, performance.now())}`);
+    res.setHeader(
+      'Server-Timing',
+      `db;dur=${milliseconds(recordingStarted, startingWorkflow)}, temporal;dur=${milliseconds(startingWorkflow, performance.now())}`,
+    );
     res
       .status(202)
       .location(`/api/v1/status/${job.id}`)

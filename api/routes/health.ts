@@ -16,7 +16,12 @@ export function healthRouter({ config, db, temporal, s3 }: ApiDependencies): Rou
   router.get('/readyz', async (_req, res) => {
     const checks = {
       postgres: () => withTimeout(() => db.execute(sql`select 1`), CHECK_TIMEOUT_MS, 'Postgres'),
-      temporal: () => withTemporalTimeout(temporal.connection, () => temporal.connection.workflowService.getSystemInfo({}), CHECK_TIMEOUT_MS),
+      temporal: () =>
+        withTemporalTimeout(
+          temporal.connection,
+          () => temporal.connection.workflowService.getSystemInfo({}),
+          CHECK_TIMEOUT_MS,
+        ),
       s3: () =>
         withTimeout(() => s3.send(new HeadBucketCommand({ Bucket: config.S3_BUCKET_NAME })), CHECK_TIMEOUT_MS, 'S3'),
     };

@@ -2,7 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { Router, type Response } from 'express';
 import { settleOrphanedJob } from '../../common/orphaned-jobs';
 import { isTerminalStatus } from '../../common/statuses';
-import { cancelSignal, REDELIVER_WEBHOOK_WORKFLOW_TYPE, workflowIdForJob, type RedeliverWebhookInput } from '../../common/temporal';
+import {
+  cancelSignal,
+  REDELIVER_WEBHOOK_WORKFLOW_TYPE,
+  workflowIdForJob,
+  type RedeliverWebhookInput,
+} from '../../common/temporal';
 import { finishJob, getJob, listJobs, type JobWithMedia } from '../../db/queries/jobs';
 import { getDelivery, listDeliveries } from '../../db/queries/webhook-deliveries';
 import type { WebhookDeliveryRow } from '../../db/schema';
@@ -22,7 +27,7 @@ function jobNotFound(jobId: string): Problem {
 /** Job ids are opaque to clients: anything that is not one of ours is simply not found. */
 export function parseJobId(params: Record<string, unknown>): string {
   const parsed = jobIdParamSchema.safeParse(params);
-  if (!parsed.success) throw jobNotFound(String(params.job_id ?? ""));
+  if (!parsed.success) throw jobNotFound(String(params.job_id ?? ''));
   return parsed.data.job_id;
 }
 
@@ -63,12 +68,22 @@ export function jobsRouter({ config, db, temporal, presigner, logger }: ApiDepen
     const query = parseOrThrow(listJobsQuerySchema, req.query, 'query');
     const cursor = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
     if (query.cursor !== undefined && !cursor) {
-      throw new Problem(422, 'Invalid request', 'The request query is invalid: cursor: is not a cursor this API returned', {
-        errors: [{ field: 'cursor', message: 'is not a cursor this API returned' }],
-      });
+      throw new Problem(
+        422,
+        'Invalid request',
+        'The request query is invalid: cursor: is not a cursor this API returned',
+        {
+          errors: [{ field: 'cursor', message: 'is not a cursor this API returned' }],
+        },
+      );
     }
     const caller = callerOf(res);
-    const page = await listJobs(db, { status: query.status, owner: caller.authenticated ? caller.owner : undefined, limit: query.limit + 1, cursor });
+    const page = await listJobs(db, {
+      status: query.status,
+      owner: caller.authenticated ? caller.owner : undefined,
+      limit: query.limit + 1,
+      cursor,
+    });
     const jobs = page.slice(0, query.limit);
     const last = jobs.at(-1);
     res.json({
@@ -109,7 +124,9 @@ export function jobsRouter({ config, db, temporal, presigner, logger }: ApiDepen
               policies: { webhookInitialIntervalSeconds: config.WEBHOOK_RETRY_INITIAL_INTERVAL_SECONDS },
             }),
           3_000,
-        ).catch((settleError: unknown) => logger.warn({ err: settleError, jobId }, 'could not start the clean-up of a cancelled job'));
+        ).catch((settleError: unknown) =>
+          logger.warn({ err: settleError, jobId }, 'could not start the clean-up of a cancelled job'),
+        );
       }
     }
     res.status(202).json({ job_id: jobId, status: job.status, message: `Cancellation requested: ${cancelReason}` });
@@ -122,10 +139,20 @@ export function jobsRouter({ config, db, temporal, presigner, logger }: ApiDepen
 
   router.post('/api/v1/jobs/:job_id/webhook-deliveries/:delivery_id/redeliver', async (req, res) => {
     const params = deliveryParamsSchema.safeParse(req.params);
-    if (!params.success) throw new Problem(404, 'Delivery not found', `There is no webhook delivery '${String(req.params.delivery_id)}' for job '${String(req.params.job_id)}'.`);
+    if (!params.success)
+      throw new Problem(
+        404,
+        'Delivery not found',
+        `There is no webhook delivery '${String(req.params.delivery_id)}' for job '${String(req.params.job_id)}'.`,
+      );
     const job = await visibleJob(db, res, params.data.job_id);
     const delivery = await getDelivery(db, job.id, params.data.delivery_id);
-    if (!delivery) throw new Problem(404, 'Delivery not found', `There is no webhook delivery '${params.data.delivery_id}' for job '${job.id}'.`);
+    if (!delivery)
+      throw new Problem(
+        404,
+        'Delivery not found',
+        `There is no webhook delivery '${params.data.delivery_id}' for job '${job.id}'.`,
+      );
     await limitRedeliveries({ config, db }, job.id);
     const workflowId = `webhook-redelivery-${delivery.id}-${randomUUID()}`;
     const input: RedeliverWebhookInput = {
@@ -141,7 +168,12 @@ export function jobsRouter({ config, db, temporal, presigner, logger }: ApiDepen
     try {
       await withTemporalTimeout(
         temporal.connection,
-        () => temporal.workflow.start(REDELIVER_WEBHOOK_WORKFLOW_TYPE, { taskQueue: config.TEMPORAL_TASK_QUEUE, workflowId, args: [input] }),
+        () =>
+          temporal.workflow.start(REDELIVER_WEBHOOK_WORKFLOW_TYPE, {
+            taskQueue: config.TEMPORAL_TASK_QUEUE,
+            workflowId,
+            args: [input],
+          }),
         3_000,
       );
     } catch (error) {

@@ -2,7 +2,10 @@ import { and, asc, eq, isNull, sql } from 'drizzle-orm';
 import type { Database } from '../client';
 import { apiKeys, type ApiKeyRow } from '../schema';
 
-export async function insertApiKey(db: Database, key: { id: string; name: string; keyHash: string }): Promise<ApiKeyRow> {
+export async function insertApiKey(
+  db: Database,
+  key: { id: string; name: string; keyHash: string },
+): Promise<ApiKeyRow> {
   const [row] = await db.insert(apiKeys).values(key).returning();
   return row!;
 }

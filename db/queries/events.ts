@@ -11,7 +11,12 @@ export type JobEventType = JobEventRow['type'];
  * Bumps the job's sequence and records the change under the new number, in one statement (the
  * bump locks the job row until commit).
  */
-export async function appendJobEvent(tx: Executor, jobId: string, type: JobEventType, data: Record<string, unknown>): Promise<number | undefined> {
+export async function appendJobEvent(
+  tx: Executor,
+  jobId: string,
+  type: JobEventType,
+  data: Record<string, unknown>,
+): Promise<number | undefined> {
   const result = await tx.execute<{ seq: number }>(sql`
     with bumped as (
       update ${jobs} set event_seq = event_seq + 1, updated_at = now() where id = ${jobId} returning id, event_seq
@@ -22,7 +27,12 @@ export async function appendJobEvent(tx: Executor, jobId: string, type: JobEvent
   return result.rows[0]?.seq;
 }
 
-export async function listJobEvents(db: Database, jobId: string, afterSeq: number, limit = 500): Promise<JobEventRow[]> {
+export async function listJobEvents(
+  db: Database,
+  jobId: string,
+  afterSeq: number,
+  limit = 500,
+): Promise<JobEventRow[]> {
   return db
     .select()
     .from(jobEvents)

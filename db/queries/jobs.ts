@@ -61,9 +61,13 @@ export async function createJob(db: Database, request: NewJob, cap?: RunningJobs
       ),
     );
     // The job's sequence starts at 1: this is its first event.
-    const firstEvent = executor.$with('inserted_event').as(
-      executor.insert(jobEvents).values({ jobId: id, seq: 1, type: 'status', data: { status: 'PENDING', error_message: null } }),
-    );
+    const firstEvent = executor
+      .$with('inserted_event')
+      .as(
+        executor
+          .insert(jobEvents)
+          .values({ jobId: id, seq: 1, type: 'status', data: { status: 'PENDING', error_message: null } }),
+      );
     const [job] = await executor
       .with(mediaRows, firstEvent)
       .insert(jobs)
@@ -85,7 +89,11 @@ export async function createJob(db: Database, request: NewJob, cap?: RunningJobs
   });
 }
 
-export async function findJobByIdempotencyKey(db: Database, owner: string, idempotencyKey: string): Promise<JobRow | undefined> {
+export async function findJobByIdempotencyKey(
+  db: Database,
+  owner: string,
+  idempotencyKey: string,
+): Promise<JobRow | undefined> {
   const [job] = await db
     .select()
     .from(jobs)
@@ -95,7 +103,11 @@ export async function findJobByIdempotencyKey(db: Database, owner: string, idemp
 
 /** Whether an error is the unique index on (owner, idempotency_key) refusing a second job. */
 export function isIdempotencyConflict(error: unknown): boolean {
-  for (let current = error as { code?: string; constraint?: string; cause?: unknown } | undefined; current; current = current.cause as typeof current) {
+  for (
+    let current = error as { code?: string; constraint?: string; cause?: unknown } | undefined;
+    current;
+    current = current.cause as typeof current
+  ) {
     if (current.code === '23505' && current.constraint === 'jobs_owner_idempotency_key_idx') return true;
   }
   return false;
@@ -148,7 +160,10 @@ export interface ListJobsParams {
 }
 
 /** Newest first, keyset-paginated on (created_at, id); returns at most `limit` jobs with their media. */
-export async function listJobs(db: Database, { status, owner, limit, cursor }: ListJobsParams): Promise<JobWithMedia[]> {
+export async function listJobs(
+  db: Database,
+  { status, owner, limit, cursor }: ListJobsParams,
+): Promise<JobWithMedia[]> {
   const conditions = [
     status ? eq(jobs.status, status) : undefined,
     owner !== undefined ? eq(jobs.owner, owner) : undefined,
@@ -166,7 +181,12 @@ export async function listJobs(db: Database, { status, owner, limit, cursor }: L
   const mediaRows = await db
     .select()
     .from(media)
-    .where(inArray(media.jobId, jobRows.map((job) => job.id)))
+    .where(
+      inArray(
+        media.jobId,
+        jobRows.map((job) => job.id),
+      ),
+    )
     .orderBy(asc(media.outputIndex));
   return jobRows.map((job) => ({ ...job, media: mediaRows.filter((row) => row.jobId === job.id) }));
 }
@@ -195,7 +215,11 @@ export async function markJobProcessing(db: Database, jobId: string): Promise<Jo
  * Records the upstream prediction for a job, keeping the first one recorded: returns the id that
  * is on record afterwards.
  */
-export async function recordPredictionId(db: Database, jobId: string, predictionId: string): Promise<string | undefined> {
+export async function recordPredictionId(
+  db: Database,
+  jobId: string,
+  predictionId: string,
+): Promise<string | undefined> {
   const result = await db.execute<{ prediction_id: string | null }>(sql`
     with recorded as (
       update ${jobs} set prediction_id = ${predictionId}, updated_at = now()
@@ -267,12 +291,7 @@ export async function listUnfinishedJobs(db: Database, limit: number, afterId?: 
   return db
     .select()
     .from(jobs)
-    .where(
-      and(
-        notInArray(jobs.status, [...TERMINAL_STATUSES]),
-        afterId ? gt(jobs.id, afterId) : undefined,
-      ),
-    )
+    .where(and(notInArray(jobs.status, [...TERMINAL_STATUSES]), afterId ? gt(jobs.id, afterId) : undefined))
     .orderBy(asc(jobs.id))
     .limit(limit);
 }

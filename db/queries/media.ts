@@ -40,8 +40,18 @@ const UNFINISHED = sql.raw(`status in ('PENDING', 'PROCESSING')`);
  * count is the activity's attempt number, not an increment, so a write repeated after a lost
  * answer (or a stale attempt beside a newer one) does not count twice.
  */
-export async function markMediaProcessing(db: Database, ref: OutputRef, sourceUrl: string, attempt: number): Promise<void> {
-  await updateOutput(db, ref, sql`status = 'PROCESSING', media_url = ${sourceUrl}, attempts = greatest(attempts, ${attempt}), error_message = null`, UNFINISHED);
+export async function markMediaProcessing(
+  db: Database,
+  ref: OutputRef,
+  sourceUrl: string,
+  attempt: number,
+): Promise<void> {
+  await updateOutput(
+    db,
+    ref,
+    sql`status = 'PROCESSING', media_url = ${sourceUrl}, attempts = greatest(attempts, ${attempt}), error_message = null`,
+    UNFINISHED,
+  );
 }
 
 export async function getMedia(db: Database, ref: OutputRef): Promise<MediaRow | undefined> {

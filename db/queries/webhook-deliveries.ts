@@ -43,7 +43,11 @@ export async function listDeliveries(db: Database, jobId: string): Promise<Webho
     .orderBy(asc(webhookDeliveries.createdAt), asc(webhookDeliveries.attempt));
 }
 
-export async function getDelivery(db: Database, jobId: string, deliveryId: string): Promise<WebhookDeliveryRow | undefined> {
+export async function getDelivery(
+  db: Database,
+  jobId: string,
+  deliveryId: string,
+): Promise<WebhookDeliveryRow | undefined> {
   const [row] = await db
     .select()
     .from(webhookDeliveries)

@@ -41,7 +41,10 @@ describe('faults: hostile input', () => {
   beforeAll(async () => {
     stack = await startTestStack({ env: { FAKE_PROVIDER_LATENCY_MS: '60000' } });
     for (let i = 0; i < 3; i++) {
-      const reply = await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, prompt: `${marker} running ${i}` });
+      const reply = await postJson(stack.baseUrl, '/api/v1/generate', {
+        ...validRequest,
+        prompt: `${marker} running ${i}`,
+      });
       expect(reply.status).toBe(202);
       accepted.add(reply.body!.job_id);
       runningJobs.push(reply.body!.job_id);
@@ -50,7 +53,10 @@ describe('faults: hostile input', () => {
 
   afterAll(async () => {
     await stack?.stop();
-    const byStatus = [...statuses.entries()].sort(([a], [b]) => a - b).map(([status, count]) => `${status}×${count}`).join(' ');
+    const byStatus = [...statuses.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([status, count]) => `${status}×${count}`)
+      .join(' ');
     const kinds = new Map<string, Anomaly & { count: number }>();
     for (const anomaly of anomalies) {
       const kind = `${anomaly.property} ${anomaly.status} ${anomaly.problem}`;
@@ -58,12 +64,24 @@ describe('faults: hostile input', () => {
       if (seen) seen.count++;
       else kinds.set(kind, { ...anomaly, count: 1 });
     }
-    const listed = [...kinds.values()].map((kind) => `\n  ${kind.count}× ${kind.property}: ${kind.status} ${kind.problem}; e.g. ${kind.request} → ${kind.body}`).join('');
-    console.log(`[faults] hostile input (seed ${SEED}): ${requests} fuzzed requests; statuses ${byStatus}; anomalies ${anomalies.length}${listed}`);
+    const listed = [...kinds.values()]
+      .map(
+        (kind) =>
+          `\n  ${kind.count}× ${kind.property}: ${kind.status} ${kind.problem}; e.g. ${kind.request} → ${kind.body}`,
+      )
+      .join('');
+    console.log(
+      `[faults] hostile input (seed ${SEED}): ${requests} fuzzed requests; statuses ${byStatus}; anomalies ${anomalies.length}${listed}`,
+    );
   });
 
   /** Sends one request and checks what every answer must be; records anything else. */
-  async function hit(property: string, method: string, path: string, init: { body?: string | Uint8Array; headers?: Record<string, string>; chunked?: boolean } = {}) {
+  async function hit(
+    property: string,
+    method: string,
+    path: string,
+    init: { body?: string | Uint8Array; headers?: Record<string, string>; chunked?: boolean } = {},
+  ) {
     requests++;
     const shown = (text: string) => (text.length > 200 ? `${text.slice(0, 200)}…(${text.length})` : text);
     const label = `${method} ${shown(path)}${init.headers && Object.keys(init.headers).length > 0 ? ` ${JSON.stringify(init.headers)}` : ''}${init.body !== undefined ? ` body ${JSON.stringify(shown(Buffer.from(init.body).toString('latin1')))}` : ''}`;
@@ -73,20 +91,30 @@ describe('faults: hostile input', () => {
         method,
         headers: init.headers,
         // A stream is sent chunked, without a content-length.
-        body: init.chunked && init.body !== undefined ? Readable.toWeb(Readable.from([Buffer.from(init.body)])) as ReadableStream : (init.body as string | Uint8Array | undefined),
+        body:
+          init.chunked && init.body !== undefined
+            ? (Readable.toWeb(Readable.from([Buffer.from(init.body)])) as ReadableStream)
+            : (init.body as string | Uint8Array | undefined),
         ...(init.chunked ? { duplex: 'half' } : {}),
         redirect: 'manual',
         signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
       });
     } catch (error) {
-      anomalies.push({ property, request: label, status: 0, problem: `no answer: ${(error as Error).name}: ${(error as Error).message}`, body: '' });
+      anomalies.push({
+        property,
+        request: label,
+        status: 0,
+        problem: `no answer: ${(error as Error).name}: ${(error as Error).message}`,
+        body: '',
+      });
       return { status: 0, json: undefined as any };
     }
     statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
     const type = response.headers.get('content-type') ?? '';
     // A stream (server-sent events) is not read to its end.
     const text = type.startsWith('text/event-stream') ? (await response.body?.cancel(), '') : await response.text();
-    const record = (problem: string) => anomalies.push({ property, request: label, status: response.status, problem, body: text.slice(0, 300) });
+    const record = (problem: string) =>
+      anomalies.push({ property, request: label, status: response.status, problem, body: text.slice(0, 300) });
     let json: any;
     try {
       json = text ? JSON.parse(text) : undefined;
@@ -95,16 +123,29 @@ describe('faults: hostile input', () => {
     }
     if (response.status >= 500) record('a 5xx');
     if (response.status >= 400 && method !== 'HEAD') {
-      if (!type.startsWith('application/problem+json')) record(`an error that is not problem+json (${type || 'no content type'})`);
-      else if (!json || json.status !== response.status || typeof json.title !== 'string' || typeof json.detail !== 'string') record('a malformed problem');
+      if (!type.startsWith('application/problem+json'))
+        record(`an error that is not problem+json (${type || 'no content type'})`);
+      else if (
+        !json ||
+        json.status !== response.status ||
+        typeof json.title !== 'string' ||
+        typeof json.detail !== 'string'
+      )
+        record('a malformed problem');
     }
-    if (/\bat [^\s]+ \(?[^\s]+\.(ts|js):\d+/.test(text) || text.includes('node_modules')) record('a stack trace in the body');
+    if (/\bat [^\s]+ \(?[^\s]+\.(ts|js):\d+/.test(text) || text.includes('node_modules'))
+      record('a stack trace in the body');
     if (response.status === 202 && path === '/api/v1/generate' && json?.job_id) accepted.add(json.job_id);
     return { status: response.status, json };
   }
 
   /** Runs a property with the shared seed, bounded in runs and in time. */
-  async function fuzz<T>(property: string, arbitrary: fc.Arbitrary<T>, send: (value: T) => Promise<unknown>, runs = RUNS): Promise<void> {
+  async function fuzz<T>(
+    property: string,
+    arbitrary: fc.Arbitrary<T>,
+    send: (value: T) => Promise<unknown>,
+    runs = RUNS,
+  ): Promise<void> {
     await fc.assert(
       fc.asyncProperty(arbitrary, async (value) => {
         await send(value);
@@ -122,12 +163,32 @@ describe('faults: hostile input', () => {
   // Generators
 
   /** Percent-encodes every UTF-8 byte (encodeURIComponent throws on lone surrogates). */
-  const percentEncode = (text: string) => [...Buffer.from(text, 'utf8')].map((byte) => `%${byte.toString(16).padStart(2, '0')}`).join('');
+  const percentEncode = (text: string) =>
+    [...Buffer.from(text, 'utf8')].map((byte) => `%${byte.toString(16).padStart(2, '0')}`).join('');
 
   const oddStrings = fc.oneof(
     fc.string({ unit: 'binary', maxLength: 64 }),
     fc.string({ unit: 'grapheme', maxLength: 32 }),
-    fc.constantFrom('', ' ', '\u0000', 'a\u0000b', '\ud800', '\udfff', 'x\ud83d', '\u202e\u202d', '\ufeff', '\r\n', '%00', '../../etc/passwd', '{{7*7}}', "'; drop table jobs; --", '<script>', 'null', 'undefined', 'NaN'),
+    fc.constantFrom(
+      '',
+      ' ',
+      '\u0000',
+      'a\u0000b',
+      '\ud800',
+      '\udfff',
+      'x\ud83d',
+      '\u202e\u202d',
+      '\ufeff',
+      '\r\n',
+      '%00',
+      '../../etc/passwd',
+      '{{7*7}}',
+      "'; drop table jobs; --",
+      '<script>',
+      'null',
+      'undefined',
+      'NaN',
+    ),
     fc.nat({ max: 20_000 }).map((length) => 'é'.repeat(length)),
     fc.nat({ max: 10_000 }).map((length) => '\u0000'.repeat(length)),
   );
@@ -136,7 +197,22 @@ describe('faults: hostile input', () => {
     fc.integer().map(String),
     fc.double().map((value) => (Number.isFinite(value) ? JSON.stringify(value) : '1e400')),
     fc.bigInt({ min: -(2n ** 80n), max: 2n ** 80n }).map(String),
-    fc.constantFrom('-0', '0.0', '1e400', '-1e400', '1e-400', '9007199254740993', '4294967296', '4294967295', '11', '10', '1.5', '0', '-1', '1E2'),
+    fc.constantFrom(
+      '-0',
+      '0.0',
+      '1e400',
+      '-1e400',
+      '1e-400',
+      '9007199254740993',
+      '4294967296',
+      '4294967295',
+      '11',
+      '10',
+      '1.5',
+      '0',
+      '-1',
+      '1E2',
+    ),
   );
   /** A JSON text for any value, hostile or not. */
   const hostileValueText: fc.Arbitrary<string> = fc.letrec<{ value: string }>((tie) => ({
@@ -146,13 +222,32 @@ describe('faults: hostile input', () => {
       oddNumberTexts,
       fc.constantFrom('true', 'false', 'null', '[]', '{}'),
       fc.array(tie('value'), { maxLength: 4 }).map((items) => `[${items.join(',')}]`),
-      fc.array(fc.tuple(fc.oneof(oddStrings, fc.constantFrom('__proto__', 'constructor', 'prototype')), tie('value')), { maxLength: 3 }).map(
-        (entries) => `{${entries.map(([key, value]) => `${JSON.stringify(key)}:${value}`).join(',')}}`,
-      ),
+      fc
+        .array(fc.tuple(fc.oneof(oddStrings, fc.constantFrom('__proto__', 'constructor', 'prototype')), tie('value')), {
+          maxLength: 3,
+        })
+        .map((entries) => `{${entries.map(([key, value]) => `${JSON.stringify(key)}:${value}`).join(',')}}`),
     ),
   })).value;
-  const knownFields = ['model', 'prompt', 'num_outputs', 'seed', 'output_format', 'webhook_url', 'webhook_events_filter', 'deadline_seconds'];
-  const pollutingKeys = ['__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty', 'valueOf', '__defineGetter__'];
+  const knownFields = [
+    'model',
+    'prompt',
+    'num_outputs',
+    'seed',
+    'output_format',
+    'webhook_url',
+    'webhook_events_filter',
+    'deadline_seconds',
+  ];
+  const pollutingKeys = [
+    '__proto__',
+    'constructor',
+    'prototype',
+    'toString',
+    'hasOwnProperty',
+    'valueOf',
+    '__defineGetter__',
+  ];
   /** A generate body: each known field absent, valid or hostile, plus unknown and polluting keys; always carries the marker. */
   const generateBodyText = fc
     .record({
@@ -161,11 +256,17 @@ describe('faults: hostile input', () => {
       promptKind: fc.constantFrom('marker', 'marker', 'marker', 'long'),
       num_outputs: fc.option(fc.oneof(fc.integer({ min: -2, max: 12 }).map(String), oddNumberTexts, hostileValueText)),
       seed: fc.option(fc.oneof(oddNumberTexts, hostileValueText)),
-      output_format: fc.option(fc.oneof(fc.constantFrom('"png"', '"jpg"', '"webp"', '"gif"', '"PNG"', '"png "'), hostileValueText)),
-      extra: fc.array(fc.tuple(fc.oneof(fc.constantFrom(...pollutingKeys, ...knownFields), oddStrings), hostileValueText), { maxLength: 3 }),
+      output_format: fc.option(
+        fc.oneof(fc.constantFrom('"png"', '"jpg"', '"webp"', '"gif"', '"PNG"', '"png "'), hostileValueText),
+      ),
+      extra: fc.array(
+        fc.tuple(fc.oneof(fc.constantFrom(...pollutingKeys, ...knownFields), oddStrings), hostileValueText),
+        { maxLength: 3 },
+      ),
     })
     .map((body) => {
-      const prompt = body.promptKind === 'long' ? `${marker} ${'x'.repeat(LIMITS.maxPromptLength)}` : `${marker} ${body.promptTail}`;
+      const prompt =
+        body.promptKind === 'long' ? `${marker} ${'x'.repeat(LIMITS.maxPromptLength)}` : `${marker} ${body.promptTail}`;
       const fields: [string, string][] = [
         ['model', body.model],
         ['prompt', JSON.stringify(prompt)],
@@ -178,7 +279,9 @@ describe('faults: hostile input', () => {
     });
   const deepJson = fc.oneof(
     fc.integer({ min: 1_000, max: 10_000 }).map((depth) => `${'['.repeat(depth)}${']'.repeat(depth)}`),
-    fc.integer({ min: 1_000, max: 6_000 }).map((depth) => `{"prompt":"${marker}","model":${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}}`),
+    fc
+      .integer({ min: 1_000, max: 6_000 })
+      .map((depth) => `{"prompt":"${marker}","model":${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}}`),
     fc.integer({ min: 100, max: 10_000 }).map((depth) => `${'['.repeat(depth)}`),
   );
   const contentTypes = fc.constantFrom(
@@ -201,24 +304,80 @@ describe('faults: hostile input', () => {
     'application/json; boundary="',
     '',
   );
-  const contentEncodings = fc.constantFrom(undefined, undefined, undefined, 'gzip', 'deflate', 'br', 'identity', 'x-unknown', 'gzip, gzip');
+  const contentEncodings = fc.constantFrom(
+    undefined,
+    undefined,
+    undefined,
+    'gzip',
+    'deflate',
+    'br',
+    'identity',
+    'x-unknown',
+    'gzip, gzip',
+  );
   /** Path segments: arbitrary text (encoded), raw odd escapes, traversal, very long. */
   const oddSegment = fc.oneof(
     fc.string({ unit: 'binary', maxLength: 40 }).map(percentEncode),
     fc.uuid(),
-    fc.constantFrom('%', '%%', '%zz', '%00', '%2F', '%2f..%2f', '..', '.', '%2e%2e', '%2e%2e%2f%2e%2e', '%C0%AF', '%ED%A0%80', '%FF', '%uD800', 'a%2Fb', '\u00e9', ';', '%3B', '*', '00000000-0000-0000-0000-000000000000', 'ffffffff-ffff-ffff-ffff-ffffffffffff', 'zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz'),
+    fc.constantFrom(
+      '%',
+      '%%',
+      '%zz',
+      '%00',
+      '%2F',
+      '%2f..%2f',
+      '..',
+      '.',
+      '%2e%2e',
+      '%2e%2e%2f%2e%2e',
+      '%C0%AF',
+      '%ED%A0%80',
+      '%FF',
+      '%uD800',
+      'a%2Fb',
+      '\u00e9',
+      ';',
+      '%3B',
+      '*',
+      '00000000-0000-0000-0000-000000000000',
+      'ffffffff-ffff-ffff-ffff-ffffffffffff',
+      'zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz',
+    ),
     fc.integer({ min: 100, max: 8_000 }).map((length) => 'a'.repeat(length)),
   );
   /** A query string: known and unknown keys, repeated keys, hostile values, odd escapes, extreme cursors. */
   const cursorText = fc
-    .tuple(fc.date({ min: new Date(-8.64e15), max: new Date(8.64e15), noInvalidDate: true }), fc.oneof(fc.uuid(), fc.stringMatching(/^[0-9a-f-]{36}$/), oddStrings))
+    .tuple(
+      fc.date({ min: new Date(-8.64e15), max: new Date(8.64e15), noInvalidDate: true }),
+      fc.oneof(fc.uuid(), fc.stringMatching(/^[0-9a-f-]{36}$/), oddStrings),
+    )
     .map(([date, id]) => Buffer.from(`${date.toISOString()}|${id}`).toString('base64url'));
   const queryText = fc
     .array(
       fc.tuple(
-        fc.oneof(fc.constantFrom('status', 'limit', 'cursor', 'status[]', '__proto__', 'constructor[prototype]', 'limit[0]'), oddStrings.map(percentEncode)),
         fc.oneof(
-          fc.constantFrom('PENDING', 'COMPLETED', 'pending', '', '0', '-1', '101', '100', '1', '1e2', '0x10', 'NaN', 'Infinity', '20.5', '%', '%00'),
+          fc.constantFrom('status', 'limit', 'cursor', 'status[]', '__proto__', 'constructor[prototype]', 'limit[0]'),
+          oddStrings.map(percentEncode),
+        ),
+        fc.oneof(
+          fc.constantFrom(
+            'PENDING',
+            'COMPLETED',
+            'pending',
+            '',
+            '0',
+            '-1',
+            '101',
+            '100',
+            '1',
+            '1e2',
+            '0x10',
+            'NaN',
+            'Infinity',
+            '20.5',
+            '%',
+            '%00',
+          ),
           oddNumberTexts.map(percentEncode),
           oddStrings.map(percentEncode),
           cursorText,
@@ -243,7 +402,9 @@ describe('faults: hostile input', () => {
     const field = fc.oneof(
       oddStrings.map((tail) => ({ prompt: `${marker} ${tail}` })),
       oddStrings.map((model) => ({ model })),
-      fc.oneof(oddStrings, fc.constantFrom('a/b\u0000', 'a\u0000/b', 'a/b:\u0000', 'owner/name:v1\n')).map((model) => ({ model: `${model}` })),
+      fc
+        .oneof(oddStrings, fc.constantFrom('a/b\u0000', 'a\u0000/b', 'a/b:\u0000', 'owner/name:v1\n'))
+        .map((model) => ({ model: `${model}` })),
       oddStrings.map((output_format) => ({ output_format })),
     );
     await fuzz('generate-field', field, (change) =>
@@ -261,8 +422,23 @@ describe('faults: hostile input', () => {
       generateBodyText.map((text) => text.slice(0, Math.max(1, text.length - 3))),
       generateBodyText.map((text) => `${text}}garbage`),
       generateBodyText.map((text) => `\ufeff${text}`),
-      fc.uint8Array({ maxLength: 2_048 }).map((bytes) => Buffer.concat([Buffer.from(`{"prompt":"${marker}`), Buffer.from(bytes)]).toString('latin1')),
-      fc.constantFrom('', ' ', 'null', '"just a string"', '42', 'true', '[]', '{', '}', '{"a":}', `{"prompt":"${marker}\\ud800"}`, `{"prompt":"${marker}\\u0000"}`),
+      fc
+        .uint8Array({ maxLength: 2_048 })
+        .map((bytes) => Buffer.concat([Buffer.from(`{"prompt":"${marker}`), Buffer.from(bytes)]).toString('latin1')),
+      fc.constantFrom(
+        '',
+        ' ',
+        'null',
+        '"just a string"',
+        '42',
+        'true',
+        '[]',
+        '{',
+        '}',
+        '{"a":}',
+        `{"prompt":"${marker}\\ud800"}`,
+        `{"prompt":"${marker}\\u0000"}`,
+      ),
     );
     await fuzz(
       'generate-raw',
@@ -285,16 +461,30 @@ describe('faults: hostile input', () => {
         const head = `{"model":"a/b","prompt":"${marker}","padding":"`;
         const body = `${head}${'x'.repeat(Math.max(0, size - head.length - 2))}"}`;
         const bytes = Buffer.from(body);
-        const reply = await hit('generate-size', 'POST', '/api/v1/generate', { body: bytes, headers: { 'content-type': 'application/json' }, chunked });
+        const reply = await hit('generate-size', 'POST', '/api/v1/generate', {
+          body: bytes,
+          headers: { 'content-type': 'application/json' },
+          chunked,
+        });
         // Over the limit: 413. Under it: 422 (padding is not a known field).
         const expected = bytes.length > LIMITS.maxBodyBytes ? 413 : 422;
-        if (reply.status !== expected) anomalies.push({ property: 'generate-size', request: `${bytes.length} bytes${chunked ? ' chunked' : ''}`, status: reply.status, problem: `expected ${expected}`, body: '' });
+        if (reply.status !== expected)
+          anomalies.push({
+            property: 'generate-size',
+            request: `${bytes.length} bytes${chunked ? ' chunked' : ''}`,
+            status: reply.status,
+            problem: `expected ${expected}`,
+            body: '',
+          });
       },
       40,
     );
     // Far over it: a megabyte and more, announced and not.
     for (const size of [1024 * 1024, 8 * 1024 * 1024]) {
-      await hit('generate-size', 'POST', '/api/v1/generate', { body: Buffer.alloc(size, 'x'), headers: { 'content-type': 'application/json' } });
+      await hit('generate-size', 'POST', '/api/v1/generate', {
+        body: Buffer.alloc(size, 'x'),
+        headers: { 'content-type': 'application/json' },
+      });
     }
     expectNoAnomalies('generate-size');
   }, 60_000);
@@ -319,23 +509,50 @@ describe('faults: hostile input', () => {
     );
     await fuzz(
       'cancel',
-      fc.tuple(fc.oneof(oddSegment, fc.constantFrom(...runningJobs)), reasonBody, fc.constantFrom('application/json', 'application/json', 'text/plain', '')),
+      fc.tuple(
+        fc.oneof(oddSegment, fc.constantFrom(...runningJobs)),
+        reasonBody,
+        fc.constantFrom('application/json', 'application/json', 'text/plain', ''),
+      ),
       ([segment, body, type]) =>
-        hit('cancel', 'POST', `/api/v1/jobs/${segment}/cancel`, { body: body || undefined, headers: type ? { 'content-type': type } : {} }),
+        hit('cancel', 'POST', `/api/v1/jobs/${segment}/cancel`, {
+          body: body || undefined,
+          headers: type ? { 'content-type': type } : {},
+        }),
     );
     // A reason the database cannot store (NUL) must not leave a job unable to end.
-    const target = await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, prompt: `${marker} cancelled with a NUL` });
+    const target = await postJson(stack.baseUrl, '/api/v1/generate', {
+      ...validRequest,
+      prompt: `${marker} cancelled with a NUL`,
+    });
     accepted.add(target.body!.job_id);
-    await hit('cancel', 'POST', `/api/v1/jobs/${target.body!.job_id}/cancel`, { body: JSON.stringify({ reason: 'stop\u0000now' }), headers: { 'content-type': 'application/json' } });
+    await hit('cancel', 'POST', `/api/v1/jobs/${target.body!.job_id}/cancel`, {
+      body: JSON.stringify({ reason: 'stop\u0000now' }),
+      headers: { 'content-type': 'application/json' },
+    });
     expectNoAnomalies('cancel');
   }, 60_000);
 
   it('every other route in /openapi.json, and unknown ones: odd methods, path parameters, queries and bodies', async () => {
     const document = (await getJson(stack.baseUrl, '/openapi.json')).body!;
-    const templates = [...Object.keys(document.paths as Record<string, unknown>), '/docs/', '/api/v2/generate', '/api/v1', '/', '/api/v1/jobs/x/y/z'];
+    const templates = [
+      ...Object.keys(document.paths as Record<string, unknown>),
+      '/docs/',
+      '/api/v2/generate',
+      '/api/v1',
+      '/',
+      '/api/v1/jobs/x/y/z',
+    ];
     await fuzz(
       'routes',
-      fc.tuple(fc.constantFrom(...templates), methods, fc.array(oddSegment, { minLength: 4, maxLength: 4 }), fc.option(queryText), fc.option(generateBodyText), contentTypes),
+      fc.tuple(
+        fc.constantFrom(...templates),
+        methods,
+        fc.array(oddSegment, { minLength: 4, maxLength: 4 }),
+        fc.option(queryText),
+        fc.option(generateBodyText),
+        contentTypes,
+      ),
       ([template, method, segments, query, body, type]) => {
         let index = 0;
         const path = template.replace(/\{[^}]+\}/g, () => segments[index++ % segments.length]!);
@@ -360,33 +577,71 @@ describe('faults: hostile input', () => {
     const generate = document.paths['/api/v1/generate'].post;
     expect(generate.description).toContain(`${LIMITS.maxBodyBytes} bytes`);
     expect(Object.keys(generate.responses)).toEqual(expect.arrayContaining(['413', '422']));
-    expect(document.components.schemas.CancelRequest.properties.reason).toMatchObject({ maxLength: expect.any(Number) });
+    expect(document.components.schemas.CancelRequest.properties.reason).toMatchObject({
+      maxLength: expect.any(Number),
+    });
     // Every array and string a client can send is bounded.
     for (const [name, schema] of Object.entries(document.components.schemas as Record<string, any>)) {
       if (!/Request$/.test(name)) continue;
       for (const [field, property] of Object.entries(schema.properties as Record<string, any>)) {
-        const bounded = property.type === 'array' ? 'maxItems' in property : property.type === 'string' ? 'maxLength' in property || 'enum' in property : true;
+        const bounded =
+          property.type === 'array'
+            ? 'maxItems' in property
+            : property.type === 'string'
+              ? 'maxLength' in property || 'enum' in property
+              : true;
         expect({ schema: name, field, bounded }).toEqual({ schema: name, field, bounded: true });
       }
     }
 
     // And the API enforces them.
     const prompt = `${marker} limits`;
-    expect((await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, prompt, num_outputs: LIMITS.maxOutputs + 1 })).status).toBe(422);
-    expect((await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, prompt: `${prompt} ${'x'.repeat(LIMITS.maxPromptLength)}` })).status).toBe(422);
-    expect((await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, prompt, seed: LIMITS.maxSeed + 1 })).status).toBe(422);
-    expect((await postJson(stack.baseUrl, '/api/v1/generate', `{"model":"a/b","prompt":"${prompt}","p":"${'x'.repeat(LIMITS.maxBodyBytes)}"}`)).status).toBe(413);
+    expect(
+      (
+        await postJson(stack.baseUrl, '/api/v1/generate', {
+          ...validRequest,
+          prompt,
+          num_outputs: LIMITS.maxOutputs + 1,
+        })
+      ).status,
+    ).toBe(422);
+    expect(
+      (
+        await postJson(stack.baseUrl, '/api/v1/generate', {
+          ...validRequest,
+          prompt: `${prompt} ${'x'.repeat(LIMITS.maxPromptLength)}`,
+        })
+      ).status,
+    ).toBe(422);
+    expect(
+      (await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, prompt, seed: LIMITS.maxSeed + 1 })).status,
+    ).toBe(422);
+    expect(
+      (
+        await postJson(
+          stack.baseUrl,
+          '/api/v1/generate',
+          `{"model":"a/b","prompt":"${prompt}","p":"${'x'.repeat(LIMITS.maxBodyBytes)}"}`,
+        )
+      ).status,
+    ).toBe(413);
   });
 
   it('leaves the books straight: only accepted requests made jobs, and every one of them ends', async () => {
     // Jobs the fuzzing got accepted (valid by chance) are cancelled, so that they end quickly.
-    for (const jobId of accepted) await postJson(stack.baseUrl, `/api/v1/jobs/${jobId}/cancel`, { reason: 'fuzz run over' });
-    const { rows } = await stack.database.pool.query<{ id: string }>(`select id from jobs where prompt like $1 || '%'`, [marker]);
+    for (const jobId of accepted)
+      await postJson(stack.baseUrl, `/api/v1/jobs/${jobId}/cancel`, { reason: 'fuzz run over' });
+    const { rows } = await stack.database.pool.query<{ id: string }>(
+      `select id from jobs where prompt like $1 || '%'`,
+      [marker],
+    );
     expect(rows.map((row) => row.id).filter((id) => !accepted.has(id))).toEqual([]);
     expect([...accepted].filter((id) => !rows.some((row) => row.id === id))).toEqual([]);
     // A hostile cancel reason must not leave a job unable to end.
     const ended = await waitForJobsToEnd(stack.database.pool, [...accepted], 30_000);
     expect([...ended.values()].every((entry) => ['CANCELLED', 'COMPLETED'].includes(entry.status))).toBe(true);
-    console.log(`[faults] hostile input: ${accepted.size} requests were valid by chance and made jobs (all ended); ${anomalies.length} anomalies`);
+    console.log(
+      `[faults] hostile input: ${accepted.size} requests were valid by chance and made jobs (all ended); ${anomalies.length} anomalies`,
+    );
   }, 60_000);
 });

@@ -32,7 +32,10 @@ describe('faults: Postgres unreachable for 30 s', () => {
     toxiproxy = await Toxiproxy.start();
     pgProxy = await toxiproxy.proxy('postgres', `${databaseUrl.hostname}:${databaseUrl.port || 5432}`);
     const proxiedUrl = throughProxy(databaseUrl.toString(), pgProxy);
-    stack = await startTestStack({ worker: false, env: { DATABASE_URL: proxiedUrl, ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS: '2' } });
+    stack = await startTestStack({
+      worker: false,
+      env: { DATABASE_URL: proxiedUrl, ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS: '2' },
+    });
     direct = createDatabase({ url: databaseUrl.toString(), poolSize: 2 });
     s3 = createS3Client(stack.config);
     worker = new WorkerProcess(workerProcessEnv(stack.config, { FAKE_PROVIDER_LATENCY_MS: '3000' }));
@@ -69,28 +72,50 @@ describe('faults: Postgres unreachable for 30 s', () => {
     const timed = async (what: string, call: () => Promise<Response>) => {
       const started = Date.now();
       const response = await call();
-      answers.push({ what, status: response.status, ms: Date.now() - started, type: response.headers.get('content-type') });
+      answers.push({
+        what,
+        status: response.status,
+        ms: Date.now() - started,
+        type: response.headers.get('content-type'),
+      });
       return response;
     };
     let readyChecks: Record<string, string> | undefined;
     let healthz = 0;
     while (Date.now() - outageStarted < OUTAGE_MS) {
       const submitted = await ledger.submit(stack.baseUrl, { ...validRequest, num_outputs: 1 });
-      answers.push({ what: 'POST /api/v1/generate', status: submitted.status, ms: submitted.ms, type: 'application/problem+json' });
-      expect(submitted.body).toMatchObject({ status: submitted.status, title: expect.any(String), detail: expect.any(String) });
+      answers.push({
+        what: 'POST /api/v1/generate',
+        status: submitted.status,
+        ms: submitted.ms,
+        type: 'application/problem+json',
+      });
+      expect(submitted.body).toMatchObject({
+        status: submitted.status,
+        title: expect.any(String),
+        detail: expect.any(String),
+      });
       await timed('GET /api/v1/status/{id}', () => fetch(`${stack.baseUrl}/api/v1/status/${running[0]}`));
       await timed('GET /api/v1/jobs', () => fetch(`${stack.baseUrl}/api/v1/jobs?limit=5`));
-      await timed('POST /api/v1/jobs/{id}/cancel', () => fetch(`${stack.baseUrl}/api/v1/jobs/${running[0]}/cancel`, { method: 'POST' }));
+      await timed('POST /api/v1/jobs/{id}/cancel', () =>
+        fetch(`${stack.baseUrl}/api/v1/jobs/${running[0]}/cancel`, { method: 'POST' }),
+      );
       const ready = await timed('GET /readyz', () => fetch(`${stack.baseUrl}/readyz`));
       readyChecks = ((await ready.json()) as { checks: Record<string, string> }).checks;
       healthz = (await fetch(`${stack.baseUrl}/healthz`)).status;
-      if (!worker.running) throw new Error(`the worker died during the outage:\n${worker.output.slice(-30).join('\n')}`);
+      if (!worker.running)
+        throw new Error(`the worker died during the outage:\n${worker.output.slice(-30).join('\n')}`);
       await sleep(1_000);
     }
 
     // Every answer during the outage: 503 problem+json, quickly. Never a 500, never a hang.
     for (const answer of answers) {
-      expect({ ...answer, ms: answer.ms < ANSWER_BOUND_MS }).toEqual({ ...answer, status: 503, ms: true, type: expect.stringMatching(/^application\/problem\+json/) });
+      expect({ ...answer, ms: answer.ms < ANSWER_BOUND_MS }).toEqual({
+        ...answer,
+        status: 503,
+        ms: true,
+        type: expect.stringMatching(/^application\/problem\+json/),
+      });
     }
     expect(readyChecks).toMatchObject({ postgres: expect.stringMatching(/^unavailable/), temporal: 'ok', s3: 'ok' });
     expect(healthz).toBe(200);
@@ -101,15 +126,24 @@ describe('faults: Postgres unreachable for 30 s', () => {
     const ended = await waitForJobsToEnd(direct.pool, running, 60_000);
     for (const jobId of running) {
       const job = await jobState(direct.pool, jobId);
-      expect({ jobId, status: job?.status, error: job?.error_message }).toEqual({ jobId, status: 'COMPLETED', error: null });
+      expect({ jobId, status: job?.status, error: job?.error_message }).toEqual({
+        jobId,
+        status: 'COMPLETED',
+        error: null,
+      });
     }
     const recoveryMs = Math.max(...[...ended.values()].map((entry) => entry.endedAt - restored));
 
     // The API takes submissions again, and the worker lived through it.
-    const after = await waitFor('the API to accept a job again', async () => {
-      const reply = await ledger.submit(stack.baseUrl, { ...validRequest, num_outputs: 1 });
-      return reply.status === 202 ? reply : undefined;
-    }, 15_000, 500);
+    const after = await waitFor(
+      'the API to accept a job again',
+      async () => {
+        const reply = await ledger.submit(stack.baseUrl, { ...validRequest, num_outputs: 1 });
+        return reply.status === 202 ? reply : undefined;
+      },
+      15_000,
+      500,
+    );
     await waitForJobsToEnd(direct.pool, [after.jobId!], 30_000);
     expect(worker.running).toBe(true);
     expect(worker.output.join('\n')).not.toMatch(/worker failed|unhandled|uncaught/i);
@@ -128,7 +162,11 @@ describe('faults: Postgres unreachable for 30 s', () => {
     const databaseUrl = new URL(testServers().databaseUrl);
     const txProxy = await toxiproxy.proxy('postgres-tx', `${databaseUrl.hostname}:${databaseUrl.port || 5432}`);
     const errors: Error[] = [];
-    const database = createDatabase({ url: throughProxy(databaseUrl.toString(), txProxy), poolSize: 2, onIdleClientError: (error) => errors.push(error) });
+    const database = createDatabase({
+      url: throughProxy(databaseUrl.toString(), txProxy),
+      poolSize: 2,
+      onIdleClientError: (error) => errors.push(error),
+    });
     try {
       const transaction = database.db.transaction(async (tx) => {
         await tx.execute(sql`select 1`);

@@ -51,7 +51,12 @@ describe('faults: S3 restarted or slow mid-upload', () => {
     // Eight attempts per output: with half of all connections reset, an upload attempt fails about
     // one time in three once the S3 client's retry quota is spent (after the kill scenario), and
     // the default five would lose an output in about one run in fifty.
-    const env = { S3_ENDPOINT_URL: `http://${s3Proxy.listen}`, S3_BUCKET_NAME: BUCKET, ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS: '2', PERSIST_MAX_ATTEMPTS: '8' };
+    const env = {
+      S3_ENDPOINT_URL: `http://${s3Proxy.listen}`,
+      S3_BUCKET_NAME: BUCKET,
+      ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS: '2',
+      PERSIST_MAX_ATTEMPTS: '8',
+    };
     stack = await startTestStack({ worker: false, env });
     direct = createS3Client({ ...stack.config, S3_ENDPOINT_URL: `http://127.0.0.1:${s3Port}` });
     await ensureBucket(direct, BUCKET);
@@ -83,7 +88,11 @@ describe('faults: S3 restarted or slow mid-upload', () => {
     await waitForJobsToEnd(stack.database.pool, jobIds, timeoutMs);
     for (const jobId of jobIds) {
       const job = await jobState(stack.database.pool, jobId);
-      expect({ jobId, status: job?.status, error: job?.error_message }).toEqual({ jobId, status: 'COMPLETED', error: null });
+      expect({ jobId, status: job?.status, error: job?.error_message }).toEqual({
+        jobId,
+        status: 'COMPLETED',
+        error: null,
+      });
     }
     // Every COMPLETED row's object exists with the recorded size and SHA-256; no object without its row.
     return checkBooks({ pool: stack.database.pool, s3: direct, bucket: BUCKET, jobIds });
@@ -96,7 +105,9 @@ describe('faults: S3 restarted or slow mid-upload', () => {
       'a multipart upload in progress',
       async () => {
         const uploads = await direct.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: 'jobs/' }));
-        return (uploads.Uploads ?? []).some((upload) => jobIds.some((jobId) => upload.Key?.startsWith(`jobs/${jobId}/`)));
+        return (uploads.Uploads ?? []).some((upload) =>
+          jobIds.some((jobId) => upload.Key?.startsWith(`jobs/${jobId}/`)),
+        );
       },
       30_000,
       50,
@@ -107,7 +118,11 @@ describe('faults: S3 restarted or slow mid-upload', () => {
     const downSince = Date.now();
     const ready = await getJson(stack.baseUrl, '/readyz');
     expect(ready.status).toBe(503);
-    expect(ready.body!.checks).toMatchObject({ s3: expect.stringMatching(/^unavailable/), postgres: 'ok', temporal: 'ok' });
+    expect(ready.body!.checks).toMatchObject({
+      s3: expect.stringMatching(/^unavailable/),
+      postgres: 'ok',
+      temporal: 'ok',
+    });
     // Nothing half-written is visible, and no row says COMPLETED for an object that is not there.
     for (const jobId of jobIds) {
       expect((await jobState(stack.database.pool, jobId))!.media.map((row) => row.status)).not.toContain('COMPLETED');
@@ -121,10 +136,15 @@ describe('faults: S3 restarted or slow mid-upload', () => {
     // The uploads cut off by the crash were aborted by their retries: no invisible parts left behind.
     expect(summary.openMultipartUploads).toBe(0);
     for (const jobId of jobIds) {
-      expect((await listAll(direct, BUCKET, `jobs/${jobId}/`)).map((object) => object.size)).toEqual([12 * MiB, 12 * MiB]);
+      expect((await listAll(direct, BUCKET, `jobs/${jobId}/`)).map((object) => object.size)).toEqual([
+        12 * MiB,
+        12 * MiB,
+      ]);
     }
     expect(worker.running).toBe(true);
-    console.log(`[faults] S3 killed mid-upload, down ${downMs} ms: ${jobIds.length} jobs COMPLETED; books: ${JSON.stringify(summary)}`);
+    console.log(
+      `[faults] S3 killed mid-upload, down ${downMs} ms: ${jobIds.length} jobs COMPLETED; books: ${JSON.stringify(summary)}`,
+    );
   }, 150_000);
 
   it('the link to S3 turns slow (1 MiB/s): a 5 MiB part takes longer than the heartbeat timeout, and that is not taken for a dead worker', async () => {
@@ -143,12 +163,21 @@ describe('faults: S3 restarted or slow mid-upload', () => {
 
   it('connections to S3 are reset now and then (reset_peer on half of them): uploads are retried and jobs finish', async () => {
     standIn.behaviour = { runMs: 300, outputBytes: 1 * MiB };
-    const toxic = await s3Proxy.addToxic({ type: 'reset_peer', stream: 'upstream', toxicity: 0.5, attributes: { timeout: 20 } });
+    const toxic = await s3Proxy.addToxic({
+      type: 'reset_peer',
+      stream: 'upstream',
+      toxicity: 0.5,
+      attributes: { timeout: 20 },
+    });
     try {
       const jobIds = await submit(4);
       const summary = await expectCompletedAndBalanced(jobIds, 90_000);
-      const attempts = (await Promise.all(jobIds.map((jobId) => jobState(stack.database.pool, jobId)))).flatMap((job) => job!.media.map((row) => row.attempts));
-      console.log(`[faults] flaky S3 link: ${jobIds.length} jobs COMPLETED, upload attempts per output ${JSON.stringify(attempts)}; books: ${JSON.stringify(summary)}`);
+      const attempts = (await Promise.all(jobIds.map((jobId) => jobState(stack.database.pool, jobId)))).flatMap((job) =>
+        job!.media.map((row) => row.attempts),
+      );
+      console.log(
+        `[faults] flaky S3 link: ${jobIds.length} jobs COMPLETED, upload attempts per output ${JSON.stringify(attempts)}; books: ${JSON.stringify(summary)}`,
+      );
     } finally {
       await s3Proxy.removeToxic(toxic);
     }

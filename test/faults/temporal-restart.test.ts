@@ -30,7 +30,11 @@ describe('faults: Temporal server restarted', () => {
   const ledger = new Ledger(runMarker('temporal'));
 
   async function startTemporal(): Promise<void> {
-    temporal = startTemporalDevServer({ port, dbFile: path.join(dataDir, 'temporal.db'), quiet: !process.env.TEST_LOG_LEVEL });
+    temporal = startTemporalDevServer({
+      port,
+      dbFile: path.join(dataDir, 'temporal.db'),
+      quiet: !process.env.TEST_LOG_LEVEL,
+    });
     await waitForPort(port, 'the Temporal dev server', 60_000);
   }
 
@@ -38,7 +42,10 @@ describe('faults: Temporal server restarted', () => {
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'media-fault-temporal-'));
     port = await findFreePort();
     await startTemporal();
-    stack = await startTestStack({ worker: false, env: { TEMPORAL_ADDRESS: `127.0.0.1:${port}`, ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS: '2' } });
+    stack = await startTestStack({
+      worker: false,
+      env: { TEMPORAL_ADDRESS: `127.0.0.1:${port}`, ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS: '2' },
+    });
     s3 = createS3Client(stack.config);
     worker = new WorkerProcess(workerProcessEnv(stack.config, { FAKE_PROVIDER_LATENCY_MS: '4000' }));
     await worker.start();
@@ -73,14 +80,22 @@ describe('faults: Temporal server restarted', () => {
       refusals.push({ status: reply.status, ms: reply.ms, detail: reply.body?.detail });
       const ready = await getJson(stack.baseUrl, '/readyz');
       expect(ready.status).toBe(503);
-      expect(ready.body!.checks).toMatchObject({ temporal: expect.stringMatching(/^unavailable/), postgres: 'ok', s3: 'ok' });
+      expect(ready.body!.checks).toMatchObject({
+        temporal: expect.stringMatching(/^unavailable/),
+        postgres: 'ok',
+        s3: 'ok',
+      });
       // Reads come from Postgres and keep working.
       expect((await getJson(stack.baseUrl, `/api/v1/status/${accepted[0]}`)).status).toBe(200);
       expect(worker.running).toBe(true);
       await sleep(500);
     }
     for (const refusal of refusals) {
-      expect({ ...refusal, ms: refusal.ms < ANSWER_BOUND_MS }).toEqual({ status: 503, ms: true, detail: expect.stringMatching(/Temporal is unavailable/) });
+      expect({ ...refusal, ms: refusal.ms < ANSWER_BOUND_MS }).toEqual({
+        status: 503,
+        ms: true,
+        detail: expect.stringMatching(/Temporal is unavailable/),
+      });
     }
 
     await startTemporal();
@@ -89,10 +104,15 @@ describe('faults: Temporal server restarted', () => {
     for (const jobId of accepted) expect((await jobState(stack.database.pool, jobId))?.status).toBe('COMPLETED');
     const recoveryMs = Math.max(...[...ended.values()].map((entry) => entry.endedAt - restartedAt));
 
-    const after = await waitFor('the API to accept a job again', async () => {
-      const reply = await ledger.submit(stack.baseUrl, { ...validRequest, num_outputs: 1 });
-      return reply.status === 202 ? reply : undefined;
-    }, 30_000, 500);
+    const after = await waitFor(
+      'the API to accept a job again',
+      async () => {
+        const reply = await ledger.submit(stack.baseUrl, { ...validRequest, num_outputs: 1 });
+        return reply.status === 202 ? reply : undefined;
+      },
+      30_000,
+      500,
+    );
     await waitForJobsToEnd(stack.database.pool, [after.jobId!], 30_000);
     expect(worker.running).toBe(true);
 

@@ -79,25 +79,34 @@ describe('faults: worker killed (SIGKILL) at each crash point', () => {
     const ended = await waitForJobsToEnd(stack.database.pool, jobIds, boundMs + 30_000);
     for (const [jobId, { status, endedAt }] of ended) {
       const job = await jobState(stack.database.pool, jobId);
-      if (status !== 'COMPLETED') console.log(`[faults] job ${jobId} ended ${status}: ${JSON.stringify(job)}\n${await historyOf(jobId)}\n${worker.output.filter((line) => !line.includes('"level":30')).slice(-60).join('\n')}`);
+      if (status !== 'COMPLETED')
+        console.log(
+          `[faults] job ${jobId} ended ${status}: ${JSON.stringify(job)}\n${await historyOf(jobId)}\n${worker.output
+            .filter((line) => !line.includes('"level":30'))
+            .slice(-60)
+            .join('\n')}`,
+        );
       expect({ jobId, status, error: job?.error_message }).toEqual({ jobId, status: 'COMPLETED', error: null });
       expect(job?.media.map((row) => row.status)).toEqual(job?.media.map(() => 'COMPLETED'));
       figures.recoveryMs.push(Math.max(0, endedAt - restartedAt));
-      if (endedAt - restartedAt > boundMs * 0.6) console.log(`[faults] slow recovery of ${jobId} (restart at ${restartedAt}):\n${await historyOf(jobId)}`);
+      if (endedAt - restartedAt > boundMs * 0.6)
+        console.log(`[faults] slow recovery of ${jobId} (restart at ${restartedAt}):\n${await historyOf(jobId)}`);
       expect(endedAt - restartedAt).toBeLessThan(boundMs);
     }
   }
 
   async function historyOf(jobId: string): Promise<string> {
     const history = await stack.client.workflow.getHandle(`media-job-${jobId}`).fetchHistory();
-    return history.events!
-      .map((event) => {
+    return history
+      .events!.map((event) => {
         const at = Number(event.eventTime!.seconds) * 1000 + Math.round((event.eventTime!.nanos ?? 0) / 1e6);
         const detail =
           event.activityTaskScheduledEventAttributes?.activityType?.name ??
           event.activityTaskTimedOutEventAttributes?.failure?.message ??
           event.activityTaskFailedEventAttributes?.failure?.message ??
-          (event.activityTaskStartedEventAttributes ? `attempt ${event.activityTaskStartedEventAttributes.attempt}` : '');
+          (event.activityTaskStartedEventAttributes
+            ? `attempt ${event.activityTaskStartedEventAttributes.attempt}`
+            : '');
         return `${at} ${event.eventType} ${detail}`;
       })
       .join('\n');
@@ -131,7 +140,12 @@ describe('faults: worker killed (SIGKILL) at each crash point', () => {
     standIn.behaviour = { runMs: 4_000 };
     await ensureWorker();
     const jobId = await submit({ num_outputs: 2 });
-    await waitFor('the prediction id on record', async () => (await jobState(stack.database.pool, jobId))?.prediction_id ?? undefined, 30_000, 10);
+    await waitFor(
+      'the prediction id on record',
+      async () => (await jobState(stack.database.pool, jobId))?.prediction_id ?? undefined,
+      30_000,
+      10,
+    );
 
     const { restartedAt } = await killAndRestart();
     await expectRecovered([jobId], restartedAt);
@@ -163,7 +177,9 @@ describe('faults: worker killed (SIGKILL) at each crash point', () => {
     await waitFor(
       'a multipart upload in progress',
       async () => {
-        const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: stack.config.S3_BUCKET_NAME, Prefix: `jobs/${jobId}/` }));
+        const uploads = await s3.send(
+          new ListMultipartUploadsCommand({ Bucket: stack.config.S3_BUCKET_NAME, Prefix: `jobs/${jobId}/` }),
+        );
         return (uploads.Uploads?.length ?? 0) > 0;
       },
       30_000,
@@ -203,7 +219,7 @@ describe('faults: worker killed (SIGKILL) at each crash point', () => {
   it('at random moments during a run of 20 jobs (3 kills, 2-3 s apart)', async () => {
     const seed = Number(process.env.FAULT_SEED ?? Date.now() % 100_000);
     let state = seed;
-    const random = () => ((state = (state * 48271) % 2147483647) / 2147483647);
+    const random = () => (state = (state * 48271) % 2147483647) / 2147483647;
     standIn.behaviour = { runMs: 2_500, outputBytes: 1 * MiB, outputBytesPerSecond: 2 * MiB };
     await ensureWorker();
 
@@ -226,10 +242,12 @@ describe('faults: worker killed (SIGKILL) at each crash point', () => {
     }
     await submitting;
 
-    const unfinishedAtLastRestart = (await stack.database.pool.query<{ id: string }>(
-      `select id from jobs where id = any($1::uuid[]) and status not in ('COMPLETED', 'FAILED', 'CANCELLED')`,
-      [jobIds],
-    )).rows.map((row) => row.id);
+    const unfinishedAtLastRestart = (
+      await stack.database.pool.query<{ id: string }>(
+        `select id from jobs where id = any($1::uuid[]) and status not in ('COMPLETED', 'FAILED', 'CANCELLED')`,
+        [jobIds],
+      )
+    ).rows.map((row) => row.id);
     // A random kill can also land in a short database activity (noticed by its 15 s start-to-close,
     // as it does not heartbeat) or in a workflow task (its 10 s timeout), and 20 jobs compete for
     // two cores: the bound is wider here, and still far below any activity's start-to-close.
@@ -246,14 +264,19 @@ describe('faults: worker killed (SIGKILL) at each crash point', () => {
       for (const extra of predictions.filter((prediction) => prediction.id !== job.prediction_id)) {
         // The create may still have been in flight when its worker was killed (so it lands just after the kill).
         const fromKill = kills.map((killedAt) => killedAt - extra.createdAt).filter((ms) => ms > -1_000);
-        extras.push({ jobId, cancelledByTheService: standIn.cancelRequests.includes(extra.id), msBeforeTheNextKill: fromKill.length > 0 ? Math.min(...fromKill) : undefined });
+        extras.push({
+          jobId,
+          cancelledByTheService: standIn.cancelRequests.includes(extra.id),
+          msBeforeTheNextKill: fromKill.length > 0 ? Math.min(...fromKill) : undefined,
+        });
       }
     }
     // A second one only in the documented windows: a kill fell between the provider's answer and the
     // record (the orphan), or a retry overlapped an attempt taken for dead and the service cancelled
     // the prediction it did not record.
     if (extras.length > 0) console.log(`[faults] second predictions: ${JSON.stringify(extras)}`);
-    for (const extra of extras) expect(extra.cancelledByTheService || (extra.msBeforeTheNextKill ?? Infinity) < 5_000).toBe(true);
+    for (const extra of extras)
+      expect(extra.cancelledByTheService || (extra.msBeforeTheNextKill ?? Infinity) < 5_000).toBe(true);
     figures.orphanPredictions += extras.filter((extra) => !extra.cancelledByTheService).length;
     await expectBooksBalance();
     console.log(`[faults] random kills (seed ${seed}): ${kills.length} kills over ${jobIds.length} jobs`);

@@ -31,7 +31,11 @@ describe('API keys (AUTH_MODE=required)', () => {
     });
 
   it('answers 401 problems without a key, with a malformed header and with an unknown key', async () => {
-    const attempts: Array<Record<string, string>> = [{}, { authorization: 'Basic abc' }, { authorization: 'Bearer mgk_000000000000_nope' }];
+    const attempts: Array<Record<string, string>> = [
+      {},
+      { authorization: 'Basic abc' },
+      { authorization: 'Bearer mgk_000000000000_nope' },
+    ];
     for (const headers of attempts) {
       const reply = await getJson(stack.baseUrl, '/api/v1/jobs', headers);
       expect(reply.status).toBe(401);
@@ -57,7 +61,10 @@ describe('API keys (AUTH_MODE=required)', () => {
     expect(hidden.body!.detail).toBe(`There is no job with id '${jobId}'.`);
     expect((await postJson(stack.baseUrl, `/api/v1/jobs/${jobId}/cancel`, {}, bob.auth)).status).toBe(404);
     expect((await getJson(stack.baseUrl, `/api/v1/jobs/${jobId}/webhook-deliveries`, bob.auth)).status).toBe(404);
-    expect((await readEvents(`${stack.baseUrl}/api/v1/jobs/${jobId}/events`, { headers: bob.auth, timeoutMs: 5_000 })).status).toBe(404);
+    expect(
+      (await readEvents(`${stack.baseUrl}/api/v1/jobs/${jobId}/events`, { headers: bob.auth, timeoutMs: 5_000 }))
+        .status,
+    ).toBe(404);
 
     const bobsList = await getJson(stack.baseUrl, '/api/v1/jobs?limit=100', bob.auth);
     expect(bobsList.body!.jobs.map((job: { job_id: string }) => job.job_id)).not.toContain(jobId);
@@ -72,7 +79,12 @@ describe('API keys (AUTH_MODE=required)', () => {
   it('scopes idempotency keys to the API key', async () => {
     const headers = (auth: Record<string, string>) => ({ ...auth, 'Idempotency-Key': 'shared-key-name' });
     const a = await postJson(stack.baseUrl, '/api/v1/generate', validRequest, headers(alice.auth));
-    const b = await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, prompt: 'something else' }, headers(bob.auth));
+    const b = await postJson(
+      stack.baseUrl,
+      '/api/v1/generate',
+      { ...validRequest, prompt: 'something else' },
+      headers(bob.auth),
+    );
     expect([a.status, b.status]).toEqual([202, 202]);
     expect(a.body!.job_id).not.toBe(b.body!.job_id);
   });

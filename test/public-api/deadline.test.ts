@@ -49,7 +49,9 @@ describe('deadline_seconds', () => {
       late = await startTestStack({ provider: fresh, env: { TEMPORAL_TASK_QUEUE: idle.config.TEMPORAL_TASK_QUEUE } });
       const job = await waitForJob(idle.baseUrl, jobId, undefined, 20_000);
       expect(job.status).toBe('CANCELLED');
-      expect(job.error_message).toBe('The job did not finish within its deadline of 1 s (deadline_seconds); it had not started.');
+      expect(job.error_message).toBe(
+        'The job did not finish within its deadline of 1 s (deadline_seconds); it had not started.',
+      );
       expect(job.started_at).toBeNull();
       expect(job.media.map((media: { status: string }) => media.status)).toEqual(['CANCELLED', 'CANCELLED']);
       expect(fresh.createdForJob(jobId)).toBe(0);

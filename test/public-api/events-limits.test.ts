@@ -14,9 +14,17 @@ interface OpenStream {
 /** Opens an event stream and keeps it open: reads up to its first event (or the whole refusal). */
 async function openStream(url: string, headers: Record<string, string>): Promise<OpenStream> {
   const controller = new AbortController();
-  const response = await fetch(url, { headers: { accept: 'text/event-stream', ...headers }, signal: controller.signal });
+  const response = await fetch(url, {
+    headers: { accept: 'text/event-stream', ...headers },
+    signal: controller.signal,
+  });
   if (response.status !== 200) {
-    return { status: response.status, headers: response.headers, first: await response.text(), close: () => controller.abort() };
+    return {
+      status: response.status,
+      headers: response.headers,
+      first: await response.text(),
+      close: () => controller.abort(),
+    };
   }
   const reader = response.body!.getReader();
   const decoder = new TextDecoder();
@@ -70,7 +78,9 @@ describe('event stream caps and database budget', () => {
       const statusPolls = (async () => {
         const statuses: number[] = [];
         for (let round = 0; round < 20; round++) {
-          const replies = await Promise.all(Array.from({ length: 5 }, () => getJson(stack.baseUrl, `/api/v1/status/${jobA}`, a.auth)));
+          const replies = await Promise.all(
+            Array.from({ length: 5 }, () => getJson(stack.baseUrl, `/api/v1/status/${jobA}`, a.auth)),
+          );
           statuses.push(...replies.map((reply) => reply.status));
           await sleep(100);
         }
@@ -80,12 +90,15 @@ describe('event stream caps and database budget', () => {
       expect(streams.map((stream) => stream.status)).toEqual(Array(300).fill(200));
       for (const stream of streams) expect(stream.first).toMatch(/id: 1\nevent: status\ndata: .*"status":"PENDING"/);
       // With every stream open and polling, more status polls.
-      const during = await Promise.all(Array.from({ length: 20 }, () => getJson(stack.baseUrl, `/api/v1/status/${jobA}`, a.auth)));
+      const during = await Promise.all(
+        Array.from({ length: 20 }, () => getJson(stack.baseUrl, `/api/v1/status/${jobA}`, a.auth)),
+      );
       expect([...(await statusPolls), ...during.map((reply) => reply.status)]).toEqual(Array(120).fill(200));
       // The streams alone, polling: they never hold more than their SSE_DATABASE_CONNECTIONS of the pool.
       const pool = stack.database.pool;
       let mostInUse = 0;
-      for (const until = Date.now() + 2_000; Date.now() < until; await sleep(2)) mostInUse = Math.max(mostInUse, pool.totalCount - pool.idleCount);
+      for (const until = Date.now() + 2_000; Date.now() < until; await sleep(2))
+        mostInUse = Math.max(mostInUse, pool.totalCount - pool.idleCount);
       expect(mostInUse).toBeGreaterThanOrEqual(1);
       expect(mostInUse).toBeLessThanOrEqual(2);
 
@@ -135,7 +148,8 @@ describe('event stream lifetime', () => {
   });
 
   it('ends a stream after SSE_MAX_STREAM_SECONDS before the job ends, and a reconnect with Last-Event-ID resumes', async () => {
-    const jobId = (await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, num_outputs: 1 })).body!.job_id as string;
+    const jobId = (await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, num_outputs: 1 })).body!
+      .job_id as string;
     const url = `${stack.baseUrl}/api/v1/jobs/${jobId}/events`;
 
     const first = await readEvents(url, { timeoutMs: 15_000 });
@@ -162,7 +176,9 @@ describe('event stream lifetime', () => {
     }
     expect(reconnects).toBeGreaterThanOrEqual(1);
     // Nothing lost and nothing repeated across the reconnects.
-    expect(events.map((event) => Number(event.id))).toEqual(Array.from({ length: events.length }, (_, index) => index + 1));
+    expect(events.map((event) => Number(event.id))).toEqual(
+      Array.from({ length: events.length }, (_, index) => index + 1),
+    );
     expect(JSON.parse(events.at(-1)!.data)).toMatchObject({ job_id: jobId, status: 'COMPLETED' });
     // The whole history, read again in one go, is the same events.
     const replayed = await readEvents(url, { timeoutMs: 15_000 });

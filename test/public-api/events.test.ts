@@ -35,7 +35,9 @@ describe('job events (SSE)', () => {
     const last = rest.events.at(-1)!;
     expect(last.event).toBe('status');
     expect(JSON.parse(last.data)).toMatchObject({ job_id: jobId, status: 'COMPLETED', error_message: null });
-    const outputs = rest.events.filter((event) => event.event === 'output').map((event) => JSON.parse(event.data) as Record<string, any>);
+    const outputs = rest.events
+      .filter((event) => event.event === 'output')
+      .map((event) => JSON.parse(event.data) as Record<string, any>);
     for (const index of [0, 1]) {
       const ofOutput = outputs.filter((output) => output.index === index).map((output) => output.status);
       expect(ofOutput).toEqual(['PROCESSING', 'COMPLETED']);
@@ -50,14 +52,18 @@ describe('job events (SSE)', () => {
     expect(done.status).toBe(204);
     // A new client after the end gets the whole history, the same events.
     const replayed = await readEvents(url);
-    expect(replayed.events.map((event) => event.id)).toEqual([...first.events, ...rest.events].map((event) => event.id));
+    expect(replayed.events.map((event) => event.id)).toEqual(
+      [...first.events, ...rest.events].map((event) => event.id),
+    );
     expect(replayed.events.map((event) => event.data.replace(/"presigned_media_url":"[^"]*"/, ''))).toEqual(
       [...first.events, ...rest.events].map((event) => event.data.replace(/"presigned_media_url":"[^"]*"/, '')),
     );
   });
 
   it('answers 404 for an unknown job', async () => {
-    const reply = await readEvents(`${stack.baseUrl}/api/v1/jobs/00000000-0000-4000-8000-000000000000/events`, { timeoutMs: 5_000 });
+    const reply = await readEvents(`${stack.baseUrl}/api/v1/jobs/00000000-0000-4000-8000-000000000000/events`, {
+      timeoutMs: 5_000,
+    });
     expect(reply.status).toBe(404);
   });
 });

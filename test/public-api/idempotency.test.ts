@@ -15,11 +15,15 @@ describe('Idempotency-Key on POST /api/v1/generate', () => {
   });
 
   const jobsWithKey = async (key: string) =>
-    stack.database.db.select().from(jobs).where(and(eq(jobs.owner, 'anonymous'), eq(jobs.idempotencyKey, key)));
+    stack.database.db
+      .select()
+      .from(jobs)
+      .where(and(eq(jobs.owner, 'anonymous'), eq(jobs.idempotencyKey, key)));
 
   async function workflowRuns(jobId: string): Promise<number> {
     let runs = 0;
-    for await (const _execution of stack.client.workflow.list({ query: `WorkflowId = '${workflowIdForJob(jobId)}'` })) runs++;
+    for await (const _execution of stack.client.workflow.list({ query: `WorkflowId = '${workflowIdForJob(jobId)}'` }))
+      runs++;
     return runs;
   }
 
@@ -34,7 +38,11 @@ describe('Idempotency-Key on POST /api/v1/generate', () => {
     const second = await postJson(stack.baseUrl, '/api/v1/generate', reordered, { 'Idempotency-Key': key });
     expect(second.status).toBe(200);
     expect(second.headers.get('idempotent-replayed')).toBe('true');
-    expect(second.body).toMatchObject({ job_id: first.body!.job_id, status: 'PENDING', workflow_id: first.body!.workflow_id });
+    expect(second.body).toMatchObject({
+      job_id: first.body!.job_id,
+      status: 'PENDING',
+      workflow_id: first.body!.workflow_id,
+    });
     expect(await jobsWithKey(key)).toHaveLength(1);
     // Without a key, the same body is a new job.
     const third = await postJson(stack.baseUrl, '/api/v1/generate', body);
@@ -44,22 +52,37 @@ describe('Idempotency-Key on POST /api/v1/generate', () => {
 
   it('answers 409 when the key is reused with another body, and creates nothing', async () => {
     const key = `conflict-${randomUUID()}`;
-    const first = await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, prompt: `conflict ${key}` }, { 'Idempotency-Key': key });
+    const first = await postJson(
+      stack.baseUrl,
+      '/api/v1/generate',
+      { ...validRequest, prompt: `conflict ${key}` },
+      { 'Idempotency-Key': key },
+    );
     expect(first.status).toBe(202);
-    const other = await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, prompt: `another ${key}` }, { 'Idempotency-Key': key });
+    const other = await postJson(
+      stack.baseUrl,
+      '/api/v1/generate',
+      { ...validRequest, prompt: `another ${key}` },
+      { 'Idempotency-Key': key },
+    );
     expect(other.status).toBe(409);
     expect(other.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     expect(other.body!.detail).toContain(key);
     expect(other.body!.detail).toMatch(/different request/);
     expect(await jobsWithKey(key)).toHaveLength(1);
-    const prompts = await stack.database.db.select().from(jobs).where(eq(jobs.prompt, `another ${key}`));
+    const prompts = await stack.database.db
+      .select()
+      .from(jobs)
+      .where(eq(jobs.prompt, `another ${key}`));
     expect(prompts).toHaveLength(0);
   });
 
   it('creates one job and one workflow for concurrent requests with one key', async () => {
     const key = `concurrent-${randomUUID()}`;
     const body = { ...validRequest, prompt: `concurrent ${key}` };
-    const replies = await Promise.all(Array.from({ length: 8 }, () => postJson(stack.baseUrl, '/api/v1/generate', body, { 'Idempotency-Key': key })));
+    const replies = await Promise.all(
+      Array.from({ length: 8 }, () => postJson(stack.baseUrl, '/api/v1/generate', body, { 'Idempotency-Key': key })),
+    );
     const ids = new Set(replies.map((reply) => reply.body!.job_id));
     expect(ids.size).toBe(1);
     expect(replies.map((reply) => reply.status).sort()).toEqual([200, 200, 200, 200, 200, 200, 200, 202]);
@@ -68,13 +91,16 @@ describe('Idempotency-Key on POST /api/v1/generate', () => {
     const jobId = [...ids][0] as string;
     // Visibility is eventually consistent: wait until the run is listed, then check it is the only one.
     const deadline = Date.now() + 10_000;
-    while ((await workflowRuns(jobId)) === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 200));
+    while ((await workflowRuns(jobId)) === 0 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 200));
     expect(await workflowRuns(jobId)).toBe(1);
     expect((await getJson(stack.baseUrl, `/api/v1/status/${jobId}`)).body!.status).toBe('PENDING');
   });
 
   it('rejects an unusable key with a 422 naming the header', async () => {
-    const reply = await postJson(stack.baseUrl, '/api/v1/generate', validRequest, { 'Idempotency-Key': 'x'.repeat(300) });
+    const reply = await postJson(stack.baseUrl, '/api/v1/generate', validRequest, {
+      'Idempotency-Key': 'x'.repeat(300),
+    });
     expect(reply.status).toBe(422);
     expect(reply.body!.errors).toEqual([{ field: 'Idempotency-Key', message: expect.any(String) }]);
   });

@@ -13,7 +13,10 @@ describe('RATE_LIMIT_PER_MINUTE', () => {
   let second: TestStack;
   beforeAll(async () => {
     const env = { RATE_LIMIT_PER_MINUTE: String(LIMIT), AUTH_MODE: 'required' };
-    [first, second] = await Promise.all([startTestStack({ worker: false, env }), startTestStack({ worker: false, env })]);
+    [first, second] = await Promise.all([
+      startTestStack({ worker: false, env }),
+      startTestStack({ worker: false, env }),
+    ]);
   });
   afterAll(async () => {
     await Promise.all([first?.stop(), second?.stop()]);
@@ -33,9 +36,19 @@ describe('RATE_LIMIT_PER_MINUTE', () => {
     expect(probe.headers.get('ratelimit-remaining')).toBe(String(LIMIT - 1));
 
     const replies = [];
-    for (let i = 0; i < 8; i++) replies.push(await getJson(i % 2 === 0 ? second.baseUrl : first.baseUrl, '/api/v1/jobs?limit=1', key.auth));
+    for (let i = 0; i < 8; i++)
+      replies.push(await getJson(i % 2 === 0 ? second.baseUrl : first.baseUrl, '/api/v1/jobs?limit=1', key.auth));
     expect(replies.map((reply) => reply.status)).toEqual([200, 200, 200, 200, 429, 429, 429, 429]);
-    expect(replies.map((reply) => reply.headers.get('ratelimit-remaining'))).toEqual(['3', '2', '1', '0', '0', '0', '0', '0']);
+    expect(replies.map((reply) => reply.headers.get('ratelimit-remaining'))).toEqual([
+      '3',
+      '2',
+      '1',
+      '0',
+      '0',
+      '0',
+      '0',
+      '0',
+    ]);
     const limited = replies[4]!;
     expect(limited.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
@@ -57,7 +70,10 @@ describe('RATE_LIMIT_PER_MINUTE bursts', () => {
   let second: TestStack;
   beforeAll(async () => {
     const env = { RATE_LIMIT_PER_MINUTE: '60', AUTH_MODE: 'required' };
-    [first, second] = await Promise.all([startTestStack({ worker: false, env }), startTestStack({ worker: false, env })]);
+    [first, second] = await Promise.all([
+      startTestStack({ worker: false, env }),
+      startTestStack({ worker: false, env }),
+    ]);
   });
   afterAll(async () => {
     await Promise.all([first?.stop(), second?.stop()]);
@@ -66,7 +82,9 @@ describe('RATE_LIMIT_PER_MINUTE bursts', () => {
   it('refuses most of 30 requests fired at once at the start of a window, across API processes, and lets requests through again a second later', async () => {
     const key = await createTestKey(first.database.db, 'bursty');
     const replies = await Promise.all(
-      Array.from({ length: 30 }, (_, i) => getJson(i % 2 === 0 ? first.baseUrl : second.baseUrl, '/api/v1/jobs?limit=1', key.auth)),
+      Array.from({ length: 30 }, (_, i) =>
+        getJson(i % 2 === 0 ? first.baseUrl : second.baseUrl, '/api/v1/jobs?limit=1', key.auth),
+      ),
     );
     const statuses = replies.map((reply) => reply.status);
     const accepted = statuses.filter((status) => status === 200).length;
@@ -124,7 +142,15 @@ describe('webhook redelivery limit', () => {
     expect(limited.body!.detail).toMatch(/5 redeliveries.*WEBHOOK_REDELIVERIES_PER_MINUTE=5/);
 
     const other = await jobWithDelivery();
-    expect((await postJson(stack.baseUrl, `/api/v1/jobs/${other.jobId}/webhook-deliveries/${other.deliveryId}/redeliver`, {})).status).toBe(202);
+    expect(
+      (
+        await postJson(
+          stack.baseUrl,
+          `/api/v1/jobs/${other.jobId}/webhook-deliveries/${other.deliveryId}/redeliver`,
+          {},
+        )
+      ).status,
+    ).toBe(202);
   });
 });
 
@@ -141,7 +167,11 @@ describe('MAX_RUNNING_JOBS_PER_KEY', () => {
   it('refuses a third unfinished job with a 429 problem saying so, also under concurrent submits, and counts per key', async () => {
     const key = await createTestKey(stack.database.db, 'capped');
     const prompt = `capped ${randomUUID()}`;
-    const replies = await Promise.all(Array.from({ length: 5 }, () => postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, prompt }, key.auth)));
+    const replies = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, prompt }, key.auth),
+      ),
+    );
     expect(replies.map((reply) => reply.status).sort()).toEqual([202, 202, 429, 429, 429]);
     const refused = replies.find((reply) => reply.status === 429)!;
     expect(refused.headers.get('content-type')).toMatch(/^application\/problem\+json/);

@@ -29,17 +29,33 @@ describe('metrics', () => {
     expect(response.headers.get('content-type')).toMatch(/^text\/plain/);
     const text = await response.text();
     expect(text).toContain('# TYPE http_request_duration_seconds histogram');
-    expect(sample(text, /^http_request_duration_seconds_count\{method="POST",route="\/api\/v1\/generate",status_code="202"\}/)).toBeGreaterThanOrEqual(1);
-    expect(sample(text, /^http_request_duration_seconds_count\{method="GET",route="\/api\/v1\/status\/:job_id",status_code="404"\}/)).toBeGreaterThanOrEqual(1);
+    expect(
+      sample(
+        text,
+        /^http_request_duration_seconds_count\{method="POST",route="\/api\/v1\/generate",status_code="202"\}/,
+      ),
+    ).toBeGreaterThanOrEqual(1);
+    expect(
+      sample(
+        text,
+        /^http_request_duration_seconds_count\{method="GET",route="\/api\/v1\/status\/:job_id",status_code="404"\}/,
+      ),
+    ).toBeGreaterThanOrEqual(1);
     expect(text).toContain('# TYPE media_jobs gauge');
     expect(sample(text, /^media_jobs\{status="COMPLETED"\}/)).toBeGreaterThanOrEqual(1);
     expect(text).toMatch(/^media_jobs\{status="PENDING"\} \d+$/m);
 
     const worker = await stack.workerMetrics.registry.metrics();
     expect(worker).toContain('# TYPE activity_duration_seconds histogram');
-    expect(sample(worker, /^activity_duration_seconds_count\{activity_type="persistOutput",outcome="completed"\}/)).toBe(2);
-    expect(sample(worker, /^activity_duration_seconds_count\{activity_type="persistOutput",outcome="failed"\}/)).toBe(1);
-    expect(sample(worker, /^activity_failures_total\{activity_type="persistOutput",error_type="ScriptedTransientError"\}/)).toBe(1);
+    expect(
+      sample(worker, /^activity_duration_seconds_count\{activity_type="persistOutput",outcome="completed"\}/),
+    ).toBe(2);
+    expect(sample(worker, /^activity_duration_seconds_count\{activity_type="persistOutput",outcome="failed"\}/)).toBe(
+      1,
+    );
+    expect(
+      sample(worker, /^activity_failures_total\{activity_type="persistOutput",error_type="ScriptedTransientError"\}/),
+    ).toBe(1);
     expect(sample(worker, /^activity_duration_seconds_count\{activity_type="finishJob",outcome="completed"\}/)).toBe(1);
   });
 });

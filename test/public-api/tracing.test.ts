@@ -19,9 +19,21 @@ describe('tracing', () => {
     await waitForJob(stack.baseUrl, reply.body!.job_id as string);
     // Workflow spans reach the exporter through a sink, after the workflow task that ends them.
     const deadline = Date.now() + 10_000;
-    const names = () => exporter.getFinishedSpans().filter((span) => span.spanContext().traceId === '0af7651916cd43dd8448eb211c80319c').map((span) => span.name);
-    const expected = ['POST /api/v1/generate', 'StartWorkflow:mediaGeneration', 'RunWorkflow:mediaGeneration', 'RunActivity:createPrediction', 'RunActivity:persistOutput', 'RunActivity:finishJob'];
-    while (!expected.every((name) => names().includes(name)) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 200));
+    const names = () =>
+      exporter
+        .getFinishedSpans()
+        .filter((span) => span.spanContext().traceId === '0af7651916cd43dd8448eb211c80319c')
+        .map((span) => span.name);
+    const expected = [
+      'POST /api/v1/generate',
+      'StartWorkflow:mediaGeneration',
+      'RunWorkflow:mediaGeneration',
+      'RunActivity:createPrediction',
+      'RunActivity:persistOutput',
+      'RunActivity:finishJob',
+    ];
+    while (!expected.every((name) => names().includes(name)) && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 200));
 
     const spans = exporter.getFinishedSpans();
     const request = spans.find((span) => span.name === 'POST /api/v1/generate')!;

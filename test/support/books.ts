@@ -14,7 +14,10 @@ export class Ledger {
   constructor(private readonly marker: string) {}
 
   /** POST /api/v1/generate with a prompt unique to this submission; records the answer. */
-  async submit(baseUrl: string, request: Record<string, unknown>): Promise<{ status: number; jobId?: string; body?: Record<string, any>; ms: number }> {
+  async submit(
+    baseUrl: string,
+    request: Record<string, unknown>,
+  ): Promise<{ status: number; jobId?: string; body?: Record<string, any>; ms: number }> {
     const prompt = `${this.marker} #${++this.count} ${String(request.prompt ?? '')}`.trim();
     const started = Date.now();
     const reply = await postJson(baseUrl, '/api/v1/generate', { ...request, prompt });
@@ -67,7 +70,14 @@ export interface BooksSummary {
 export async function checkBooks(options: BooksOptions): Promise<BooksSummary> {
   const { pool, s3, bucket, jobIds, expectedStatus = 'COMPLETED' } = options;
   const problems: string[] = [];
-  const summary: BooksSummary = { jobs: jobIds.length, media: 0, objects: 0, bytes: 0, rejected: options.rejectedPrompts?.length ?? 0, openMultipartUploads: 0 };
+  const summary: BooksSummary = {
+    jobs: jobIds.length,
+    media: 0,
+    objects: 0,
+    bytes: 0,
+    rejected: options.rejectedPrompts?.length ?? 0,
+    openMultipartUploads: 0,
+  };
 
   if (new Set(jobIds).size !== jobIds.length) problems.push('the same job id was accepted twice');
 
@@ -82,20 +92,30 @@ export async function checkBooks(options: BooksOptions): Promise<BooksSummary> {
       continue;
     }
     if (!TERMINAL.includes(job.status)) problems.push(`job ${jobId} has not ended: ${job.status}`);
-    else if (job.status !== expectedStatus) problems.push(`job ${jobId} ended ${job.status}, not ${expectedStatus}: ${job.error_message}`);
+    else if (job.status !== expectedStatus)
+      problems.push(`job ${jobId} ended ${job.status}, not ${expectedStatus}: ${job.error_message}`);
 
-    const { rows: mediaRows } = await pool.query<{ output_index: number; status: string; s3_key: string; size_bytes: string | null; sha256: string | null }>(
-      'select output_index, status, s3_key, size_bytes, sha256 from media where job_id = $1 order by output_index',
-      [jobId],
-    );
+    const { rows: mediaRows } = await pool.query<{
+      output_index: number;
+      status: string;
+      s3_key: string;
+      size_bytes: string | null;
+      sha256: string | null;
+    }>('select output_index, status, s3_key, size_bytes, sha256 from media where job_id = $1 order by output_index', [
+      jobId,
+    ]);
     summary.media += mediaRows.length;
     const indexes = mediaRows.map((row) => row.output_index);
     const expectedIndexes = Array.from({ length: job.num_outputs }, (_, index) => index);
     if (JSON.stringify(indexes) !== JSON.stringify(expectedIndexes)) {
-      problems.push(`job ${jobId} has media rows for outputs [${indexes.join(', ')}], not [${expectedIndexes.join(', ')}]`);
+      problems.push(
+        `job ${jobId} has media rows for outputs [${indexes.join(', ')}], not [${expectedIndexes.join(', ')}]`,
+      );
     }
     if (job.status === 'COMPLETED') {
-      for (const row of mediaRows) if (row.status !== 'COMPLETED') problems.push(`job ${jobId} is COMPLETED but output ${row.output_index} is ${row.status}`);
+      for (const row of mediaRows)
+        if (row.status !== 'COMPLETED')
+          problems.push(`job ${jobId} is COMPLETED but output ${row.output_index} is ${row.status}`);
     }
 
     const objects = await listAll(s3, bucket, `jobs/${jobId}/`);
@@ -105,7 +125,8 @@ export async function checkBooks(options: BooksOptions): Promise<BooksSummary> {
       const row = mediaRows.find((candidate) => candidate.s3_key === object.key);
       if (!row) problems.push(`object ${object.key} has no media row`);
       else if (row.status !== 'COMPLETED') problems.push(`object ${object.key} exists but its row says ${row.status}`);
-      else if (Number(row.size_bytes) !== object.size) problems.push(`object ${object.key} is ${object.size} bytes; its row says ${row.size_bytes}`);
+      else if (Number(row.size_bytes) !== object.size)
+        problems.push(`object ${object.key} is ${object.size} bytes; its row says ${row.size_bytes}`);
     }
     for (const row of mediaRows.filter((candidate) => candidate.status === 'COMPLETED')) {
       const object = objects.find((candidate) => candidate.key === row.s3_key);
@@ -117,13 +138,18 @@ export async function checkBooks(options: BooksOptions): Promise<BooksSummary> {
       if (sha256 !== row.sha256) problems.push(`${row.s3_key} has SHA-256 ${sha256}; its row says ${row.sha256}`);
     }
 
-    const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: `jobs/${jobId}/` })).catch(() => undefined);
+    const uploads = await s3
+      .send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: `jobs/${jobId}/` }))
+      .catch(() => undefined);
     summary.openMultipartUploads += uploads?.Uploads?.length ?? 0;
   }
 
   for (const prompt of options.rejectedPrompts ?? []) {
     const { rows } = await pool.query<{ id: string }>('select id from jobs where prompt = $1', [prompt]);
-    if (rows.length > 0) problems.push(`a rejected submission left job rows: ${rows.map((row) => row.id).join(', ')} (prompt ${JSON.stringify(prompt)})`);
+    if (rows.length > 0)
+      problems.push(
+        `a rejected submission left job rows: ${rows.map((row) => row.id).join(', ')} (prompt ${JSON.stringify(prompt)})`,
+      );
   }
 
   if (problems.length > 0) throw new Error(`the books do not balance:\n  ${problems.join('\n  ')}`);
@@ -131,8 +157,15 @@ export async function checkBooks(options: BooksOptions): Promise<BooksSummary> {
 }
 
 /** checkBooks for a Ledger. */
-export function checkLedger(ledger: Ledger, options: Omit<BooksOptions, 'jobIds' | 'rejectedPrompts'>): Promise<BooksSummary> {
-  return checkBooks({ ...options, jobIds: ledger.jobIds, rejectedPrompts: ledger.rejected.map((entry) => entry.prompt) });
+export function checkLedger(
+  ledger: Ledger,
+  options: Omit<BooksOptions, 'jobIds' | 'rejectedPrompts'>,
+): Promise<BooksSummary> {
+  return checkBooks({
+    ...options,
+    jobIds: ledger.jobIds,
+    rejectedPrompts: ledger.rejected.map((entry) => entry.prompt),
+  });
 }
 
 export async function listAll(s3: S3Client, bucket: string, prefix: string): Promise<{ key: string; size: number }[]> {

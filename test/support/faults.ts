@@ -1,7 +1,12 @@
 import type { Pool } from 'pg';
 
 /** Polls `probe` until it returns something other than undefined/false, or fails after `timeoutMs` saying what it waited for. */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, intervalMs = 50): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 30_000,
+  intervalMs = 50,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
@@ -12,7 +17,9 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
       lastError = error;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ''}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ''}`,
+      );
     }
     await sleep(intervalMs);
   }
@@ -33,7 +40,10 @@ export interface JobState {
 
 /** A job's row and its media rows, read from Postgres directly (not through the API under test). */
 export async function jobState(pool: Pool, jobId: string): Promise<JobState | undefined> {
-  const { rows } = await pool.query<Omit<JobState, 'media'>>('select id, status, error_message, prediction_id, completed_at from jobs where id = $1', [jobId]);
+  const { rows } = await pool.query<Omit<JobState, 'media'>>(
+    'select id, status, error_message, prediction_id, completed_at from jobs where id = $1',
+    [jobId],
+  );
   if (!rows[0]) return undefined;
   const media = await pool.query<JobState['media'][number]>(
     'select output_index, status, attempts, error_message from media where job_id = $1 order by output_index',
@@ -43,7 +53,11 @@ export async function jobState(pool: Pool, jobId: string): Promise<JobState | un
 }
 
 /** Resolves once every job has ended; returns when each did (ms since the epoch). */
-export async function waitForJobsToEnd(pool: Pool, jobIds: string[], timeoutMs: number): Promise<Map<string, { status: string; endedAt: number }>> {
+export async function waitForJobsToEnd(
+  pool: Pool,
+  jobIds: string[],
+  timeoutMs: number,
+): Promise<Map<string, { status: string; endedAt: number }>> {
   const ended = new Map<string, { status: string; endedAt: number }>();
   await waitFor(
     `${jobIds.length} job(s) to end`,
@@ -58,7 +72,10 @@ export async function waitForJobsToEnd(pool: Pool, jobIds: string[], timeoutMs: 
     timeoutMs,
     100,
   ).catch(async (error: Error) => {
-    const { rows } = await pool.query<{ id: string; status: string }>('select id, status from jobs where id = any($1::uuid[])', [jobIds]);
+    const { rows } = await pool.query<{ id: string; status: string }>(
+      'select id, status from jobs where id = any($1::uuid[])',
+      [jobIds],
+    );
     throw new Error(`${error.message}; jobs: ${rows.map((row) => `${row.id}=${row.status}`).join(', ')}`);
   });
   return ended;

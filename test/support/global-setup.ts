@@ -33,11 +33,22 @@ export default async function globalSetup(): Promise<void> {
     runMigrations(databaseUrl.toString()),
     buildWorkflowBundle(path.join(workDir, 'workflow-bundle.js')),
   ]);
-  const s3Process = startS3Server({ port: s3Port, dataDir: path.join(workDir, 's3'), ...TEST_S3_CREDENTIALS, quiet: true });
+  const s3Process = startS3Server({
+    port: s3Port,
+    dataDir: path.join(workDir, 's3'),
+    ...TEST_S3_CREDENTIALS,
+    quiet: true,
+  });
   await waitForPort(s3Port, 'the S3 server');
   const s3Endpoint = `http://127.0.0.1:${s3Port}`;
   await ensureBucket(
-    createS3Client({ S3_ENDPOINT_URL: s3Endpoint, S3_REGION: 'us-east-1', S3_ACCESS_KEY_ID: TEST_S3_CREDENTIALS.accessKey, S3_SECRET_ACCESS_KEY: TEST_S3_CREDENTIALS.secretKey, S3_FORCE_PATH_STYLE: true }),
+    createS3Client({
+      S3_ENDPOINT_URL: s3Endpoint,
+      S3_REGION: 'us-east-1',
+      S3_ACCESS_KEY_ID: TEST_S3_CREDENTIALS.accessKey,
+      S3_SECRET_ACCESS_KEY: TEST_S3_CREDENTIALS.secretKey,
+      S3_FORCE_PATH_STYLE: true,
+    }),
     'media-test',
   );
 

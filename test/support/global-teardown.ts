@@ -5,7 +5,17 @@ import { Client } from 'pg';
 import { stopProcess } from '../../scripts/processes';
 
 export default async function globalTeardown(): Promise<void> {
-  const state = (globalThis as unknown as { __MEDIA_TEST__?: { testEnv: TestWorkflowEnvironment; s3Process: ChildProcess; adminUrl: string; databaseName: string; workDir: string } }).__MEDIA_TEST__;
+  const state = (
+    globalThis as unknown as {
+      __MEDIA_TEST__?: {
+        testEnv: TestWorkflowEnvironment;
+        s3Process: ChildProcess;
+        adminUrl: string;
+        databaseName: string;
+        workDir: string;
+      };
+    }
+  ).__MEDIA_TEST__;
   if (!state) return;
   await Promise.allSettled([state.testEnv.teardown(), stopProcess(state.s3Process)]);
   const admin = new Client({ connectionString: state.adminUrl });

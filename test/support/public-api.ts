@@ -6,7 +6,10 @@ import type { Database } from '../../db/client';
 import { insertApiKey } from '../../db/queries/api-keys';
 
 /** A new API key, stored the way `npm run apikey -- create` stores it. */
-export async function createTestKey(db: Database, name = 'test'): Promise<{ id: string; key: string; auth: Record<string, string> }> {
+export async function createTestKey(
+  db: Database,
+  name = 'test',
+): Promise<{ id: string; key: string; auth: Record<string, string> }> {
   const key = generateApiKey();
   await insertApiKey(db, { id: key.id, name, keyHash: key.keyHash });
   return { id: key.id, key: key.key, auth: { authorization: `Bearer ${key.key}` } };
@@ -29,7 +32,9 @@ export async function startWebhookReceiver(failures = 0) {
       const status = remainingFailures > 0 ? 500 : 200;
       if (remainingFailures > 0) remainingFailures--;
       received.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), answeredWith: status });
-      res.writeHead(status, { 'content-type': 'text/plain' }).end(status === 200 ? 'thanks' : 'receiver is down (scripted)');
+      res
+        .writeHead(status, { 'content-type': 'text/plain' })
+        .end(status === 200 ? 'thanks' : 'receiver is down (scripted)');
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -53,7 +58,12 @@ export async function startWebhookReceiver(failures = 0) {
  * What a receiver does (Standard Webhooks), written independently of the service's signer: HMAC-SHA256
  * with the base64-decoded secret over "{id}.{timestamp}.{body}", compared in constant time.
  */
-export function verifyWebhook(secret: string, headers: http.IncomingHttpHeaders, body: string, toleranceSeconds = 300): boolean {
+export function verifyWebhook(
+  secret: string,
+  headers: http.IncomingHttpHeaders,
+  body: string,
+  toleranceSeconds = 300,
+): boolean {
   const id = headers['webhook-id'];
   const timestamp = headers['webhook-timestamp'];
   const signatures = headers['webhook-signature'];
@@ -87,8 +97,12 @@ export async function readEvents(
   const events: ServerSentEvent[] = [];
   let ended = false;
   try {
-    const response = await fetch(url, { headers: { accept: 'text/event-stream', ...options.headers }, signal: controller.signal });
-    if (!response.body) return { status: response.status, contentType: response.headers.get('content-type'), events, ended: true };
+    const response = await fetch(url, {
+      headers: { accept: 'text/event-stream', ...options.headers },
+      signal: controller.signal,
+    });
+    if (!response.body)
+      return { status: response.status, contentType: response.headers.get('content-type'), events, ended: true };
     const decoder = new TextDecoder();
     let buffer = '';
     const reader = response.body.getReader();
@@ -125,7 +139,8 @@ export async function readEvents(
     }
     return { status: response.status, contentType: response.headers.get('content-type'), events, ended };
   } catch (error) {
-    if ((error as Error).name === 'AbortError') return { status: 200, contentType: 'text/event-stream', events, ended: false };
+    if ((error as Error).name === 'AbortError')
+      return { status: 200, contentType: 'text/event-stream', events, ended: false };
     throw error;
   } finally {
     clearTimeout(timer);

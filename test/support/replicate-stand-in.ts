@@ -100,31 +100,58 @@ export class ReplicateStandIn {
     const path = url.pathname;
     if (request.method === 'GET' && path.startsWith('/files/')) return this.serveFile(path, response);
     if (request.headers.authorization !== `Bearer ${this.token}`) {
-      return send(response, 401, { title: 'Unauthenticated', detail: 'You did not pass a valid authentication token', status: 401 });
+      return send(response, 401, {
+        title: 'Unauthenticated',
+        detail: 'You did not pass a valid authentication token',
+        status: 401,
+      });
     }
     const modelRoute = /^\/v1\/models\/([^/]+)\/([^/]+)\/predictions$/.exec(path);
     if (request.method === 'POST' && (path === '/v1/predictions' || modelRoute)) {
-      const body = JSON.parse((await readBody(request)) || '{}') as { version?: string; input?: Record<string, unknown> };
-      return this.create(request, response, modelRoute ? { route: 'model', model: `${modelRoute[1]}/${modelRoute[2]}` } : { route: 'version', version: body.version }, body.input);
+      const body = JSON.parse((await readBody(request)) || '{}') as {
+        version?: string;
+        input?: Record<string, unknown>;
+      };
+      return this.create(
+        request,
+        response,
+        modelRoute
+          ? { route: 'model', model: `${modelRoute[1]}/${modelRoute[2]}` }
+          : { route: 'version', version: body.version },
+        body.input,
+      );
     }
     const get = /^\/v1\/predictions\/([^/]+)$/.exec(path);
     const cancel = /^\/v1\/predictions\/([^/]+)\/cancel$/.exec(path);
     const id = (get ?? cancel)?.[1];
     const prediction = this.predictions.find((candidate) => candidate.id === id);
-    if (!prediction) return send(response, 404, { title: 'Not found', detail: 'The requested resource could not be found.', status: 404 });
+    if (!prediction)
+      return send(response, 404, {
+        title: 'Not found',
+        detail: 'The requested resource could not be found.',
+        status: 404,
+      });
     if (request.method === 'GET' && get) {
       const fault = this.behaviour.everySecondPollFails;
       if (fault && this.pollAnswers.length % 2 === 1) {
         this.pollAnswers.push(fault.status);
         if (fault.retryAfterSeconds !== undefined) response.setHeader('Retry-After', String(fault.retryAfterSeconds));
-        return send(response, fault.status, { title: 'Injected fault', detail: 'the stand-in refuses every second poll', status: fault.status });
+        return send(response, fault.status, {
+          title: 'Injected fault',
+          detail: 'the stand-in refuses every second poll',
+          status: fault.status,
+        });
       }
       this.pollAnswers.push(200);
       return send(response, 200, this.describe(prediction));
     }
     if (request.method === 'POST' && cancel) {
       this.cancelRequests.push(prediction.id);
-      if (this.behaviour.cancelStatus) return send(response, this.behaviour.cancelStatus, { title: 'Injected fault', status: this.behaviour.cancelStatus });
+      if (this.behaviour.cancelStatus)
+        return send(response, this.behaviour.cancelStatus, {
+          title: 'Injected fault',
+          status: this.behaviour.cancelStatus,
+        });
       if (!['succeeded', 'failed'].includes(this.describe(prediction).status)) prediction.canceledAt ??= Date.now();
       return send(response, 200, this.describe(prediction));
     }
@@ -141,10 +168,20 @@ export class ReplicateStandIn {
     this.createCalls.push({ at: Date.now(), status: fault && 'status' in fault ? fault.status : 201 });
     if (fault && 'status' in fault) {
       if (fault.retryAfterSeconds !== undefined) response.setHeader('Retry-After', String(fault.retryAfterSeconds));
-      return send(response, fault.status, { title: 'Injected fault', detail: fault.detail ?? `injected ${fault.status}`, status: fault.status });
+      return send(response, fault.status, {
+        title: 'Injected fault',
+        detail: fault.detail ?? `injected ${fault.status}`,
+        status: fault.status,
+      });
     }
-    if (target.route === 'version' && !target.version) return send(response, 422, { title: 'Invalid version', detail: 'version is required', status: 422 });
-    if (typeof input?.prompt !== 'string') return send(response, 422, { title: 'Input validation failed', detail: '- input.prompt: Invalid type. Expected: string', status: 422 });
+    if (target.route === 'version' && !target.version)
+      return send(response, 422, { title: 'Invalid version', detail: 'version is required', status: 422 });
+    if (typeof input?.prompt !== 'string')
+      return send(response, 422, {
+        title: 'Input validation failed',
+        detail: '- input.prompt: Invalid type. Expected: string',
+        status: 422,
+      });
     const cancelAfter = request.headers['cancel-after'];
     const prediction: CreatedPrediction = {
       id: randomUUID().replace(/-/g, '').slice(0, 26),
@@ -167,8 +204,10 @@ export class ReplicateStandIn {
     const deadlineMs = parseSeconds(prediction.cancelAfter) * 1000;
     const startingMs = Math.min(prediction.runMs / 5, 500);
     let status: string;
-    if (prediction.canceledAt !== undefined) status = prediction.canceledAt - prediction.createdAt < startingMs ? 'aborted' : 'canceled';
-    else if (elapsed >= deadlineMs && deadlineMs < prediction.runMs) status = deadlineMs < startingMs ? 'aborted' : 'canceled';
+    if (prediction.canceledAt !== undefined)
+      status = prediction.canceledAt - prediction.createdAt < startingMs ? 'aborted' : 'canceled';
+    else if (elapsed >= deadlineMs && deadlineMs < prediction.runMs)
+      status = deadlineMs < startingMs ? 'aborted' : 'canceled';
     else if (elapsed < startingMs) status = 'starting';
     else if (elapsed < prediction.runMs) status = 'processing';
     else status = prediction.error ? 'failed' : 'succeeded';
@@ -180,11 +219,17 @@ export class ReplicateStandIn {
       version: prediction.version ?? 'hidden',
       input: prediction.input,
       status,
-      output: status === 'succeeded' ? Array.from({ length: count }, (_, index) => `${this.origin}/files/${prediction.id}/${index}.${format}`) : null,
+      output:
+        status === 'succeeded'
+          ? Array.from({ length: count }, (_, index) => `${this.origin}/files/${prediction.id}/${index}.${format}`)
+          : null,
       error: status === 'failed' ? prediction.error : null,
       logs: '',
       created_at: new Date(prediction.createdAt).toISOString(),
-      urls: { get: `${this.apiUrl}/predictions/${prediction.id}`, cancel: `${this.apiUrl}/predictions/${prediction.id}/cancel` },
+      urls: {
+        get: `${this.apiUrl}/predictions/${prediction.id}`,
+        cancel: `${this.apiUrl}/predictions/${prediction.id}/cancel`,
+      },
     };
   }
 
@@ -193,8 +238,14 @@ export class ReplicateStandIn {
     const match = /^\/files\/([^/]+)\/(\d+)\.(png|jpg|webp)$/.exec(path);
     const prediction = this.predictions.find((candidate) => candidate.id === match?.[1]);
     if (!match || !prediction) return send(response, 404, { detail: 'no such file' });
-    if (this.behaviour.outputStatus) return send(response, this.behaviour.outputStatus, { detail: 'this file has expired' });
-    const bytes = await renderImage(String(prediction.input.prompt), Number(prediction.input.seed), Number(match[2]), match[3] as OutputFormat);
+    if (this.behaviour.outputStatus)
+      return send(response, this.behaviour.outputStatus, { detail: 'this file has expired' });
+    const bytes = await renderImage(
+      String(prediction.input.prompt),
+      Number(prediction.input.seed),
+      Number(match[2]),
+      match[3] as OutputFormat,
+    );
     const { outputBytes = 0, outputBytesPerSecond } = this.behaviour;
     const size = Math.max(bytes.length, outputBytes);
     response.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
@@ -217,7 +268,8 @@ async function sendSlowly(response: ServerResponse, bytes: Buffer, bytesPerSecon
         response.on('drain', done).on('close', done);
       });
     }
-    if (Number.isFinite(bytesPerSecond)) await new Promise((resolve) => setTimeout(resolve, (chunk.length / bytesPerSecond) * 1000));
+    if (Number.isFinite(bytesPerSecond))
+      await new Promise((resolve) => setTimeout(resolve, (chunk.length / bytesPerSecond) * 1000));
   }
   response.end();
 }
@@ -230,7 +282,10 @@ function parseSeconds(value: string | undefined): number {
 function send(response: ServerResponse, status: number, body: unknown): void {
   if (response.headersSent) return void response.end();
   const text = JSON.stringify(body);
-  response.writeHead(status, { 'content-type': status >= 400 ? 'application/problem+json' : 'application/json', 'content-length': Buffer.byteLength(text) });
+  response.writeHead(status, {
+    'content-type': status >= 400 ? 'application/problem+json' : 'application/json',
+    'content-length': Buffer.byteLength(text),
+  });
   response.end(text);
 }
 

@@ -1,7 +1,12 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { FakeProvider } from '../../activities/providers/fake-provider';
 import { NonRetryable } from '../../common/errors';
-import type { GenerationRequest, MediaProvider, OutputStream, PredictionState } from '../../activities/providers/provider';
+import type {
+  GenerationRequest,
+  MediaProvider,
+  OutputStream,
+  PredictionState,
+} from '../../activities/providers/provider';
 
 /**
  * The fake provider with faults a test can script: slow or failing predictions and outputs that
@@ -29,7 +34,12 @@ export class ScriptedProvider implements MediaProvider {
   async createPrediction(request: GenerationRequest): Promise<string> {
     this.created.push(request);
     if (this.createDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.createDelayMs));
-    if (this.createError) throw ApplicationFailure.create({ type: NonRetryable.InvalidInput, message: this.createError, nonRetryable: true });
+    if (this.createError)
+      throw ApplicationFailure.create({
+        type: NonRetryable.InvalidInput,
+        message: this.createError,
+        nonRetryable: true,
+      });
     return this.fake.createPrediction(request);
   }
 
@@ -47,7 +57,11 @@ export class ScriptedProvider implements MediaProvider {
     this.opened.push(url);
     const index = Number(new URL(url).searchParams.get('index'));
     if (this.outputHangs.has(index)) {
-      await new Promise((_resolve, reject) => signal?.addEventListener('abort', () => reject(new Error('download cancelled: its source stopped answering')), { once: true }));
+      await new Promise((_resolve, reject) =>
+        signal?.addEventListener('abort', () => reject(new Error('download cancelled: its source stopped answering')), {
+          once: true,
+        }),
+      );
     }
     const remaining = this.outputFailures.get(index) ?? 0;
     if (remaining > 0) {

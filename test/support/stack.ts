@@ -66,7 +66,10 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
   const config = testConfig(options.env);
   const servers = testServers();
   // A small pool unless the test asks for DATABASE_POOL_SIZE itself.
-  const database = createDatabase({ url: config.DATABASE_URL, poolSize: options.env?.DATABASE_POOL_SIZE ? config.DATABASE_POOL_SIZE : 5 });
+  const database = createDatabase({
+    url: config.DATABASE_URL,
+    poolSize: options.env?.DATABASE_POOL_SIZE ? config.DATABASE_POOL_SIZE : 5,
+  });
   const s3 = createS3Client(config);
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
   const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
@@ -75,7 +78,9 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
   let workerRun: Promise<void> | undefined;
   let nativeConnection: NativeConnection | undefined;
   const workerMetrics = createWorkerMetrics();
-  const tracing = options.tracing ? startTracing('media-generation-test', { spanProcessor: options.tracing.spanProcessor }) : undefined;
+  const tracing = options.tracing
+    ? startTracing('media-generation-test', { spanProcessor: options.tracing.spanProcessor })
+    : undefined;
   if (options.worker !== false) {
     nativeConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
     worker = await createMediaWorker({
@@ -160,13 +165,21 @@ export async function postJson(baseUrl: string, path: string, body: unknown, hea
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await response.text();
-  return { status: response.status, headers: response.headers, body: text ? (JSON.parse(text) as Record<string, any>) : undefined };
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: text ? (JSON.parse(text) as Record<string, any>) : undefined,
+  };
 }
 
 export async function getJson(baseUrl: string, path: string, headers: Record<string, string> = {}) {
   const response = await fetch(`${baseUrl}${path}`, { headers });
   const text = await response.text();
-  return { status: response.status, headers: response.headers, body: text ? (JSON.parse(text) as Record<string, any>) : undefined };
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: text ? (JSON.parse(text) as Record<string, any>) : undefined,
+  };
 }
 
 /** Polls a job's status until `done` holds, as a client would. */
@@ -180,7 +193,8 @@ export async function waitForJob(
   for (;;) {
     const { body } = await getJson(baseUrl, `/api/v1/status/${jobId}`);
     if (body && done(body)) return body;
-    if (Date.now() > deadline) throw new Error(`job ${jobId} did not reach the expected state; last seen: ${JSON.stringify(body)}`);
+    if (Date.now() > deadline)
+      throw new Error(`job ${jobId} did not reach the expected state; last seen: ${JSON.stringify(body)}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }

@@ -76,16 +76,23 @@ export class Toxiproxy {
 
   static async start(): Promise<Toxiproxy> {
     const port = await findFreePort();
-    const child = spawnPrefixed('toxiproxy', resolveBinary('toxiproxy-server'), ['-host', '127.0.0.1', '-port', String(port)], {
-      quiet: !process.env.TEST_LOG_LEVEL,
-    });
+    const child = spawnPrefixed(
+      'toxiproxy',
+      resolveBinary('toxiproxy-server'),
+      ['-host', '127.0.0.1', '-port', String(port)],
+      {
+        quiet: !process.env.TEST_LOG_LEVEL,
+      },
+    );
     await waitForPort(port, 'toxiproxy-server', 20_000);
     return new Toxiproxy(child, `http://127.0.0.1:${port}`);
   }
 
   /** A proxy to `upstream` (`host:port`), listening on a free port of 127.0.0.1. */
   async proxy(name: string, upstream: string): Promise<Proxy> {
-    const created = (await this.api('POST', '/proxies', { name, listen: '127.0.0.1:0', upstream, enabled: true })) as { listen: string };
+    const created = (await this.api('POST', '/proxies', { name, listen: '127.0.0.1:0', upstream, enabled: true })) as {
+      listen: string;
+    };
     const [host, port] = created.listen.split(':');
     return new Proxy(this, name, upstream, host!, Number(port));
   }

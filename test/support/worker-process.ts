@@ -108,8 +108,15 @@ export class WorkerProcess {
       const listener = (line: string) => {
         if (pattern.test(line)) done(undefined, line);
       };
-      const onExit = () => done(new Error(`the worker exited before logging ${pattern}; output:\n${this.lines.join('\n')}`));
-      const timer = setTimeout(() => done(new Error(`the worker did not log ${pattern} within ${timeoutMs} ms; output:\n${this.lines.join('\n')}`)), timeoutMs);
+      const onExit = () =>
+        done(new Error(`the worker exited before logging ${pattern}; output:\n${this.lines.join('\n')}`));
+      const timer = setTimeout(
+        () =>
+          done(
+            new Error(`the worker did not log ${pattern} within ${timeoutMs} ms; output:\n${this.lines.join('\n')}`),
+          ),
+        timeoutMs,
+      );
       this.listeners.push(listener);
       child?.once('exit', onExit);
     });
