@@ -1,4 +1,4 @@
-import type { BenchResult, ThroughputComparison } from './bench';
+import type { BenchResult, ThroughputComparison } from './phases';
 
 interface Series {
   name: string;

@@ -1,4 +1,4 @@
-import type { BenchResult, ThroughputComparison } from './bench';
+import type { BenchResult, ThroughputComparison } from './phases';
 import type { ClosedLoopResult } from './load';
 import { round } from './stats';
 
@@ -128,7 +128,7 @@ const losses = (run: ClosedLoopResult) =>
     .map((text) => ` (${text})`)
     .join('');
 
-/** The table of latest figures for README.md. */
+/** The table of latest figures for bench/README.md. */
 export function formatMarkdownTable(result: BenchResult): string {
   const rows: string[][] = [];
   const t = result.throughput;

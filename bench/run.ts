@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: the benchmark against the running dev stack (`npm run dev`), beside a bare
  * workflow of the same shape on the same Temporal server. The last line of output is one JSON
- * object of figures; results go to bench/results/ and the table in README.md.
+ * object of figures; results go to bench/results/ and the figures table in bench/README.md.
  *
  *   npm run bench                       # the full run (5-7 minutes)
  *   npm run bench -- --quick            # a smoke run: every phase, a few jobs (not saved as latest)
@@ -23,13 +23,13 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { loadConfigOrExit } from '../common/config';
-import { ALL_PHASES, DEFAULTS, QUICK, runBench, type BenchOptions, type BenchResult, type Phase } from './bench';
+import { ALL_PHASES, DEFAULTS, QUICK, runBench, type BenchOptions, type BenchResult, type Phase } from './phases';
 import { renderChart } from './chart';
 import { formatMarkdownTable, formatSummary } from './report';
 
 const ROOT = path.join(__dirname, '..');
 const RESULTS_DIR = path.join(__dirname, 'results');
-const DOCS_FILE = path.join(__dirname, '..', 'README.md');
+const DOCS_FILE = path.join(__dirname, 'README.md');
 export const TABLE_START = '<!-- bench:table:start -->';
 export const TABLE_END = '<!-- bench:table:end -->';
 
@@ -146,7 +146,7 @@ export function buildOptions(argv: string[], env: NodeJS.ProcessEnv): { options:
   return { options, save };
 }
 
-/** Writes the run's JSON, latest.json, the chart and the table in README.md; returns what it wrote. */
+/** Writes the run's JSON, latest.json, the chart and the figures table in bench/README.md; returns what it wrote. */
 export function saveResults(result: BenchResult): string[] {
   mkdirSync(RESULTS_DIR, { recursive: true });
   const stamp = result.startedAt.replace(/[:.]/g, '-');
@@ -169,7 +169,7 @@ export function saveResults(result: BenchResult): string[] {
         written.push(DOCS_FILE);
       }
     } catch {
-      // No README.md: nothing to update.
+      // No bench/README.md: nothing to update.
     }
   }
   return written;

@@ -1,5 +1,5 @@
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { ALL_PHASES, QUICK, runBench, type BenchResult } from '../bench/bench';
+import { ALL_PHASES, QUICK, runBench, type BenchResult } from '../bench/phases';
 import { renderChart } from '../bench/chart';
 import { formatMarkdownTable, formatSummary } from '../bench/report';
 import { createS3Client } from '../common/s3';
