@@ -2,6 +2,35 @@
 const js = require('@eslint/js');
 const tseslint = require('typescript-eslint');
 
+const PROJECT_FOLDERS = [
+  'api',
+  'workflows',
+  'activities',
+  'worker',
+  'jobs',
+  'db',
+  'common',
+  'scripts',
+  'bench',
+  'test',
+];
+
+/** Import paths that reach the top-level `folder` from a file one to three folders deep. */
+function fromParentFolders(folder) {
+  return [1, 2, 3].flatMap((depth) => ['../'.repeat(depth) + folder, `${'../'.repeat(depth)}${folder}/**`]);
+}
+
+/** An ESLint block that lets files in `folder` import only the project folders in `allowed`. */
+function layer(folder, allowed, message) {
+  const forbidden = PROJECT_FOLDERS.filter((other) => other !== folder && !allowed.includes(other));
+  return {
+    files: [`${folder}/**/*.ts`],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: forbidden.flatMap(fromParentFolders), message }] }],
+    },
+  };
+}
+
 module.exports = tseslint.config(
   { ignores: ['node_modules/', 'dist/', 'coverage/', '.data/', 'db/migrations/', 'bench/results/'] },
   js.configs.recommended,
@@ -34,6 +63,17 @@ module.exports = tseslint.config(
     ],
     rules: { 'no-restricted-properties': 'off' },
   },
+  // Layers (README "Folders"): each folder may import only the folders below it.
+  layer('common', [], "common/ is the bottom layer: it imports none of the project's folders."),
+  layer('db', ['common'], 'db/ imports only common/.'),
+  layer('jobs', ['db', 'common'], 'jobs/ (the job lifecycle) imports db/ and common/.'),
+  layer('activities', ['jobs', 'db', 'common'], 'activities/ import jobs/, db/ and common/.'),
+  layer('api', ['jobs', 'db', 'common'], 'api/ imports jobs/, db/ and common/, and starts workflows by type name.'),
+  layer(
+    'worker',
+    ['workflows', 'activities', 'jobs', 'db', 'common'],
+    'worker/ wires workflows/, activities/, jobs/, db/ and common/; nothing imports api/.',
+  ),
   {
     // Workflow code is replayed in a sandbox: no Node built-ins, no I/O, activities as types only.
     files: ['workflows/**/*.ts'],
@@ -60,12 +100,12 @@ module.exports = tseslint.config(
               message: 'Workflows run in a deterministic sandbox: no Node built-ins.',
             },
             {
+              group: ['db', 'jobs', 'api', 'worker'].flatMap(fromParentFolders),
+              message: 'Workflows import common/ and activities as types only, nothing that does I/O.',
+            },
+            {
               group: [
-                '../activities/*',
-                '../activities/**',
-                '../db/**',
-                '../api/**',
-                '../worker/**',
+                ...fromParentFolders('activities'),
                 'pg',
                 'drizzle-orm*',
                 '@aws-sdk/*',

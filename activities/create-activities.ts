@@ -1,15 +1,13 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { msToNumber } from '@temporalio/common/lib/time';
 import type { Logger } from 'pino';
 import type { FaultInjectionPoint } from '../common/config';
 import { NonRetryable } from '../common/errors';
 import type { JobStatus, OutputFormat, TerminalStatus } from '../common/statuses';
 import { mediaObjectKey } from '../common/storage-keys';
-import { isDatabaseUnavailable } from '../db/availability';
 import type { Database } from '../db/client';
-import { finishJob, getJobStatus, getPredictionId, markJobProcessing, recordPredictionId } from '../db/queries/jobs';
+import { getPredictionId, markJobProcessing, recordPredictionId } from '../db/queries/jobs';
 import {
   getMedia,
   markMediaCompleted,
@@ -17,8 +15,10 @@ import {
   markMediaProcessing,
   recordMediaAttemptFailed,
 } from '../db/queries/media';
+import { heartbeatWhile, isRetryableFailure, pollRetryDelayMs, storableText, waitOutDatabaseOutage } from './helpers';
 import { storeObject } from './object-storage';
-import { reconcileUnfinishedJobs, type ReconcileResult } from './reconcile';
+import { reconcileUnfinishedJobs } from './reconcile';
+import { finishJobFromWorkflow, type ReconcileResult } from '../jobs/lifecycle';
 import { deliverWebhook, type DeliveryResult, type WebhookDependencies } from './webhook-delivery';
 import type { ActivityPolicyOverrides, WebhookMessage } from '../common/temporal';
 import type { GenerationRequest, MediaProvider, PredictionState } from './providers/provider';
@@ -77,22 +77,7 @@ export interface FinishJobInput {
 export function createActivities(deps: ActivityDependencies) {
   const { db, s3, bucket, provider, maxOutputBytes, logger } = deps;
   const pollIntervalMs = deps.predictionPollIntervalMs ?? 1_000;
-  /**
-   * A database write of a long activity, waiting through a database outage (heartbeating) instead
-   * of failing the attempt: the activity's few attempts are for its source and its upload, and a
-   * failed attempt would redo them (or, after a create, bill a second prediction).
-   */
-  const untilDatabaseAnswers = async <T>(write: () => Promise<T>): Promise<T> => {
-    for (let delayMs = 250; ; delayMs = Math.min(delayMs * 2, 5_000)) {
-      try {
-        return await write();
-      } catch (error) {
-        if (!isDatabaseUnavailable(error)) throw error;
-        logger.warn({ err: error, retryInMs: delayMs }, 'the database is unreachable; waiting for it');
-        await Context.current().sleep(delayMs);
-      }
-    }
-  };
+  const untilDatabaseAnswers = <T>(write: () => Promise<T>): Promise<T> => waitOutDatabaseOutage(write, logger);
   /** Fault tests only: stops the activity at `point` until the worker is killed (or the activity cancelled). */
   const pauseForFaultInjection = async (point: FaultInjectionPoint): Promise<void> => {
     if (deps.faultInjectionPauseAt !== point) return;
@@ -322,14 +307,10 @@ export function createActivities(deps: ActivityDependencies) {
      */
     async finishJob(input: FinishJobInput): Promise<boolean> {
       const { jobId, ...outcome } = input;
-      if (
-        await finishJob(db, jobId, {
-          ...outcome,
-          errorMessage: outcome.errorMessage === undefined ? undefined : storableText(outcome.errorMessage),
-        })
-      )
-        return true;
-      return (await getJobStatus(db, jobId)) === outcome.status;
+      return finishJobFromWorkflow(db, jobId, {
+        ...outcome,
+        errorMessage: outcome.errorMessage === undefined ? undefined : storableText(outcome.errorMessage),
+      });
     },
 
     /** One webhook message, signed with the worker's secret; each attempt is recorded. */
@@ -343,47 +324,13 @@ export function createActivities(deps: ActivityDependencies) {
         db,
         temporal: deps.temporal,
         logger,
-        taskQueue: Context.current().info.taskQueue,
-        policies: deps.settlePolicies,
+        config: {
+          TEMPORAL_TASK_QUEUE: Context.current().info.taskQueue,
+          WEBHOOK_RETRY_INITIAL_INTERVAL_SECONDS: deps.settlePolicies?.webhookInitialIntervalSeconds,
+        },
       });
     },
   };
 }
 
 export type MediaActivities = ReturnType<typeof createActivities>;
-
-/**
- * A message Postgres can store: a NUL (from a provider's error, or an operator's cancel signal)
- * would make the write fail on every retry, and the job could never end.
- */
-function storableText(text: string): string {
-  return text.replaceAll('\u0000', '\ufffd');
-}
-
-/**
- * Heartbeats twice a second while `work` runs (the SDK sends at most one a second), so that an
- * activity waiting on a slow call is not taken for a dead worker; a dead worker stops heartbeating
- * and is noticed after the timeout, which counts from the attempt's start. Work done within half a
- * second sends no heartbeat at all: each one is a write on the Temporal server.
- */
-async function heartbeatWhile<T>(work: () => Promise<T>, details: () => unknown = () => undefined): Promise<T> {
-  const context = Context.current();
-  const timer = setInterval(() => context.heartbeat(details()), 500);
-  try {
-    return await work();
-  } finally {
-    clearInterval(timer);
-  }
-}
-
-/** Whether a retry may help: anything but a failure marked non-retryable (invalid input, expired output…). */
-function isRetryableFailure(error: unknown): boolean {
-  return !(error instanceof ApplicationFailure && error.nonRetryable);
-}
-
-/** The provider's Retry-After when it gave one, else a backoff from the poll interval up to 30 s. */
-function pollRetryDelayMs(error: unknown, troubles: number, pollIntervalMs: number): number {
-  const asked =
-    error instanceof ApplicationFailure && error.nextRetryDelay != null ? msToNumber(error.nextRetryDelay) : undefined;
-  return Math.min(asked ?? pollIntervalMs * 2 ** (troubles - 1), 30_000);
-}

@@ -5,6 +5,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { NonRetryable } from '../common/errors';
 import { checkedLookup, isPublicAddress } from '../common/public-address';
 import type { OutputStream } from './providers/provider';
+import { retryAfterSeconds } from './helpers';
 
 /** Retryable: the source did not answer well this time (network, timeout, 429, 5xx). */
 export const OUTPUT_UNAVAILABLE = 'OutputUnavailable';
@@ -178,13 +179,6 @@ function statusFailure(status: number, url: URL, retryAfter: string | undefined)
     nonRetryable: !transient,
     ...(delaySeconds !== undefined ? { nextRetryDelay: `${delaySeconds}s` as const } : {}),
   });
-}
-
-/** Retry-After as seconds (a number or an HTTP date), or undefined when absent or unreadable. */
-export function retryAfterSeconds(value: string | null | undefined): number | undefined {
-  if (!value) return undefined;
-  const seconds = /^\d+$/.test(value.trim()) ? Number(value) : (Date.parse(value) - Date.now()) / 1000;
-  return Number.isFinite(seconds) ? Math.max(1, Math.ceil(seconds)) : undefined;
 }
 
 function parseLength(value: string | undefined): number | undefined {

@@ -3,14 +3,15 @@ import https from 'node:https';
 import { isIP } from 'node:net';
 import { ApplicationFailure } from '@temporalio/activity';
 import { NonRetryable } from '../common/errors';
-import { toStatusReply, type Presigner } from '../common/status-reply';
+import { type Presigner } from '../common/presigner';
+import { toStatusReply } from '../jobs/status-reply';
 import type { WebhookMessage } from '../common/temporal';
 import { signWebhook } from '../common/webhooks';
 import type { Database } from '../db/client';
 import { getJob } from '../db/queries/jobs';
 import { recordDeliveryAttempt } from '../db/queries/webhook-deliveries';
 import { checkedLookup, isPublicAddress } from '../common/public-address';
-import { retryAfterSeconds } from './safe-download';
+import { retryAfterSeconds } from './helpers';
 
 /** Retryable: the receiver did not take the message this time (network, timeout, non-2xx). */
 export const WEBHOOK_REJECTED = 'WebhookRejected';

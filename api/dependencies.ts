@@ -2,7 +2,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { Config } from '../common/config';
-import type { Presigner } from '../common/status-reply';
+import type { Presigner } from '../common/presigner';
 import type { Database } from '../db/client';
 
 export interface ApiDependencies {

@@ -3,7 +3,7 @@ import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors
 import { loadConfigOrExit } from '../common/config';
 import { createLogger } from '../common/logger';
 import { createS3Client } from '../common/s3';
-import { createPresigner } from '../common/status-reply';
+import { createPresigner } from '../common/presigner';
 import { startTracing } from '../common/tracing';
 import { createDatabase } from '../db/client';
 import { createApp } from './app';

@@ -1,6 +1,7 @@
 import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
-import { JOB_STATUSES, MEDIA_STATUSES, OUTPUT_FORMATS } from '../common/statuses';
+import { JOB_STATUSES, OUTPUT_FORMATS } from '../common/statuses';
+import { statusReplySchema } from '../jobs/status-reply';
 import { DEFAULT_WEBHOOK_EVENTS, WEBHOOK_EVENTS } from '../common/webhooks';
 
 extendZodWithOpenApi(z);
@@ -92,43 +93,7 @@ export const listJobsQuerySchema = z.strictObject({
   cursor: z.string().max(200).optional(),
 });
 
-const timestamp = z.iso.datetime().nullable();
-
-export const mediaReplySchema = z
-  .object({
-    index: z.number().int(),
-    status: z.enum(MEDIA_STATUSES),
-    media_url: z.string().nullable().openapi({ description: 'Where the provider served this output.' }),
-    s3_key: z.string(),
-    presigned_media_url: z
-      .string()
-      .nullable()
-      .openapi({ description: 'A short-lived GET URL, minted per request, once the output is stored.' }),
-    content_type: z.string().nullable(),
-    size_bytes: z.number().int().nullable(),
-    sha256: z.string().nullable(),
-    error_message: z.string().nullable(),
-  })
-  .openapi('Media');
-
-export const statusReplySchema = z
-  .object({
-    job_id: z.string(),
-    status: z.enum(JOB_STATUSES),
-    model: z.string(),
-    prompt: z.string(),
-    num_outputs: z.number().int(),
-    seed: z.number().int(),
-    output_format: z.enum(OUTPUT_FORMATS),
-    media: z.array(mediaReplySchema),
-    error_message: z.string().nullable(),
-    retry_count: z.number().int(),
-    created_at: timestamp,
-    updated_at: timestamp,
-    started_at: timestamp,
-    completed_at: timestamp,
-  })
-  .openapi('JobStatus');
+export { mediaReplySchema, statusReplySchema } from '../jobs/status-reply';
 
 export const generateReplySchema = z
   .object({

@@ -7,7 +7,7 @@ import { FakeProvider } from '../activities/providers/fake-provider';
 import type { GenerationRequest, MediaProvider, OutputStream, PredictionState } from '../activities/providers/provider';
 import { parseConfig } from '../common/config';
 import { createS3Client } from '../common/s3';
-import { createPresigner } from '../common/status-reply';
+import { createPresigner } from '../common/presigner';
 import { progressQuery, workflowIdForJob } from '../common/temporal';
 import { createMediaWorker } from '../worker/create-worker';
 import { buildIdOfBundle, makeCurrentOncePolling } from '../worker/versioning';

@@ -1,7 +1,7 @@
 import { loadConfigOrExit } from '../common/config';
 import { createLogger } from '../common/logger';
 import { createS3Client } from '../common/s3';
-import { createPresigner } from '../common/status-reply';
+import { createPresigner } from '../common/presigner';
 import { startTracing } from '../common/tracing';
 import { createProvider } from '../activities/providers';
 import { createDatabase } from '../db/client';

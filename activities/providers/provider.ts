@@ -1,14 +1,11 @@
 import type { Readable } from 'node:stream';
-import type { OutputFormat } from '../../common/statuses';
+import type { MediaGenerationInput } from '../../common/temporal';
 
-export interface GenerationRequest {
-  jobId: string;
-  model: string;
-  prompt: string;
-  numOutputs: number;
-  seed: number;
-  outputFormat: OutputFormat;
-}
+/** What a provider is asked to generate: the workflow's input, without its policies and targets. */
+export type GenerationRequest = Pick<
+  MediaGenerationInput,
+  'jobId' | 'model' | 'prompt' | 'numOutputs' | 'seed' | 'outputFormat'
+>;
 
 export type PredictionState =
   | { status: 'running' }

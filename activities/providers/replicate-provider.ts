@@ -1,7 +1,8 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import Replicate, { type Prediction } from 'replicate';
 import { NonRetryable } from '../../common/errors';
-import { retryAfterSeconds, safeDownload, type DownloadLimits } from '../safe-download';
+import { retryAfterSeconds } from '../helpers';
+import { safeDownload, type DownloadLimits } from '../safe-download';
 import type { GenerationRequest, MediaProvider, OutputStream, PredictionState } from './provider';
 
 /** Retryable failure types: Replicate asked us to slow down, or did not answer well this time. */

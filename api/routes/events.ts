@@ -1,7 +1,7 @@
 import { Router, type Request, type Response } from 'express';
 import { sseDatabaseConnections } from '../../common/config';
 import { isTerminalStatus } from '../../common/statuses';
-import { presignedUrl } from '../../common/status-reply';
+import { presignedUrl } from '../../common/presigner';
 import { listJobEvents } from '../../db/queries/events';
 import { getJob } from '../../db/queries/jobs';
 import type { JobEventRow } from '../../db/schema';

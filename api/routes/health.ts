@@ -2,7 +2,7 @@ import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { sql } from 'drizzle-orm';
 import { Router } from 'express';
 import type { ApiDependencies } from '../dependencies';
-import { withTemporalTimeout, withTimeout } from '../timeout';
+import { withTemporalTimeout, withTimeout } from '../../common/timeout';
 
 const CHECK_TIMEOUT_MS = 2_000;
 

@@ -1,14 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Router, type Response } from 'express';
-import { settleOrphanedJob } from '../../common/orphaned-jobs';
-import { isTerminalStatus } from '../../common/statuses';
-import {
-  cancelSignal,
-  REDELIVER_WEBHOOK_WORKFLOW_TYPE,
-  workflowIdForJob,
-  type RedeliverWebhookInput,
-} from '../../common/temporal';
-import { finishJob, getJob, listJobs, type JobWithMedia } from '../../db/queries/jobs';
+import { REDELIVER_WEBHOOK_WORKFLOW_TYPE, type RedeliverWebhookInput } from '../../common/temporal';
+import { getJob, listJobs, type JobWithMedia } from '../../db/queries/jobs';
+import { cancelJob } from '../../jobs/lifecycle';
 import { getDelivery, listDeliveries } from '../../db/queries/webhook-deliveries';
 import type { WebhookDeliveryRow } from '../../db/schema';
 import { callerOf, canSee } from '../auth';
@@ -16,8 +10,9 @@ import type { ApiDependencies } from '../dependencies';
 import { Problem } from '../problem';
 import { limitRedeliveries } from '../rate-limit';
 import { cancelRequestSchema, deliveryParamsSchema, jobIdParamSchema, listJobsQuerySchema } from '../schemas';
-import { decodeCursor, encodeCursor, toStatusReply } from '../serialize';
-import { withTemporalTimeout } from '../timeout';
+import { toStatusReply } from '../../jobs/status-reply';
+import { decodeCursor, encodeCursor } from '../cursor';
+import { withTemporalTimeout } from '../../common/timeout';
 import { parseOrThrow, requireJsonBody } from '../validation';
 
 function jobNotFound(jobId: string): Problem {
@@ -56,7 +51,8 @@ function deliveryReply(row: WebhookDeliveryRow) {
   };
 }
 
-export function jobsRouter({ config, db, temporal, presigner, logger }: ApiDependencies): Router {
+export function jobsRouter(deps: ApiDependencies): Router {
+  const { config, db, temporal, presigner, logger } = deps;
   const router = Router();
 
   router.get('/api/v1/status/:job_id', async (req, res) => {
@@ -96,39 +92,16 @@ export function jobsRouter({ config, db, temporal, presigner, logger }: ApiDepen
     const jobId = parseJobId(req.params);
     const { reason } = parseOrThrow(cancelRequestSchema, req.body ?? {}, 'body');
     const job = await visibleJob(db, res, jobId);
-    if (isTerminalStatus(job.status)) {
-      throw new Problem(409, 'Job already ended', `Job '${jobId}' is already ${job.status} and cannot be cancelled.`);
-    }
     const cancelReason = reason ?? 'Cancelled through the API';
-    try {
-      await withTemporalTimeout(
-        temporal.connection,
-        () => temporal.workflow.getHandle(workflowIdForJob(jobId)).signal(cancelSignal, { reason: cancelReason }),
-        3_000,
+    const cancelled = await cancelJob(deps, job, cancelReason);
+    if (cancelled.outcome === 'already-ended') {
+      throw new Problem(
+        409,
+        'Job already ended',
+        `Job '${jobId}' is already ${cancelled.status} and cannot be cancelled.`,
       );
-    } catch (error) {
-      if ((error as Error).name !== 'WorkflowNotFoundError') {
-        logger.warn({ err: error, jobId }, 'could not signal the workflow');
-        throw Problem.unavailable('Temporal');
-      }
-      // The workflow already ended without recording it (terminated): the row is ended here, and
-      // its prediction cancelled and its end announced as the workflow would have.
-      if (await finishJob(db, jobId, { status: 'CANCELLED', errorMessage: cancelReason })) {
-        await withTemporalTimeout(
-          temporal.connection,
-          () =>
-            settleOrphanedJob(temporal, {
-              taskQueue: config.TEMPORAL_TASK_QUEUE,
-              job,
-              status: 'CANCELLED',
-              policies: { webhookInitialIntervalSeconds: config.WEBHOOK_RETRY_INITIAL_INTERVAL_SECONDS },
-            }),
-          3_000,
-        ).catch((settleError: unknown) =>
-          logger.warn({ err: settleError, jobId }, 'could not start the clean-up of a cancelled job'),
-        );
-      }
     }
+    if (cancelled.outcome === 'temporal-unavailable') throw Problem.unavailable('Temporal');
     res.status(202).json({ job_id: jobId, status: job.status, message: `Cancellation requested: ${cancelReason}` });
   });
 

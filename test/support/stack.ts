@@ -10,7 +10,7 @@ import { FakeProvider } from '../../activities/providers/fake-provider';
 import type { MediaProvider } from '../../activities/providers/provider';
 import { parseConfig, type Config } from '../../common/config';
 import { createS3Client } from '../../common/s3';
-import { createPresigner } from '../../common/status-reply';
+import { createPresigner } from '../../common/presigner';
 import { createDatabase, type DatabaseHandle } from '../../db/client';
 import { createMediaWorker } from '../../worker/create-worker';
 import { createWorkerMetrics, type WorkerMetrics } from '../../worker/metrics';

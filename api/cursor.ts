@@ -1,17 +1,4 @@
-import type { z } from 'zod';
-import type { StatusReply as SharedStatusReply } from '../common/status-reply';
-import type { statusReplySchema } from './schemas';
-
-export { presignedUrl, toStatusReply, type Presigner } from '../common/status-reply';
-
-export type StatusReply = z.infer<typeof statusReplySchema>;
-/** The shared serializer and the documented schema describe the same reply. */
-export const sameShape: [SharedStatusReply] extends [StatusReply]
-  ? [StatusReply] extends [SharedStatusReply]
-    ? true
-    : never
-  : never = true;
-
+/** GET /api/v1/jobs pages: a cursor is the last job of a page, opaque to clients. */
 export function encodeCursor(job: { createdAt: Date; id: string }): string {
   return Buffer.from(`${job.createdAt.toISOString()}|${job.id}`).toString('base64url');
 }

@@ -1,0 +1,378 @@
+import {
+  WorkflowIdReusePolicy,
+  type Client,
+  type WorkflowExecutionDescription,
+  type WorkflowHandle,
+} from '@temporalio/client';
+import type { Logger } from 'pino';
+import type { Config } from '../common/config';
+import { isTerminalStatus, type TerminalStatus } from '../common/statuses';
+import {
+  cancelSignal,
+  MEDIA_GENERATION_WORKFLOW_TYPE,
+  mediaJobStatusSearchAttribute,
+  SETTLE_ORPHANED_JOB_WORKFLOW_TYPE,
+  settleOrphanedJobWorkflowId,
+  workflowIdForJob,
+  type ActivityPolicyOverrides,
+  type MediaGenerationInput,
+} from '../common/temporal';
+import { withTemporalTimeout } from '../common/timeout';
+import { DEFAULT_WEBHOOK_EVENTS, type WebhookEvent } from '../common/webhooks';
+import type { Database } from '../db/client';
+import {
+  createJob,
+  deleteJob,
+  findJobByIdempotencyKey,
+  finishJob,
+  getJobStatus,
+  isIdempotencyConflict,
+  RunningJobsCapReached,
+  type JobOutcome,
+  type NewJob,
+  type RunningJobsCap,
+} from '../db/queries/jobs';
+import type { JobRow } from '../db/schema';
+
+/**
+ * A job's life outside its workflow, in one place: submitting it (and replaying an
+ * Idempotency-Key), cancelling it, ending it when its workflow is gone, and the reconciler's
+ * decisions. Routes parse and reply; activities run steps; what happens to a job is decided here.
+ * Each function answers with an explicit outcome rather than an HTTP error.
+ */
+
+export type LifecycleConfig = Pick<
+  Config,
+  | 'TEMPORAL_TASK_QUEUE'
+  | 'GENERATE_MAX_ATTEMPTS'
+  | 'PERSIST_MAX_ATTEMPTS'
+  | 'PERSIST_BUDGET_SECONDS'
+  | 'PREDICTION_WAIT_SECONDS'
+  | 'ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS'
+  | 'WEBHOOK_RETRY_INITIAL_INTERVAL_SECONDS'
+>;
+
+/** What ending a job outside its workflow needs: where its clean-up runs, and its webhook retries. */
+export type SettleConfig = Pick<LifecycleConfig, 'TEMPORAL_TASK_QUEUE' | 'WEBHOOK_RETRY_INITIAL_INTERVAL_SECONDS'>;
+
+export interface LifecycleDependencies {
+  db: Database;
+  temporal: Client;
+  config: LifecycleConfig;
+  logger: Logger;
+}
+
+// Long enough for a busy server, short enough that a client with Temporal down gets its 503 promptly.
+const TEMPORAL_START_DEADLINE_MS = 5_000;
+// Asking whether a failed start did start the workflow: with the start's, under 7 s when Temporal is down.
+const TEMPORAL_DESCRIBE_DEADLINE_MS = 1_500;
+const TEMPORAL_SIGNAL_DEADLINE_MS = 3_000;
+/** A job row younger than this may still be waiting for the API's start call. */
+const START_GRACE_MS = 60_000;
+
+/** The policy overrides of the configuration, carried into each workflow's input. */
+export function policyOverrides(config: LifecycleConfig): ActivityPolicyOverrides {
+  return {
+    generateMaxAttempts: config.GENERATE_MAX_ATTEMPTS,
+    persistMaxAttempts: config.PERSIST_MAX_ATTEMPTS,
+    persistBudgetSeconds: config.PERSIST_BUDGET_SECONDS,
+    predictionWaitSeconds: config.PREDICTION_WAIT_SECONDS,
+    heartbeatTimeoutSeconds: config.ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS,
+    webhookInitialIntervalSeconds: config.WEBHOOK_RETRY_INITIAL_INTERVAL_SECONDS,
+  };
+}
+
+export function workflowInputFor(job: JobRow, config: LifecycleConfig): MediaGenerationInput {
+  return {
+    jobId: job.id,
+    model: job.model,
+    prompt: job.prompt,
+    numOutputs: job.numOutputs,
+    seed: job.seed,
+    outputFormat: job.outputFormat,
+    policies: policyOverrides(config),
+    ...(webhookOf(job) ? { webhook: webhookOf(job) } : {}),
+    ...(job.deadlineSeconds ? { deadlineSeconds: job.deadlineSeconds } : {}),
+  };
+}
+
+function webhookOf(job: Pick<JobRow, 'webhookUrl' | 'webhookEvents'>) {
+  return job.webhookUrl
+    ? { url: job.webhookUrl, events: (job.webhookEvents ?? DEFAULT_WEBHOOK_EVENTS) as WebhookEvent[] }
+    : undefined;
+}
+
+export type SubmitOutcome =
+  | { outcome: 'accepted'; job: JobRow; recordingMs: number; startingMs: number }
+  /** The Idempotency-Key already made this job, with the same request. */
+  | { outcome: 'replayed'; job: JobRow }
+  /** The Idempotency-Key already made a job from another request. */
+  | { outcome: 'key-reused'; job: JobRow }
+  | { outcome: 'running-jobs-cap'; running: number; limit: number }
+  /** Temporal did not start the workflow: the job was not accepted (its row removed, or left to the reconciler). */
+  | { outcome: 'not-started' };
+
+export interface Submission {
+  job: NewJob;
+  requestHash: string;
+  idempotencyKey?: string;
+  runningJobsCap?: RunningJobsCap;
+}
+
+/** Records the job and starts its workflow; with an Idempotency-Key, a repeat answers with the first job. */
+export async function submitJob(deps: LifecycleDependencies, submission: Submission): Promise<SubmitOutcome> {
+  const { db } = deps;
+  const { idempotencyKey, requestHash } = submission;
+  const owner = submission.job.owner ?? 'anonymous';
+  if (idempotencyKey) {
+    const existing = await findJobByIdempotencyKey(db, owner, idempotencyKey);
+    if (existing) return replayJob(deps, existing, requestHash);
+  }
+
+  let job: JobRow;
+  const recordingStarted = performance.now();
+  try {
+    job = await createJob(db, { ...submission.job, idempotencyKey, requestHash }, submission.runningJobsCap);
+  } catch (error) {
+    if (error instanceof RunningJobsCapReached)
+      return { outcome: 'running-jobs-cap', running: error.running, limit: error.limit };
+    if (idempotencyKey && isIdempotencyConflict(error)) {
+      // A concurrent request with the same key won the insert: answer with its job.
+      const existing = await findJobByIdempotencyKey(db, owner, idempotencyKey);
+      if (existing) return replayJob(deps, existing, requestHash);
+    }
+    throw error;
+  }
+
+  const startingWorkflow = performance.now();
+  try {
+    // A start that failed or timed out may still have reached the server: if the workflow exists, the job is accepted.
+    await ensureWorkflowStarted(deps, job);
+  } catch (error) {
+    // No workflow, or Temporal cannot say: the row goes only if no workflow has touched it (still PENDING, no
+    // prediction). A start that lands after all finds no row and fails on JobNotFound before anything billed; a row
+    // left behind (the delete failed) is failed by the reconciler once its grace period is over, if its workflow
+    // never started.
+    deps.logger.warn({ err: error, jobId: job.id }, 'could not start the workflow; removing the job');
+    const removed = await deleteJob(db, job.id).catch((deleteError: unknown) => {
+      deps.logger.error({ err: deleteError, jobId: job.id }, 'could not remove the job');
+      return true;
+    });
+    if (removed) return { outcome: 'not-started' };
+    // The delete was refused: a workflow has started the job after all.
+    deps.logger.warn({ jobId: job.id }, 'the job was kept: a workflow has started it');
+  }
+  return {
+    outcome: 'accepted',
+    job,
+    recordingMs: startingWorkflow - recordingStarted,
+    startingMs: performance.now() - startingWorkflow,
+  };
+}
+
+/** The job an Idempotency-Key already made; a PENDING one has its start attempted again. */
+async function replayJob(deps: LifecycleDependencies, job: JobRow, requestHash: string): Promise<SubmitOutcome> {
+  if (job.requestHash !== requestHash) return { outcome: 'key-reused', job };
+  if (job.status === 'PENDING') {
+    // The first request may have died between its insert and its start: starting again is harmless (one workflow
+    // id). A job that will not run is never replayed as accepted. Its row is kept: the first request may still be
+    // starting it, and the reconciler fails a row whose workflow never started once its grace period is over.
+    try {
+      await ensureWorkflowStarted(deps, job, { rejectDuplicate: true });
+    } catch (error) {
+      deps.logger.warn({ err: error, jobId: job.id }, 'could not start the workflow of a replayed job');
+      return { outcome: 'not-started' };
+    }
+  }
+  return { outcome: 'replayed', job };
+}
+
+function startWorkflow(deps: LifecycleDependencies, job: JobRow, options: { rejectDuplicate?: boolean }) {
+  const { temporal, config } = deps;
+  return withTemporalTimeout(
+    temporal.connection,
+    () =>
+      temporal.workflow.start(MEDIA_GENERATION_WORKFLOW_TYPE, {
+        taskQueue: config.TEMPORAL_TASK_QUEUE,
+        workflowId: workflowIdForJob(job.id),
+        args: [workflowInputFor(job, config)],
+        typedSearchAttributes: [{ key: mediaJobStatusSearchAttribute, value: 'PENDING' }],
+        memo: { model: job.model, prompt: job.prompt },
+        staticSummary: `${job.numOutputs} × ${job.outputFormat} from ${job.model}`,
+        ...(options.rejectDuplicate ? { workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE } : {}),
+      }),
+    TEMPORAL_START_DEADLINE_MS,
+  );
+}
+
+/** Starts the job's workflow; a start that failed but did create the workflow counts as started. */
+async function ensureWorkflowStarted(
+  deps: LifecycleDependencies,
+  job: JobRow,
+  options: { rejectDuplicate?: boolean } = {},
+): Promise<void> {
+  try {
+    await startWorkflow(deps, job, options);
+  } catch (startError) {
+    // A concurrent request with the same Idempotency-Key may have started it first: one workflow id, one workflow.
+    if ((startError as Error).name === 'WorkflowExecutionAlreadyStartedError') return;
+    const description = await describeWorkflow(deps.temporal, workflowIdForJob(job.id)).catch(
+      (describeError: unknown) => {
+        deps.logger.warn({ err: describeError, jobId: job.id }, 'could not tell whether the workflow started');
+        return undefined;
+      },
+    );
+    if (!description) throw startError;
+    deps.logger.warn(
+      { err: startError, jobId: job.id },
+      'the workflow start failed, but the workflow exists: the job is accepted',
+    );
+  }
+}
+
+/** The workflow's description, or undefined when Temporal does not know it; throws when Temporal cannot say. */
+async function describeWorkflow(
+  temporal: Client,
+  workflowId: string,
+): Promise<WorkflowExecutionDescription | undefined> {
+  try {
+    return await withTemporalTimeout(
+      temporal.connection,
+      () => temporal.workflow.getHandle(workflowId).describe(),
+      TEMPORAL_DESCRIBE_DEADLINE_MS,
+    );
+  } catch (error) {
+    if ((error as Error).name === 'WorkflowNotFoundError') return undefined;
+    throw error;
+  }
+}
+
+export type CancelOutcome =
+  | { outcome: 'already-ended'; status: TerminalStatus }
+  /** The workflow got the cancel signal: it cancels the work and ends the job. */
+  | { outcome: 'requested' }
+  /** The workflow was gone (terminated): the job was ended here. */
+  | { outcome: 'ended' }
+  | { outcome: 'temporal-unavailable' };
+
+/** Cancels a job through its workflow, or ends it here when the workflow is already gone. */
+export async function cancelJob(deps: LifecycleDependencies, job: JobRow, reason: string): Promise<CancelOutcome> {
+  if (isTerminalStatus(job.status)) return { outcome: 'already-ended', status: job.status };
+  try {
+    await withTemporalTimeout(
+      deps.temporal.connection,
+      () => deps.temporal.workflow.getHandle(workflowIdForJob(job.id)).signal(cancelSignal, { reason }),
+      TEMPORAL_SIGNAL_DEADLINE_MS,
+    );
+    return { outcome: 'requested' };
+  } catch (error) {
+    if ((error as Error).name !== 'WorkflowNotFoundError') {
+      deps.logger.warn({ err: error, jobId: job.id }, 'could not signal the workflow');
+      return { outcome: 'temporal-unavailable' };
+    }
+  }
+  await endJobOutsideWorkflow(deps, job, { status: 'CANCELLED', errorMessage: reason }).catch((error: unknown) =>
+    deps.logger.warn({ err: error, jobId: job.id }, 'could not start the clean-up of a cancelled job'),
+  );
+  return { outcome: 'ended' };
+}
+
+/**
+ * Ends a job whose workflow is gone, as its workflow would have: the row, then its prediction
+ * cancelled and its end announced (the settleOrphanedJob workflow, once per job). Returns whether
+ * this call ended it.
+ */
+export async function endJobOutsideWorkflow(
+  deps: { db: Database; temporal: Client; config: SettleConfig },
+  job: Pick<JobRow, 'id' | 'webhookUrl' | 'webhookEvents'>,
+  outcome: JobOutcome,
+): Promise<boolean> {
+  if (!(await finishJob(deps.db, job.id, outcome))) return false;
+  try {
+    await withTemporalTimeout(
+      deps.temporal.connection,
+      () =>
+        deps.temporal.workflow.start(SETTLE_ORPHANED_JOB_WORKFLOW_TYPE, {
+          taskQueue: deps.config.TEMPORAL_TASK_QUEUE,
+          workflowId: settleOrphanedJobWorkflowId(job.id),
+          workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+          args: [
+            {
+              jobId: job.id,
+              status: outcome.status,
+              policies: { webhookInitialIntervalSeconds: deps.config.WEBHOOK_RETRY_INITIAL_INTERVAL_SECONDS },
+              ...(webhookOf(job) ? { webhook: webhookOf(job) } : {}),
+            },
+          ],
+        }),
+      TEMPORAL_START_DEADLINE_MS,
+    );
+  } catch (error) {
+    if ((error as Error).name !== 'WorkflowExecutionAlreadyStartedError') throw error;
+  }
+  return true;
+}
+
+/**
+ * What the job's own workflow says of the job it ended: true when the job now has `outcome`
+ * because of that workflow. While the workflow runs nothing else ends its job, so a job already in
+ * this status was ended by an earlier run of the same step whose result was lost (its worker died
+ * before the workflow task completed), and that run's announcement is still to be made.
+ */
+export async function finishJobFromWorkflow(db: Database, jobId: string, outcome: JobOutcome): Promise<boolean> {
+  if (await finishJob(db, jobId, outcome)) return true;
+  return (await getJobStatus(db, jobId)) === outcome.status;
+}
+
+export interface ReconcileResult {
+  jobId: string;
+  workflowStatus: string;
+  outcome: JobOutcome;
+}
+
+/**
+ * The reconciler's decision for one unfinished row: a row whose workflow has closed, or that has
+ * none past its start's grace period, is ended (endJobOutsideWorkflow); a running one is left alone.
+ */
+export async function reconcileJob(
+  deps: { db: Database; temporal: Client; config: SettleConfig },
+  job: JobRow,
+): Promise<ReconcileResult | undefined> {
+  const handle = deps.temporal.workflow.getHandle(workflowIdForJob(job.id));
+  let description: WorkflowExecutionDescription | undefined;
+  try {
+    description = await handle.describe();
+  } catch (error) {
+    if ((error as Error).name !== 'WorkflowNotFoundError') throw error;
+  }
+  if (description?.status.name === 'RUNNING') return undefined;
+  // No workflow yet: the API may still be starting it (or finding out whether its start got through).
+  if (!description && job.createdAt.getTime() > Date.now() - START_GRACE_MS) return undefined;
+  const outcome: JobOutcome = description
+    ? await outcomeOfClosedWorkflow(description, handle)
+    : { status: 'FAILED', errorMessage: 'The job was recorded but its workflow never started.' };
+  if (!(await endJobOutsideWorkflow(deps, job, outcome))) return undefined;
+  return { jobId: job.id, workflowStatus: description?.status.name ?? 'NOT_FOUND', outcome };
+}
+
+async function outcomeOfClosedWorkflow(
+  execution: WorkflowExecutionDescription,
+  handle: WorkflowHandle,
+): Promise<JobOutcome> {
+  switch (execution.status.name) {
+    case 'TERMINATED': {
+      const history = await handle.fetchHistory();
+      const reason = history.events?.at(-1)?.workflowExecutionTerminatedEventAttributes?.reason;
+      return { status: 'CANCELLED', errorMessage: `The workflow was terminated${reason ? `: ${reason}` : ''}.` };
+    }
+    case 'TIMED_OUT':
+      return { status: 'FAILED', errorMessage: 'The workflow timed out before the job finished.' };
+    case 'CANCELLED':
+      return { status: 'CANCELLED', errorMessage: 'The workflow was cancelled before the job could record it.' };
+    default:
+      return {
+        status: 'FAILED',
+        errorMessage: `The workflow ended (${execution.status.name}) without finishing the job.`,
+      };
+  }
+}

@@ -1,0 +1,87 @@
+import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
+import { z } from 'zod';
+import { presignedUrl, type Presigner } from '../common/presigner';
+import { JOB_STATUSES, MEDIA_STATUSES, OUTPUT_FORMATS } from '../common/statuses';
+import type { JobWithMedia } from '../db/queries/jobs';
+
+extendZodWithOpenApi(z);
+
+const timestamp = z.iso.datetime().nullable();
+
+export const mediaReplySchema = z
+  .object({
+    index: z.number().int(),
+    status: z.enum(MEDIA_STATUSES),
+    media_url: z.string().nullable().openapi({ description: 'Where the provider served this output.' }),
+    s3_key: z.string(),
+    presigned_media_url: z
+      .string()
+      .nullable()
+      .openapi({ description: 'A short-lived GET URL, minted per request, once the output is stored.' }),
+    content_type: z.string().nullable(),
+    size_bytes: z.number().int().nullable(),
+    sha256: z.string().nullable(),
+    error_message: z.string().nullable(),
+  })
+  .openapi('Media');
+
+/**
+ * The status reply of the earlier service: what GET /api/v1/status answers and what every
+ * webhook carries. One schema and one serializer for both, so they cannot drift.
+ */
+export const statusReplySchema = z
+  .object({
+    job_id: z.string(),
+    status: z.enum(JOB_STATUSES),
+    model: z.string(),
+    prompt: z.string(),
+    num_outputs: z.number().int(),
+    seed: z.number().int(),
+    output_format: z.enum(OUTPUT_FORMATS),
+    media: z.array(mediaReplySchema),
+    error_message: z.string().nullable(),
+    retry_count: z.number().int(),
+    created_at: timestamp,
+    updated_at: timestamp,
+    started_at: timestamp,
+    completed_at: timestamp,
+  })
+  .openapi('JobStatus');
+
+export type StatusReply = z.infer<typeof statusReplySchema>;
+export type MediaReply = z.infer<typeof mediaReplySchema>;
+
+const iso = (date: Date | null) => (date ? date.toISOString() : null);
+
+/** The status reply, with a presigned URL minted now for each stored output. */
+export async function toStatusReply(job: JobWithMedia, presigner: Presigner): Promise<StatusReply> {
+  const media = await Promise.all(
+    job.media.map(async (row) => ({
+      index: row.outputIndex,
+      status: row.status,
+      media_url: row.mediaUrl,
+      s3_key: row.s3Key,
+      presigned_media_url: row.status === 'COMPLETED' ? await presignedUrl(presigner, row.s3Key) : null,
+      content_type: row.contentType,
+      size_bytes: row.sizeBytes,
+      sha256: row.sha256,
+      error_message: row.errorMessage,
+    })),
+  );
+  return {
+    job_id: job.id,
+    status: job.status,
+    model: job.model,
+    prompt: job.prompt,
+    num_outputs: job.numOutputs,
+    seed: job.seed,
+    output_format: job.outputFormat,
+    media,
+    error_message: job.errorMessage,
+    retry_count: job.retryCount,
+    created_at: iso(job.createdAt),
+    updated_at: iso(job.updatedAt),
+    started_at: iso(job.startedAt),
+    completed_at: iso(job.completedAt),
+  };
+}
