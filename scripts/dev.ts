@@ -1,33 +1,52 @@
 import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { prettyFactory } from 'pino-pretty';
 import { loadConfigOrExit } from '../common/config';
 import { createS3Client, ensureBucket } from '../common/s3';
 import { runMigrations } from '../db/migrate';
 import { startS3Server, startTemporalDevServer } from './local-services';
-import { isPortOpen, spawnPrefixed, stopProcess, waitForPort } from './processes';
+import { isPortOpen, onEachLine, spawnPrefixed, stopProcess, waitForPort } from './processes';
 
 const ROOT = path.join(__dirname, '..');
 const DATA_DIR = path.join(ROOT, '.data');
 const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
 const PORTS = { temporal: 7233, temporalUi: 8233, s3: 9000, s3Console: 9001, postgres: 5432 };
 
+// The processes log JSON lines (what a log collector wants); here a person reads them.
+const pretty = prettyFactory({
+  colorize: Boolean(process.stdout.isTTY),
+  translateTime: 'SYS:HH:MM:ss',
+  ignore: 'pid,hostname,name',
+  singleLine: true,
+});
+const prettyLine = (line: string): string => (line.startsWith('{') ? pretty(line) : line);
+
 interface Supervised {
   name: string;
   start: () => ChildProcess;
   child?: ChildProcess;
   restarts: number;
+  /** Resolves on the first line (of any run of the process) that matches `readyLine`. */
+  ready: Promise<void>;
 }
 
 const supervised: Supervised[] = [];
 let stopping = false;
+let lastOutputAt = Date.now();
 
 /** Keeps a process running: one that dies is reported and restarted, with backoff, while the others keep going. */
-function supervise(name: string, start: () => ChildProcess): Supervised {
-  const entry: Supervised = { name, start, restarts: 0 };
+function supervise(name: string, start: () => ChildProcess, readyLine?: RegExp): Supervised {
+  let markReady = () => {};
+  const ready = new Promise<void>((resolve) => (markReady = resolve));
+  const entry: Supervised = { name, start, restarts: 0, ready };
   const launch = () => {
     const startedAt = Date.now();
     const child = entry.start();
     entry.child = child;
+    onEachLine(child, (line) => {
+      lastOutputAt = Date.now();
+      if (readyLine?.test(line)) markReady();
+    });
     child.once('exit', (code, signal) => {
       if (stopping) return;
       if (Date.now() - startedAt > 30_000) entry.restarts = 0;
@@ -39,6 +58,14 @@ function supervise(name: string, start: () => ChildProcess): Supervised {
   launch();
   supervised.push(entry);
   return entry;
+}
+
+/** Resolves once no process has printed for `quietMs` (or after `maxMs`): the lines of a start-up arrive a little late. */
+async function outputSettled(quietMs = 400, maxMs = 3_000): Promise<void> {
+  const deadline = Date.now() + maxMs;
+  while (Date.now() - lastOutputAt < quietMs && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 async function shutdown(exitCode = 0): Promise<void> {
@@ -58,6 +85,14 @@ async function shutdown(exitCode = 0): Promise<void> {
 async function main(): Promise<void> {
   process.on('SIGINT', () => void shutdown());
   process.on('SIGTERM', () => void shutdown());
+  // The AWS SDK warns once per process on Node < 22; the supervisor says it once, for all of them.
+  const nodeMajor = Number(process.versions.node.split('.')[0]);
+  if (nodeMajor < 22 && process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED !== 'true') {
+    console.log(
+      `[dev] note: Node ${process.version}: AWS SDK releases after January 2027 need Node 22 (see the README)`,
+    );
+  }
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
   const env = { ...process.env };
 
   if (!process.env.DATABASE_URL && !(await isPortOpen(PORTS.postgres))) {
@@ -65,11 +100,12 @@ async function main(): Promise<void> {
       '[dev] no Postgres answers on 5432 and DATABASE_URL is unset: serving an embedded one (PGlite) from .data/pglite',
     );
     supervise('postgres', () =>
-      spawnPrefixed('postgres', TSX, [
-        path.join(__dirname, 'embedded-postgres.ts'),
-        path.join(DATA_DIR, 'pglite'),
-        String(PORTS.postgres),
-      ]),
+      spawnPrefixed(
+        'postgres',
+        TSX,
+        [path.join(__dirname, 'embedded-postgres.ts'), path.join(DATA_DIR, 'pglite'), String(PORTS.postgres)],
+        { format: prettyLine },
+      ),
     );
     // PGlite holds a single database.
     env.DATABASE_URL = `postgres://postgres@127.0.0.1:${PORTS.postgres}/postgres`;
@@ -108,10 +144,18 @@ async function main(): Promise<void> {
   await ensureBucket(createS3Client(config), config.S3_BUCKET_NAME);
   console.log(`[dev] bucket '${config.S3_BUCKET_NAME}' ready`);
 
-  supervise('worker', () => spawnPrefixed('worker', TSX, [path.join(ROOT, 'worker', 'main.ts')], { env }));
-  supervise('api', () => spawnPrefixed('api', TSX, [path.join(ROOT, 'api', 'main.ts')], { env }));
-  await waitForPort(config.PORT, 'the API');
+  const worker = supervise(
+    'worker',
+    () => spawnPrefixed('worker', TSX, [path.join(ROOT, 'worker', 'main.ts')], { env, format: prettyLine }),
+    /"msg":"worker started"/,
+  );
+  supervise('api', () => spawnPrefixed('api', TSX, [path.join(ROOT, 'api', 'main.ts')], { env, format: prettyLine }));
+  await Promise.all([waitForPort(config.PORT, 'the API'), worker.ready]);
+  await outputSettled();
 
+  const embedded = supervised.some((s) => s.name === 'postgres') ? ' (embedded PGlite, .data/pglite)' : '';
+  const workerMetrics =
+    config.WORKER_METRICS_PORT > 0 ? `, http://127.0.0.1:${config.WORKER_METRICS_PORT}/metrics (worker)` : '';
   console.log(`
 [dev] the stack is up (Ctrl-C stops all of it):
   API              http://127.0.0.1:${config.PORT}
@@ -119,7 +163,8 @@ async function main(): Promise<void> {
   Temporal Web UI  http://127.0.0.1:${PORTS.temporalUi}
   Temporal gRPC    127.0.0.1:${PORTS.temporal}
   S3               ${config.S3_ENDPOINT_URL} (bucket '${config.S3_BUCKET_NAME}'; console http://127.0.0.1:${PORTS.s3Console})
-  Postgres         ${config.DATABASE_URL.replace(/:[^:@/]+@/, ':***@')}
+  Postgres         ${config.DATABASE_URL.replace(/:[^:@/]+@/, ':***@')}${embedded}
+  Metrics          http://127.0.0.1:${config.PORT}/metrics (API)${workerMetrics}
 `);
 }
 

@@ -37,7 +37,9 @@ export function startS3Server(options: {
 }) {
   mkdirSync(options.dataDir, { recursive: true });
   const args = ['--port', `127.0.0.1:${options.port}`, '--quiet'];
-  if (options.consolePort) args.push('--webui', `127.0.0.1:${options.consolePort}`, '--webui-no-tls');
+  // The console's origin needs CORS; '*' is versitygw's default, named here so that it does not warn about it.
+  if (options.consolePort)
+    args.push('--webui', `127.0.0.1:${options.consolePort}`, '--webui-no-tls', '--cors-allow-origin', '*');
   args.push('posix', options.dataDir);
   return spawnPrefixed('s3', resolveBinary('versitygw'), args, {
     quiet: options.quiet,

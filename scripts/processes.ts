@@ -47,12 +47,15 @@ export function onEachLine(child: ChildProcess, onLine: (line: string) => void):
   }
 }
 
-/** Spawns a process whose output lines are prefixed with its name. */
+/**
+ * Spawns a process whose output lines are prefixed with its name; `format` may rewrite a line
+ * (into several, too) before it is printed.
+ */
 export function spawnPrefixed(
   name: string,
   command: string,
   args: string[],
-  options: { env?: NodeJS.ProcessEnv; cwd?: string; quiet?: boolean } = {},
+  options: { env?: NodeJS.ProcessEnv; cwd?: string; quiet?: boolean; format?: (line: string) => string } = {},
 ): ChildProcess {
   const child = spawn(command, args, {
     env: options.env ?? process.env,
@@ -61,7 +64,9 @@ export function spawnPrefixed(
   });
   const prefix = `[${name}]`.padEnd(10);
   onEachLine(child, (line) => {
-    if (!options.quiet) process.stdout.write(`${prefix} ${line}\n`);
+    if (options.quiet) return;
+    const text = options.format ? options.format(line).replace(/\n$/, '') : line;
+    process.stdout.write(`${text.replace(/^/gm, `${prefix} `)}\n`);
   });
   return child;
 }

@@ -1,11 +1,45 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { bundleWorkflowCode } from '@temporalio/worker';
-import { PREBUILT_WORKFLOW_BUNDLE, WORKFLOWS_PATH } from './create-worker';
+import { bundleWorkflowCode, DefaultLogger, type BundlerPlugin } from '@temporalio/worker';
+import type { Logger, LogLevel, LogMetadata } from '@temporalio/common';
+
+export const WORKFLOWS_PATH = require.resolve('../workflows');
+/** Written by `npm run bundle:workflows` (the Docker image does); used when present. */
+export const PREBUILT_WORKFLOW_BUNDLE = path.join(__dirname, '..', 'dist', 'workflow-bundle.js');
+
+/**
+ * The bundler's logger, passing on only what needs a reader: webpack's report of a build that
+ * succeeded (a screenful of module sizes, at INFO) is dropped unless it carries warnings; a failed
+ * build's report comes at ERROR and goes through whole.
+ */
+export function quietBundlerLogger(target: Logger): Logger {
+  const log = (level: LogLevel, message: string, meta?: LogMetadata) => {
+    if (level === 'WARN' || level === 'ERROR') target.log(level, message, meta);
+    else if (level === 'INFO' && message.includes('WARNING in ')) target.log('WARN', message, meta);
+  };
+  return {
+    log,
+    trace: (message, meta) => log('TRACE', message, meta),
+    debug: (message, meta) => log('DEBUG', message, meta),
+    info: (message, meta) => log('INFO', message, meta),
+    warn: (message, meta) => log('WARN', message, meta),
+    error: (message, meta) => log('ERROR', message, meta),
+  };
+}
+
+/** The workflows' bundle code, built by webpack, with the plugins' workflow interceptors in it. */
+export async function bundleWorkflows(options: { plugins?: BundlerPlugin[]; logger?: Logger } = {}): Promise<string> {
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: WORKFLOWS_PATH,
+    plugins: options.plugins,
+    logger: quietBundlerLogger(options.logger ?? new DefaultLogger('WARN')),
+  });
+  return code;
+}
 
 /** Bundles the workflows once, ahead of time, so a worker starts without webpack. */
 export async function buildWorkflowBundle(outputPath = PREBUILT_WORKFLOW_BUNDLE): Promise<string> {
-  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
+  const code = await bundleWorkflows();
   mkdirSync(path.dirname(outputPath), { recursive: true });
   writeFileSync(outputPath, code);
   return outputPath;

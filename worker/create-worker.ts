@@ -1,16 +1,14 @@
 import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { WorkerDeploymentVersion } from '@temporalio/common';
 import type { Logger } from 'pino';
 import { createActivities, type ActivityDependencies } from '../activities/create-activities';
 import { OpenTelemetryPlugin } from '@temporalio/interceptors-opentelemetry';
 import type { Tracing } from '../common/tracing';
 import type { WorkerMetrics } from './metrics';
+import { bundleWorkflows, PREBUILT_WORKFLOW_BUNDLE } from './build-workflow-bundle';
 
-export const WORKFLOWS_PATH = require.resolve('../workflows');
-/** Written by `npm run bundle:workflows` (the Docker image does); used when present. */
-export const PREBUILT_WORKFLOW_BUNDLE = path.join(__dirname, '..', 'dist', 'workflow-bundle.js');
+export { PREBUILT_WORKFLOW_BUNDLE, WORKFLOWS_PATH } from './build-workflow-bundle';
 
 export interface MediaWorkerOptions {
   connection: NativeConnection;
@@ -45,11 +43,23 @@ export async function createMediaWorker(options: MediaWorkerOptions): Promise<Wo
   const bundlePath = options.tracing
     ? undefined
     : (options.workflowBundlePath ?? (existsSync(PREBUILT_WORKFLOW_BUNDLE) ? PREBUILT_WORKFLOW_BUNDLE : undefined));
+  const plugins = options.tracing
+    ? [
+        new OpenTelemetryPlugin({
+          resource: options.tracing.resource,
+          spanProcessor: options.tracing.spanProcessor,
+        }),
+      ]
+    : [];
+  // Bundled here rather than by Worker.create, whose bundler prints webpack's whole report on every start.
+  const workflowBundle = bundlePath
+    ? { codePath: bundlePath }
+    : { code: await bundleWorkflows({ plugins, logger: Runtime.instance().logger }) };
   return Worker.create({
     connection: options.connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue,
-    ...(bundlePath ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: WORKFLOWS_PATH }),
+    workflowBundle,
     activities: createActivities(options.activityDependencies),
     // Cancellation reaches an activity with a heartbeat's answer: heartbeat at least every second.
     maxHeartbeatThrottleInterval: '1s',
@@ -69,16 +79,7 @@ export async function createMediaWorker(options: MediaWorkerOptions): Promise<Wo
         }
       : {}),
     ...(options.metrics ? { interceptors: { activity: [options.metrics.activityInterceptor] } } : {}),
-    ...(options.tracing
-      ? {
-          plugins: [
-            new OpenTelemetryPlugin({
-              resource: options.tracing.resource,
-              spanProcessor: options.tracing.spanProcessor,
-            }),
-          ],
-        }
-      : {}),
+    ...(plugins.length > 0 ? { plugins } : {}),
     ...options.tuning,
   });
 }
