@@ -3,6 +3,8 @@ import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { JOB_STATUSES } from '../common/statuses';
 import type { Database } from '../db/client';
 import { countJobsByStatus } from '../db/queries/jobs';
+import { z } from 'zod';
+import type { OpenApiRegistry } from './openapi-parts';
 
 export interface ApiMetrics {
   registry: Registry;
@@ -43,4 +45,16 @@ export function createApiMetrics(db: Database): ApiMetrics {
     next();
   };
   return { registry, middleware };
+}
+
+/** This router's paths in the OpenAPI document (/openapi.json, /docs). */
+export function registerMetricsPaths(registry: OpenApiRegistry): void {
+  registry.registerPath({
+    method: 'get',
+    path: '/metrics',
+    summary: 'Prometheus metrics of this API process',
+    description:
+      "`http_request_duration_seconds` (histogram by method, route and status code), `media_jobs` (jobs by status, counted at scrape time) and the Node.js process metrics. Activity durations and failures are on the worker's own /metrics (WORKER_METRICS_PORT). No key needed.",
+    responses: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: z.string() } } } },
+  });
 }

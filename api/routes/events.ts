@@ -9,6 +9,8 @@ import { callerOf } from '../auth';
 import type { ApiDependencies } from '../dependencies';
 import { Semaphore, StreamSlots } from '../event-stream-limits';
 import { parseJobId, visibleJob } from './jobs';
+import { z } from 'zod';
+import { common, jobIdParam, problem, security, type OpenApiRegistry } from '../openapi-parts';
 
 export const EVENTS_POLL_INTERVAL_MS = 250;
 export const EVENTS_HEARTBEAT_MS = 15_000;
@@ -117,4 +119,26 @@ export function eventsRouter({ config, db, presigner, logger }: ApiDependencies)
   }
 
   return router;
+}
+
+/** This router's paths in the OpenAPI document (/openapi.json, /docs). */
+export function registerEventsPaths(registry: OpenApiRegistry): void {
+  registry.registerPath({
+    method: 'get',
+    path: '/api/v1/jobs/{job_id}/events',
+    summary: "Live progress: Server-Sent Events of the job's changes",
+    description:
+      "Every recorded change, in order: `status` events (`{job_id, status, error_message, at}`) and `output` events (`{job_id, index, status, s3_key, attempts, error_message, at}`, plus `presigned_media_url` once stored). Each event's `id` is its sequence number within the job (1, 2, 3, …). The stream ends after the terminal status; reconnecting with `Last-Event-ID` resumes after that event, and answers 204 when nothing is left. A comment line every 15 s keeps idle connections open.",
+    security,
+    request: {
+      params: jobIdParam,
+      headers: z.object({ 'Last-Event-ID': z.string().optional().openapi({ description: 'Resume after this event' }) }),
+    },
+    responses: {
+      200: { description: 'The event stream', content: { 'text/event-stream': { schema: z.string() } } },
+      204: { description: 'The job has ended and every event up to its end was delivered' },
+      ...common,
+      404: problem("Unknown job, or another key's"),
+    },
+  });
 }

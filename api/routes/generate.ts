@@ -9,8 +9,16 @@ import { submitJob } from '../../jobs/lifecycle';
 import { callerOf, type Caller } from '../auth';
 import type { ApiDependencies } from '../dependencies';
 import { Problem } from '../problem';
-import { generateRequestSchema, LIMITS, type GenerateRequest } from '../schemas';
+import {
+  generateReplayedReplySchema,
+  generateReplySchema,
+  type GenerateRequest,
+  generateRequestSchema,
+  LIMITS,
+} from '../schemas';
 import { parseOrThrow, requireJsonBody } from '../validation';
+import { z } from 'zod';
+import { common, json, problem, security, type OpenApiRegistry } from '../openapi-parts';
 
 const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
@@ -143,4 +151,45 @@ export function generateRouter(deps: ApiDependencies): Router {
   });
 
   return router;
+}
+
+/** This router's paths in the OpenAPI document (/openapi.json, /docs). */
+export function registerGeneratePaths(registry: OpenApiRegistry): void {
+  registry.registerPath({
+    method: 'post',
+    path: '/api/v1/generate',
+    summary: 'Submit a generation job',
+    description: `Records the job and starts its workflow. Limits: at most ${LIMITS.maxOutputs} outputs, prompts up to ${LIMITS.maxPromptLength} characters, bodies up to ${LIMITS.maxBodyBytes} bytes. Unknown fields are rejected. With an \`Idempotency-Key\`, a retry of the same request (same caller, same key, same body) answers with the job the first one created instead of creating another; keys are kept as long as their job.`,
+    security,
+    request: {
+      headers: z.object({
+        'Idempotency-Key': z.string().max(LIMITS.maxIdempotencyKeyLength).optional().openapi({
+          description:
+            'Any 1-255 visible ASCII characters, unique per request; scoped to the API key (or to all anonymous callers when AUTH_MODE=off).',
+        }),
+      }),
+      body: { required: true, content: { 'application/json': { schema: generateRequestSchema } } },
+    },
+    responses: {
+      200: {
+        ...json(
+          'A replay: the job this Idempotency-Key already created, in its current status.',
+          generateReplayedReplySchema,
+        ),
+        headers: { 'Idempotent-Replayed': { description: 'Always `true`', schema: { type: 'string' as const } } },
+      },
+      202: json('Accepted; poll the status URL or follow the events.', generateReplySchema),
+      400: problem('Malformed JSON'),
+      401: common[401],
+      409: problem('The Idempotency-Key was already used with a different body'),
+      413: problem('Body too large'),
+      415: problem('Not JSON'),
+      422: problem('A field is missing, unknown or out of range; `errors` names each.'),
+      429: {
+        ...common[429],
+        description: `${common[429].description} Also: MAX_RUNNING_JOBS_PER_KEY jobs are already PENDING or PROCESSING.`,
+      },
+      503: problem('A dependency is down; nothing was created.'),
+    },
+  });
 }

@@ -3,6 +3,9 @@ import { sql } from 'drizzle-orm';
 import { Router } from 'express';
 import type { ApiDependencies } from '../dependencies';
 import { withTemporalTimeout, withTimeout } from '../../common/timeout';
+import { z } from 'zod';
+import { json, problem, type OpenApiRegistry } from '../openapi-parts';
+import { readinessSchema } from '../schemas';
 
 const CHECK_TIMEOUT_MS = 2_000;
 
@@ -55,4 +58,20 @@ export function healthRouter({ config, db, temporal, s3 }: ApiDependencies): Rou
   });
 
   return router;
+}
+
+/** This router's paths in the OpenAPI document (/openapi.json, /docs). */
+export function registerHealthPaths(registry: OpenApiRegistry): void {
+  registry.registerPath({
+    method: 'get',
+    path: '/healthz',
+    summary: 'The process is up',
+    responses: { 200: json('Up', z.object({ status: z.literal('ok') })) },
+  });
+  registry.registerPath({
+    method: 'get',
+    path: '/readyz',
+    summary: 'Postgres, Temporal and S3 are reachable',
+    responses: { 200: json('Ready', readinessSchema), 503: problem('Names what is unreachable') },
+  });
 }

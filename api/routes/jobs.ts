@@ -9,11 +9,25 @@ import { callerOf, canSee } from '../auth';
 import type { ApiDependencies } from '../dependencies';
 import { Problem } from '../problem';
 import { limitRedeliveries } from '../rate-limit';
-import { cancelRequestSchema, deliveryParamsSchema, jobIdParamSchema, listJobsQuerySchema } from '../schemas';
+import {
+  cancelReplySchema,
+  cancelRequestSchema,
+  deliveryParamsSchema,
+  jobIdParamSchema,
+  LIMITS,
+  listJobsQuerySchema,
+  listJobsReplySchema,
+  redeliverReplySchema,
+  statusReplySchema,
+  webhookDeliveriesReplySchema,
+} from '../schemas';
 import { toStatusReply } from '../../jobs/status-reply';
 import { decodeCursor, encodeCursor } from '../cursor';
 import { withTemporalTimeout } from '../../common/timeout';
 import { parseOrThrow, requireJsonBody } from '../validation';
+import { z } from 'zod';
+import { JOB_STATUSES } from '../../common/statuses';
+import { common, jobIdParam, json, problem, security, type OpenApiRegistry } from '../openapi-parts';
 
 function jobNotFound(jobId: string): Problem {
   return new Problem(404, 'Job not found', `There is no job with id '${jobId}'.`);
@@ -162,4 +176,85 @@ export function jobsRouter(deps: ApiDependencies): Router {
   });
 
   return router;
+}
+
+/** This router's paths in the OpenAPI document (/openapi.json, /docs). */
+export function registerJobsPaths(registry: OpenApiRegistry): void {
+  registry.registerPath({
+    method: 'get',
+    path: '/api/v1/status/{job_id}',
+    summary: "A job's status, with presigned URLs for its stored outputs",
+    security,
+    request: { params: jobIdParam },
+    responses: {
+      200: json('The job', statusReplySchema),
+      ...common,
+      404: problem("Unknown job, or another key's"),
+      503: problem('A dependency is down'),
+    },
+  });
+  registry.registerPath({
+    method: 'get',
+    path: '/api/v1/jobs',
+    summary: "Jobs, newest first (only the caller's own when AUTH_MODE=required)",
+    security,
+    request: {
+      query: z.object({
+        status: z.enum(JOB_STATUSES).optional(),
+        limit: z.number().int().min(1).max(LIMITS.maxPageSize).optional().openapi({ default: LIMITS.defaultPageSize }),
+        cursor: z.string().optional().openapi({ description: 'next_cursor of the previous page' }),
+      }),
+    },
+    responses: { 200: json('A page of jobs', listJobsReplySchema), ...common, 422: problem('Bad filter or cursor') },
+  });
+  registry.registerPath({
+    method: 'post',
+    path: '/api/v1/jobs/{job_id}/cancel',
+    summary: 'Cancel a job',
+    description:
+      'Stops generation and uploads and cancels the upstream prediction; outputs already stored stay available.',
+    security,
+    request: {
+      params: jobIdParam,
+      body: { required: false, content: { 'application/json': { schema: cancelRequestSchema } } },
+    },
+    responses: {
+      202: json('Cancellation requested', cancelReplySchema),
+      ...common,
+      404: problem("Unknown job, or another key's"),
+      409: problem('The job already ended'),
+      503: problem('A dependency is down'),
+    },
+  });
+  registry.registerPath({
+    method: 'get',
+    path: '/api/v1/jobs/{job_id}/webhook-deliveries',
+    summary: "Every attempt at delivering the job's webhooks, oldest first",
+    description:
+      'One entry per attempt: the event, the attempt number within its message (retries and redeliveries count on), the receiver\'s status code and the start of its answer, or the error. Webhook bodies are the status reply plus `event` (and `output_index` for `output`), signed per Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`).',
+    security,
+    request: { params: jobIdParam },
+    responses: {
+      200: json('The attempts', webhookDeliveriesReplySchema),
+      ...common,
+      404: problem("Unknown job, or another key's"),
+    },
+  });
+  registry.registerPath({
+    method: 'post',
+    path: '/api/v1/jobs/{job_id}/webhook-deliveries/{delivery_id}/redeliver',
+    summary: 'Send a delivered (or failed) webhook message again',
+    description:
+      'Starts a durable `redeliverWebhook` workflow that sends the message again, with the same `webhook-id`, a new timestamp and the current status, under the webhook retry policy.',
+    security,
+    request: {
+      params: jobIdParam.extend({ delivery_id: z.string().openapi({ description: 'A delivery_id from the list' }) }),
+    },
+    responses: {
+      202: json('Redelivery started', redeliverReplySchema),
+      ...common,
+      404: problem('Unknown job or delivery'),
+      503: problem('Temporal is unreachable'),
+    },
+  });
 }

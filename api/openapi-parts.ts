@@ -1,0 +1,35 @@
+import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
+import { z } from 'zod';
+import { problemSchema } from './schemas';
+
+/** The pieces every route's OpenAPI registration shares; each route registers its own paths. */
+
+export type OpenApiRegistry = OpenAPIRegistry;
+
+export const problem = (description: string) => ({
+  description,
+  content: { 'application/problem+json': { schema: problemSchema } },
+});
+export const json = <T extends z.ZodType>(description: string, schema: T) => ({
+  description,
+  content: { 'application/json': { schema } },
+});
+export const jobIdParam = z.object({
+  job_id: z.string().openapi({ description: 'The id returned by POST /api/v1/generate.' }),
+});
+const rateLimitHeaders = {
+  'RateLimit-Limit': { description: 'RATE_LIMIT_PER_MINUTE, when set', schema: { type: 'integer' as const } },
+  'RateLimit-Remaining': { description: 'Requests left in the current minute', schema: { type: 'integer' as const } },
+  'RateLimit-Reset': { description: 'Seconds until the current minute ends', schema: { type: 'integer' as const } },
+};
+/** The answers every /api route can give besides its own. */
+export const common = {
+  401: problem('AUTH_MODE=required and no valid `Authorization: Bearer <key>`'),
+  429: {
+    description:
+      'Over RATE_LIMIT_PER_MINUTE (per key, or per client address when AUTH_MODE=off); `Retry-After` says when to retry.',
+    headers: { 'Retry-After': { description: 'Seconds', schema: { type: 'integer' as const } }, ...rateLimitHeaders },
+    content: { 'application/problem+json': { schema: problemSchema } },
+  },
+};
+export const security = [{ bearerAuth: [] }];
