@@ -19,7 +19,7 @@ RUN npx tsc --noEmit
 # Writes dist/workflow-bundle.js; worker/create-worker.ts uses it when present, so a worker
 # starts without webpack (and without the dev dependencies webpack would need).
 RUN npm run bundle:workflows && test -s dist/workflow-bundle.js
-# The image's worker build id under WORKER_BUILD_ID=auto (what compose sets; README "Deploys"): the
+# The image's worker build id under WORKER_BUILD_ID=auto (what compose sets; docs/operating.md, "Deploys"): the
 # first 12 hex digits of the bundle's SHA-256, as the worker computes it at start. Kept in the image
 # for deploy scripts: `docker run --rm media-generation:local cat dist/worker-build-id`.
 RUN sha256sum dist/workflow-bundle.js | cut -c1-12 > dist/worker-build-id && echo "worker build id: $(cat dist/worker-build-id)"

@@ -106,7 +106,7 @@ export const configSchema = z.object({
   WORKER_SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(0).default(20),
   /** Port of the worker's own Prometheus /metrics (activity durations and failures); 0 turns it off. */
   WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
-  /** Worker Deployment Versioning (README "Deploys"): the deployment this worker's version belongs to. */
+  /** Worker Deployment Versioning (docs/operating.md, "Deploys"): the deployment this worker's version belongs to. */
   WORKER_DEPLOYMENT_NAME: z
     .string()
     .min(1)

@@ -30,7 +30,7 @@ function historyFromFile(file: string): unknown {
  * Workflows that were running when a new worker version is deployed are replayed by it: each
  * history here, recorded from a real run, must replay against the current workflow code without
  * a nondeterminism error. A change to the commands the workflow issues goes behind `patched()`
- * (see the README), or this test fails.
+ * (see docs/operating.md), or this test fails.
  */
 describe('workflow histories replay against the current code', () => {
   it('has recorded histories to replay', () => {

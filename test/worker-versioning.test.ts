@@ -16,7 +16,7 @@ import { postJson, silentLogger, startTestStack, validRequest, waitForJob, type 
 import { WorkerProcess, workerProcessEnv } from './support/worker-process';
 
 /**
- * Worker Versioning on the real dev server (README "Deploys"): a deploy of new workflow code
+ * Worker Versioning on the real dev server (docs/operating.md, "Deploys"): a deploy of new workflow code
  * never replays a running job on code that does not match its history. Each scenario has its own
  * task queue and Worker Deployment; the workers run in this process, each with a provider of its
  * own, so the test sees which build's worker ran each job's activities.

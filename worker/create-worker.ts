@@ -25,7 +25,7 @@ export interface MediaWorkerOptions {
    */
   tracing?: Pick<Tracing, 'resource' | 'spanProcessor'>;
   /**
-   * Worker Deployment Versioning (README "Deploys"): the worker polls as this version and gets the
+   * Worker Deployment Versioning (docs/operating.md, "Deploys"): the worker polls as this version and gets the
    * tasks of the workflows pinned to it, and new ones while it is the deployment's current version.
    * Unset: an unversioned worker.
    */

@@ -6,6 +6,8 @@ import { startTracing } from '../common/tracing';
 import { createProvider } from '../activities/providers';
 import { createDatabase } from '../db/client';
 import { Client, Connection } from '@temporalio/client';
+import { Runtime, type LogLevel, type LogMetadata, type Logger as SdkLogger } from '@temporalio/worker';
+import type { Logger } from 'pino';
 import { existsSync } from 'node:fs';
 import { connectWithRetry, createMediaWorker, PREBUILT_WORKFLOW_BUNDLE } from './create-worker';
 import { makeCurrentOncePolling, resolveBuildId } from './versioning';
@@ -15,6 +17,8 @@ import { createWorkerMetrics, serveWorkerMetrics } from './metrics';
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
   const logger = createLogger('worker', config.LOG_LEVEL);
+  // The SDK's own messages (worker state, activity failures) go through the same logger, as JSON lines.
+  Runtime.install({ logger: sdkLogger(logger) });
   const tracing = startTracing('media-generation-worker', { endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT });
   if (tracing)
     logger.info(
@@ -54,7 +58,7 @@ async function main(): Promise<void> {
     );
   }
   const s3 = createS3Client(config);
-  // Worker Versioning (README "Deploys"): WORKER_BUILD_ID set makes this worker one version of the deployment.
+  // Worker Versioning (docs/operating.md, "Deploys"): WORKER_BUILD_ID set makes this worker one version of the deployment.
   const buildId = resolveBuildId(
     config.WORKER_BUILD_ID,
     config.WORKFLOW_BUNDLE_PATH ?? (existsSync(PREBUILT_WORKFLOW_BUNDLE) ? PREBUILT_WORKFLOW_BUNDLE : undefined),
@@ -141,6 +145,22 @@ async function main(): Promise<void> {
   await database.close();
   await tracing?.shutdown();
   logger.info('worker stopped');
+}
+
+/** The Temporal SDK's logger interface over pino, its metadata as the line's fields. */
+function sdkLogger(logger: Logger): SdkLogger {
+  const log = (level: LogLevel, message: string, meta?: LogMetadata) => {
+    const method = level.toLowerCase() as 'trace' | 'debug' | 'info' | 'warn' | 'error';
+    logger[method]({ sdk: true, ...meta }, message);
+  };
+  return {
+    log,
+    trace: (message, meta) => log('TRACE', message, meta),
+    debug: (message, meta) => log('DEBUG', message, meta),
+    info: (message, meta) => log('INFO', message, meta),
+    warn: (message, meta) => log('WARN', message, meta),
+    error: (message, meta) => log('ERROR', message, meta),
+  };
 }
 
 main().catch((error: unknown) => {

@@ -36,7 +36,8 @@ const CANCEL_PREDICTION_ON_FAILURE = 'cancel-prediction-on-failure';
 export async function mediaGeneration(input: MediaGenerationInput): Promise<JobProgress> {
   // The policies take per-deployment overrides from the input, so the proxies are built here.
   const policies = activityPolicies(input.policies);
-  const records = proxyLocalActivities<MediaActivities>(policies.database);
+  // The job's rows: quick conditional writes, run as local activities.
+  const jobRows = proxyLocalActivities<MediaActivities>(policies.database);
   const { createPrediction } = proxyLocalActivities<MediaActivities>(policies.createPrediction);
   const { cancelPrediction } = proxyActivities<MediaActivities>(policies.cancelPrediction);
   const { awaitPrediction } = proxyActivities<MediaActivities>(policies.awaitPrediction);
@@ -120,7 +121,7 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
     deadlineScope.cancel();
     progress.phase = status === 'COMPLETED' ? 'completed' : status === 'FAILED' ? 'failed' : 'cancelled';
     if (errorMessage) progress.error = errorMessage;
-    const ended = await records.finishJob({ jobId, status, errorMessage, generationRetries });
+    const ended = await jobRows.finishJob({ jobId, status, errorMessage, generationRetries });
     // Only once the row has it: a closed workflow always carries its final status, and the status in
     // Temporal never runs ahead of the row (a finishJob that waits out a database outage).
     setStatus(status);
@@ -133,7 +134,7 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
 
   try {
     const run = await work.run(async (): Promise<{ alreadyEnded: JobStatus } | { failures: string[] }> => {
-      const recorded = await records.startJob(jobId);
+      const recorded = await jobRows.startJob(jobId);
       if (isTerminalStatus(recorded)) return { alreadyEnded: recorded };
       started = true;
       setStatus('PROCESSING');
@@ -194,7 +195,7 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
           progress.outputs[index]!.state = 'failed';
           progress.outputs[index]!.error = message;
           failures.push(`output ${index}: ${message}`);
-          await records.recordOutputFailure({ jobId, outputIndex: index, errorMessage: message });
+          await jobRows.recordOutputFailure({ jobId, outputIndex: index, errorMessage: message });
         }
       });
       const cancellation = outcomes.find((outcome) => outcome.status === 'rejected' && isCancellation(outcome.reason));

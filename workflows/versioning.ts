@@ -6,7 +6,7 @@ import { redeliverWebhook } from './redeliver-webhook';
 import { settleOrphanedJob } from './settle-orphaned-job';
 
 /**
- * Worker Versioning behaviour of each workflow type (README "Deploys"), declared only on a
+ * Worker Versioning behaviour of each workflow type (docs/operating.md, "Deploys"), declared only on a
  * versioned worker (WORKER_BUILD_ID set): the server refuses a workflow task completed with a
  * behaviour by a worker without deployment options ("versioning behavior cannot be specified
  * without deployment options being set with versioned mode"), so on an unversioned worker
