@@ -1,10 +1,10 @@
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { ALL_PHASES, QUICK, runBench, type BenchResult } from '../bench/phases';
-import { renderChart } from '../bench/chart';
-import { formatMarkdownTable, formatSummary } from '../bench/report';
-import { createS3Client } from '../common/s3';
-import { startTestStack, type TestStack } from './support/stack';
-import { testServers } from './support/servers';
+import { ALL_PHASES, QUICK, runBench, type BenchResult } from '../../bench/phases';
+import { renderChart } from '../../bench/chart';
+import { formatMarkdownTable, formatSummary } from '../../bench/report';
+import { createS3Client } from '../../common/s3';
+import { startTestStack, type TestStack } from '../support/stack';
+import { testServers } from '../support/servers';
 
 /** `npm run bench` in quick mode against the test servers, so the benchmark cannot rot. */
 describe('benchmark smoke run', () => {

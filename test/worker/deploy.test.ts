@@ -1,6 +1,6 @@
-import { ReplicateStandIn } from './support/replicate-stand-in';
-import { postJson, startTestStack, validRequest, waitForJob, type TestStack } from './support/stack';
-import { replicateWorkerProcess, WorkerProcess, workerProcessEnv } from './support/worker-process';
+import { ReplicateStandIn } from '../support/replicate-stand-in';
+import { postJson, startTestStack, validRequest, waitForJob, type TestStack } from '../support/stack';
+import { replicateWorkerProcess, WorkerProcess, workerProcessEnv } from '../support/worker-process';
 
 const TOKEN = 'r8_deploy-token-71b0e4';
 

@@ -1,8 +1,8 @@
-import { ReplicateProvider } from '../activities/providers/replicate-provider';
-import type { GenerationRequest } from '../activities/providers/provider';
-import { findFreePort } from '../scripts/processes';
-import { ReplicateStandIn } from './support/replicate-stand-in';
-import { failure } from './support/failure';
+import { ReplicateProvider } from '../../activities/providers/replicate-provider';
+import type { GenerationRequest } from '../../activities/providers/provider';
+import { findFreePort } from '../../scripts/processes';
+import { ReplicateStandIn } from '../support/replicate-stand-in';
+import { failure } from '../support/failure';
 
 const TOKEN = 'r8_provider-test-token-0123456789';
 const request: GenerationRequest = {

@@ -4,9 +4,9 @@ import {
   cancelSignal,
   mediaJobStatusSearchAttribute,
   MEDIA_GENERATION_WORKFLOW_TYPE,
-} from '../common/temporal';
-import { ScriptedProvider } from './support/scripted-provider';
-import { postJson, startTestStack, validRequest, waitForJob, type TestStack } from './support/stack';
+} from '../../common/temporal';
+import { ScriptedProvider } from '../support/scripted-provider';
+import { postJson, startTestStack, validRequest, waitForJob, type TestStack } from '../support/stack';
 
 /** The workflow on the real Temporal dev server, with a provider whose faults the tests script. */
 describe('mediaGeneration workflow', () => {

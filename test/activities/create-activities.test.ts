@@ -1,14 +1,14 @@
 import { Readable } from 'node:stream';
 import { GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { createActivities } from '../activities/create-activities';
-import { storeObject } from '../activities/object-storage';
-import { createS3Client } from '../common/s3';
-import { createDatabase, type DatabaseHandle } from '../db/client';
-import { createJob, getJob } from '../db/queries/jobs';
-import { markMediaProcessing } from '../db/queries/media';
-import { ScriptedProvider } from './support/scripted-provider';
-import { silentLogger, testConfig } from './support/stack';
+import { createActivities } from '../../activities/create-activities';
+import { storeObject } from '../../activities/object-storage';
+import { createS3Client } from '../../common/s3';
+import { createDatabase, type DatabaseHandle } from '../../db/client';
+import { createJob, getJob } from '../../db/queries/jobs';
+import { markMediaProcessing } from '../../db/queries/media';
+import { ScriptedProvider } from '../support/scripted-provider';
+import { silentLogger, testConfig } from '../support/stack';
 
 /** Runs an activity with a real activity context, keeping its types. */
 function runActivity<A extends unknown[], R>(

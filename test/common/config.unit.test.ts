@@ -1,11 +1,11 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { configSchema, parseConfig } from '../common/config';
+import { configSchema, parseConfig } from '../../common/config';
 
 describe('configuration', () => {
   it('ships no usable secret in .env.example', () => {
-    const example = readFileSync(path.join(__dirname, '..', '.env.example'), 'utf8');
+    const example = readFileSync(path.join(__dirname, '..', '..', '.env.example'), 'utf8');
     const secrets = [...example.matchAll(/^#?\s*(WEBHOOK_SIGNING_SECRET|REPLICATE_API_TOKEN)=(.*)$/gm)].map(
       ([, name, value]) => ({ name: name!, value: value!.trim() }),
     );
@@ -44,10 +44,10 @@ describe('configuration', () => {
 
   it('stops a process started with a bad value, naming the variable', () => {
     const result = spawnSync(
-      path.join(__dirname, '..', 'node_modules', '.bin', 'tsx'),
+      path.join(__dirname, '..', '..', 'node_modules', '.bin', 'tsx'),
       ['-e', "require('./common/config').loadConfigOrExit()"],
       {
-        cwd: path.join(__dirname, '..'),
+        cwd: path.join(__dirname, '..', '..'),
         env: { ...process.env, PRESIGNED_URL_EXPIRES_SECONDS: '-5' },
         encoding: 'utf8',
       },

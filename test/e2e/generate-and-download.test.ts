@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
-import { getJson, postJson, startTestStack, validRequest, waitForJob, type TestStack } from './support/stack';
+import { getJson, postJson, startTestStack, validRequest, waitForJob, type TestStack } from '../support/stack';
 
 describe('end to end: HTTP request to downloadable media', () => {
   let stack: TestStack;

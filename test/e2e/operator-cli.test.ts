@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { eq } from 'drizzle-orm';
-import { reconcilerWorkflowId, workflowIdForJob } from '../common/temporal';
-import { createJob } from '../db/queries/jobs';
-import { jobs } from '../db/schema';
-import { ensureReconciler } from '../worker/reconciler';
-import { ScriptedProvider } from './support/scripted-provider';
-import { postJson, startTestStack, validRequest, waitForJob, type TestStack } from './support/stack';
-import { temporalCli, temporalCliJson } from './support/temporal-cli';
+import { reconcilerWorkflowId, workflowIdForJob } from '../../common/temporal';
+import { createJob } from '../../db/queries/jobs';
+import { jobs } from '../../db/schema';
+import { ensureReconciler } from '../../worker/reconciler';
+import { ScriptedProvider } from '../support/scripted-provider';
+import { postJson, startTestStack, validRequest, waitForJob, type TestStack } from '../support/stack';
+import { temporalCli, temporalCliJson } from '../support/temporal-cli';
 
 async function eventually<T>(
   probe: () => Promise<T> | T,

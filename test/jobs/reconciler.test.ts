@@ -1,11 +1,11 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { eq, inArray } from 'drizzle-orm';
-import { mediaJobStatusSearchAttribute, workflowIdForJob } from '../common/temporal';
-import { createJob } from '../db/queries/jobs';
-import { jobs } from '../db/schema';
-import { startWebhookReceiver, verifyWebhook } from './support/public-api';
-import { ScriptedProvider } from './support/scripted-provider';
-import { postJson, startTestStack, validRequest, waitForJob, type TestStack } from './support/stack';
+import { mediaJobStatusSearchAttribute, workflowIdForJob } from '../../common/temporal';
+import { createJob } from '../../db/queries/jobs';
+import { jobs } from '../../db/schema';
+import { startWebhookReceiver, verifyWebhook } from '../support/public-api';
+import { ScriptedProvider } from '../support/scripted-provider';
+import { postJson, startTestStack, validRequest, waitForJob, type TestStack } from '../support/stack';
 
 const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
 

@@ -1,6 +1,6 @@
-import { createProvider } from '../activities/providers';
-import { ReplicateStandIn } from './support/replicate-stand-in';
-import { postJson, startTestStack, testConfig, validRequest, waitForJob, type TestStack } from './support/stack';
+import { createProvider } from '../../activities/providers';
+import { ReplicateStandIn } from '../support/replicate-stand-in';
+import { postJson, startTestStack, testConfig, validRequest, waitForJob, type TestStack } from '../support/stack';
 
 const TOKEN = 'r8_waiting-token-3e9a0c';
 

@@ -3,17 +3,22 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, type Worker } from '@temporalio/worker';
-import { FakeProvider } from '../activities/providers/fake-provider';
-import type { GenerationRequest, MediaProvider, OutputStream, PredictionState } from '../activities/providers/provider';
-import { parseConfig } from '../common/config';
-import { createS3Client } from '../common/s3';
-import { createPresigner } from '../common/presigner';
-import { progressQuery, workflowIdForJob } from '../common/temporal';
-import { createMediaWorker } from '../worker/create-worker';
-import { buildIdOfBundle, makeCurrentOncePolling } from '../worker/versioning';
-import { testServers } from './support/servers';
-import { postJson, silentLogger, startTestStack, validRequest, waitForJob, type TestStack } from './support/stack';
-import { WorkerProcess, workerProcessEnv } from './support/worker-process';
+import { FakeProvider } from '../../activities/providers/fake-provider';
+import type {
+  GenerationRequest,
+  MediaProvider,
+  OutputStream,
+  PredictionState,
+} from '../../activities/providers/provider';
+import { parseConfig } from '../../common/config';
+import { createS3Client } from '../../common/s3';
+import { createPresigner } from '../../common/presigner';
+import { progressQuery, workflowIdForJob } from '../../common/temporal';
+import { createMediaWorker } from '../../worker/create-worker';
+import { buildIdOfBundle, makeCurrentOncePolling } from '../../worker/versioning';
+import { testServers } from '../support/servers';
+import { postJson, silentLogger, startTestStack, validRequest, waitForJob, type TestStack } from '../support/stack';
+import { WorkerProcess, workerProcessEnv } from '../support/worker-process';
 
 /**
  * Worker Versioning on the real dev server (docs/operating.md, "Deploys"): a deploy of new workflow code
@@ -250,7 +255,7 @@ describe('Worker Versioning', () => {
   it('would move the running job to the new build if mediaGeneration were AUTO_UPGRADE (the control case)', async () => {
     const bundlePath = path.join(testServers().workDir, `workflow-bundle-auto-upgrade-${randomUUID().slice(0, 8)}.js`);
     const { code } = await bundleWorkflowCode({
-      workflowsPath: require.resolve('./support/auto-upgrade-workflows'),
+      workflowsPath: require.resolve('../support/auto-upgrade-workflows'),
       logger: new DefaultLogger('WARN'),
     });
     writeFileSync(bundlePath, code);

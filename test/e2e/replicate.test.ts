@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
-import { createProvider } from '../activities/providers';
-import { workflowIdForJob } from '../common/temporal';
-import { ReplicateStandIn } from './support/replicate-stand-in';
-import { postJson, startTestStack, testConfig, validRequest, waitForJob, type TestStack } from './support/stack';
+import { createProvider } from '../../activities/providers';
+import { workflowIdForJob } from '../../common/temporal';
+import { ReplicateStandIn } from '../support/replicate-stand-in';
+import { postJson, startTestStack, testConfig, validRequest, waitForJob, type TestStack } from '../support/stack';
 
 const TOKEN = 'r8_e2e-secret-token-5f1c2a9b7d3e';
 const VERSION = '5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa';

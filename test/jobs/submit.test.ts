@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { InterceptingCall, Metadata, status as GrpcStatus, type Interceptor } from '@grpc/grpc-js';
 import { eq, inArray } from 'drizzle-orm';
-import { requestHash } from '../api/routes/generate';
-import { generateRequestSchema } from '../api/schemas';
-import { workflowIdForJob } from '../common/temporal';
-import type { Database } from '../db/client';
-import { createJob, deleteJob, markJobProcessing, recordPredictionId } from '../db/queries/jobs';
-import { jobs } from '../db/schema';
-import { postJson, startTestStack, validRequest, waitForJob, type TestStack } from './support/stack';
+import { requestHash } from '../../api/routes/generate';
+import { generateRequestSchema } from '../../api/schemas';
+import { workflowIdForJob } from '../../common/temporal';
+import type { Database } from '../../db/client';
+import { createJob, deleteJob, markJobProcessing, recordPredictionId } from '../../db/queries/jobs';
+import { jobs } from '../../db/schema';
+import { postJson, startTestStack, validRequest, waitForJob, type TestStack } from '../support/stack';
 
 /**
  * What POST /api/v1/generate does when starting the workflow fails or times out: it asks Temporal

@@ -1,6 +1,6 @@
-import { ReplicateStandIn } from './support/replicate-stand-in';
-import { postJson, startTestStack, validRequest, waitForJob, type TestStack } from './support/stack';
-import { replicateWorkerProcess, type WorkerProcess } from './support/worker-process';
+import { ReplicateStandIn } from '../support/replicate-stand-in';
+import { postJson, startTestStack, validRequest, waitForJob, type TestStack } from '../support/stack';
+import { replicateWorkerProcess, type WorkerProcess } from '../support/worker-process';
 
 const TOKEN = 'r8_worker-kill-token-8c2d41';
 

@@ -6,9 +6,9 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { configSchema, parseConfig } from '../common/config';
+import { configSchema, parseConfig } from '../../common/config';
 
-const ROOT = path.join(__dirname, '..');
+const ROOT = path.join(__dirname, '..', '..');
 const readRepoFile = (file: string) => readFileSync(path.join(ROOT, file), 'utf8');
 
 type Env = Record<string, string | undefined>;

@@ -4,9 +4,9 @@ import path from 'node:path';
 import * as proto from '@temporalio/proto';
 import { patchProtobufRoot } from '@temporalio/proto/lib/patch-protobuf-root';
 import { Worker } from '@temporalio/worker';
-import { testServers } from './support/servers';
+import { testServers } from '../support/servers';
 
-const HISTORIES_DIR = path.join(__dirname, 'fixtures', 'histories');
+const HISTORIES_DIR = path.join(__dirname, '..', 'fixtures', 'histories');
 const histories = readdirSync(HISTORIES_DIR).filter((name) => name.endsWith('.json'));
 
 /**

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { eq } from 'drizzle-orm';
-import { jobs } from '../db/schema';
-import { getJson, postJson, startTestStack, validRequest, type TestStack } from './support/stack';
+import { jobs } from '../../db/schema';
+import { getJson, postJson, startTestStack, validRequest, type TestStack } from '../support/stack';
 
 /** The HTTP surface with no worker polling: jobs stay PENDING, so what the API records is what is checked. */
 describe('HTTP API', () => {

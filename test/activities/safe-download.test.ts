@@ -1,8 +1,8 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { safeDownload, type SafeDownloadOptions } from '../activities/safe-download';
-import { isPublicAddress } from '../common/public-address';
-import { failure } from './support/failure';
+import { safeDownload, type SafeDownloadOptions } from '../../activities/safe-download';
+import { isPublicAddress } from '../../common/public-address';
+import { failure } from '../support/failure';
 
 interface LocalServer {
   url: string;
