@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# npm test: the whole suite against real servers (Temporal dev server, versitygw, Postgres).
+# npm test: both tiers in one jest run (jest.config.js): the unit tier of pure code (*.unit.test.ts) first,
+# then the suites against real servers (Temporal dev server, versitygw, Postgres) that global-setup starts.
+# `npm run test:unit` runs the unit tier alone, with no server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d node_modules ] || npm ci --no-audit --no-fund

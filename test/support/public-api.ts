@@ -1,6 +1,3 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { generateApiKey } from '../../common/api-keys';
 import type { Database } from '../../db/client';
 import { insertApiKey } from '../../db/queries/api-keys';
@@ -15,68 +12,7 @@ export async function createTestKey(
   return { id: key.id, key: key.key, auth: { authorization: `Bearer ${key.key}` } };
 }
 
-export interface ReceivedWebhook {
-  headers: http.IncomingHttpHeaders;
-  body: string;
-  answeredWith: number;
-}
-
-/** A local webhook receiver that answers 500 to its first `failures` requests and 200 afterwards. */
-export async function startWebhookReceiver(failures = 0) {
-  const received: ReceivedWebhook[] = [];
-  let remainingFailures = failures;
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const status = remainingFailures > 0 ? 500 : 200;
-      if (remainingFailures > 0) remainingFailures--;
-      received.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), answeredWith: status });
-      res
-        .writeHead(status, { 'content-type': 'text/plain' })
-        .end(status === 200 ? 'thanks' : 'receiver is down (scripted)');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks/media`;
-  return {
-    url,
-    received,
-    async waitFor(count: number, timeoutMs = 30_000): Promise<ReceivedWebhook[]> {
-      const deadline = Date.now() + timeoutMs;
-      while (received.length < count) {
-        if (Date.now() > deadline) throw new Error(`the receiver got ${received.length} of ${count} webhooks`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      return received;
-    },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
-
-/**
- * What a receiver does (Standard Webhooks), written independently of the service's signer: HMAC-SHA256
- * with the base64-decoded secret over "{id}.{timestamp}.{body}", compared in constant time.
- */
-export function verifyWebhook(
-  secret: string,
-  headers: http.IncomingHttpHeaders,
-  body: string,
-  toleranceSeconds = 300,
-): boolean {
-  const id = headers['webhook-id'];
-  const timestamp = headers['webhook-timestamp'];
-  const signatures = headers['webhook-signature'];
-  if (typeof id !== 'string' || typeof timestamp !== 'string' || typeof signatures !== 'string') return false;
-  if (Math.abs(Date.now() / 1000 - Number(timestamp)) > toleranceSeconds) return false;
-  const key = Buffer.from(secret.split('_')[1]!, 'base64');
-  const expected = createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest();
-  return signatures.split(' ').some((entry) => {
-    const [version, signature] = entry.split(',');
-    const given = Buffer.from(signature ?? '', 'base64');
-    return version === 'v1' && given.length === expected.length && timingSafeEqual(given, expected);
-  });
-}
+export { startWebhookReceiver, verifyWebhook, type ReceivedWebhook } from './webhooks';
 
 export interface ServerSentEvent {
   id?: string;

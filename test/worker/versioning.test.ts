@@ -10,7 +10,6 @@ import type {
   OutputStream,
   PredictionState,
 } from '../../activities/providers/provider';
-import { parseConfig } from '../../common/config';
 import { createS3Client } from '../../common/s3';
 import { createPresigner } from '../../common/presigner';
 import { progressQuery, workflowIdForJob } from '../../common/temporal';
@@ -296,14 +295,4 @@ describe('Worker Versioning', () => {
       await stack.stop();
     }
   }, 90_000);
-
-  it('refuses WORKER_PROMOTE_ON_START without a build id, and a deployment name the server would refuse', () => {
-    expect(() => parseConfig({ WORKER_PROMOTE_ON_START: 'true' })).toThrow(
-      /WORKER_PROMOTE_ON_START: needs WORKER_BUILD_ID/,
-    );
-    expect(() => parseConfig({ WORKER_DEPLOYMENT_NAME: 'media.generation' })).toThrow(/WORKER_DEPLOYMENT_NAME/);
-    const defaults = parseConfig({});
-    expect(defaults).toMatchObject({ WORKER_DEPLOYMENT_NAME: 'media-generation', WORKER_PROMOTE_ON_START: false });
-    expect(defaults.WORKER_BUILD_ID).toBeUndefined();
-  });
 });
