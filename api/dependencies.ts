@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../common/config';
 import type { Presigner } from '../common/presigner';
 import type { Database } from '../db/client';
+import type { JobChanges } from '../db/job-changes';
 
 export interface ApiDependencies {
   config: Config;
@@ -14,6 +15,8 @@ export interface ApiDependencies {
   /** Signs the URLs of stored outputs, addressed the way clients reach S3 (one cache for the whole API). */
   presigner: Presigner;
   logger: Logger;
+  /** This process's change feed (LISTEN job_events): what event streams and `Prefer: wait` wait on. */
+  changes: JobChanges;
   /** OTEL_EXPORTER_OTLP_ENDPOINT is set: a span per request (the Temporal client carries it into workflows). */
   tracing?: boolean;
 }

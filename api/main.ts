@@ -6,6 +6,7 @@ import { createS3Client } from '../common/s3';
 import { createPresigner } from '../common/presigner';
 import { startTracing } from '../common/tracing';
 import { createDatabase } from '../db/client';
+import { JobChanges } from '../db/job-changes';
 import { createApp } from './app';
 import { answerUnparsableRequestsWithProblems } from './client-errors';
 
@@ -27,7 +28,14 @@ function main(): void {
     ...(tracing ? { interceptors: { workflow: [new OpenTelemetryWorkflowClientInterceptor()] } } : {}),
   });
   const s3 = createS3Client(config);
+  const changes = new JobChanges({
+    url: config.DATABASE_URL,
+    onError: (error) => logger.warn({ err: error }, 'the change feed lost its connection; reconnecting'),
+  });
+  // Postgres may still be coming up: the feed keeps trying, and the API serves meanwhile.
+  void changes.start().catch(() => undefined);
   const app = createApp({
+    changes,
     config,
     db: database.db,
     temporal,
@@ -48,7 +56,9 @@ function main(): void {
   const shutdown = (signal: string) => {
     logger.info({ signal }, 'shutting down');
     server.close(() => {
-      void Promise.allSettled([database.close(), connection.close(), tracing?.shutdown()]).then(() => process.exit(0));
+      void Promise.allSettled([changes.stop(), database.close(), connection.close(), tracing?.shutdown()]).then(() =>
+        process.exit(0),
+      );
     });
     setTimeout(() => process.exit(0), 10_000).unref();
   };

@@ -32,4 +32,16 @@ export const common = {
     content: { 'application/problem+json': { schema: problemSchema } },
   },
 };
+/** `Prefer: wait[=N]`: the reply waits for the job to end, N seconds at most (60). */
+export const preferWaitHeader = z.string().optional().openapi({
+  description:
+    '`wait` or `wait=N` (N ≤ 60): the reply waits until the job ends or N seconds pass, then carries the status reply; `Preference-Applied: wait=N` says so.',
+});
+export const preferenceAppliedHeader = {
+  'Preference-Applied': {
+    description: '`wait=N` when `Prefer: wait` was honoured',
+    schema: { type: 'string' as const },
+  },
+};
+
 export const security = [{ bearerAuth: [] }];

@@ -98,11 +98,14 @@ export { mediaReplySchema, statusReplySchema } from '../jobs/status-reply';
 export const generateReplySchema = z
   .object({
     job_id: z.string(),
-    status: z.literal('PENDING'),
+    status: z.enum(JOB_STATUSES).openapi({
+      description: 'PENDING; with `Prefer: wait`, the status when the wait ended (the status reply fields follow)',
+    }),
     message: z.string(),
     status_url: z.string(),
     workflow_id: z.string(),
   })
+  .catchall(z.unknown())
   .openapi('GenerateAccepted');
 
 export const generateReplayedReplySchema = z

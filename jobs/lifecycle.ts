@@ -20,6 +20,7 @@ import {
 import { withTemporalTimeout } from '../common/timeout';
 import { DEFAULT_WEBHOOK_EVENTS, type WebhookEvent } from '../common/webhooks';
 import type { Database } from '../db/client';
+import { JobChangeWaiter, type JobChanges } from '../db/job-changes';
 import {
   createJob,
   deleteJob,
@@ -374,5 +375,29 @@ async function outcomeOfClosedWorkflow(
         status: 'FAILED',
         errorMessage: `The workflow ended (${execution.status.name}) without finishing the job.`,
       };
+  }
+}
+
+/**
+ * Waits until the job ends, `timeoutMs` passes or `signal` fires (the client hung up), woken by the
+ * change feed rather than polling: `Prefer: wait` on the API. Across API processes, since the feed
+ * hears every process's writes.
+ */
+export async function waitUntilJobEnds(
+  deps: { db: Database; changes: JobChanges },
+  jobId: string,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  const changed = new JobChangeWaiter(deps.changes, jobId);
+  try {
+    for (;;) {
+      const status = await getJobStatus(deps.db, jobId);
+      if (!status || isTerminalStatus(status)) return;
+      if (!(await changed.next(until - Date.now(), signal))) return;
+    }
+  } finally {
+    changed.close();
   }
 }

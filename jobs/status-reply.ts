@@ -2,7 +2,7 @@ import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import { presignedUrl, type Presigner } from '../common/presigner';
 import { JOB_STATUSES, MEDIA_STATUSES, OUTPUT_FORMATS } from '../common/statuses';
-import type { JobWithMedia } from '../db/queries/jobs';
+import type { JobWithMedia, QueueEstimate } from '../db/queries/jobs';
 
 extendZodWithOpenApi(z);
 
@@ -45,6 +45,14 @@ export const statusReplySchema = z
     updated_at: timestamp,
     started_at: timestamp,
     completed_at: timestamp,
+    queue_position: z.number().int().nullable().openapi({
+      description:
+        'PENDING jobs only: 1 for the next job to start. Counts the PENDING jobs submitted before this one, whatever their key; null once it started.',
+    }),
+    estimated_start_at: timestamp.openapi({
+      description:
+        'PENDING jobs only: when it may start, from queue_position and how many jobs started per second over the last five minutes; null when nothing started lately. An estimate.',
+    }),
   })
   .openapi('JobStatus');
 
@@ -54,7 +62,11 @@ export type MediaReply = z.infer<typeof mediaReplySchema>;
 const iso = (date: Date | null) => (date ? date.toISOString() : null);
 
 /** The status reply, with a presigned URL minted now for each stored output. */
-export async function toStatusReply(job: JobWithMedia, presigner: Presigner): Promise<StatusReply> {
+export async function toStatusReply(
+  job: JobWithMedia,
+  presigner: Presigner,
+  queue?: QueueEstimate,
+): Promise<StatusReply> {
   const media = await Promise.all(
     job.media.map(async (row) => ({
       index: row.outputIndex,
@@ -83,5 +95,10 @@ export async function toStatusReply(job: JobWithMedia, presigner: Presigner): Pr
     updated_at: iso(job.updatedAt),
     started_at: iso(job.startedAt),
     completed_at: iso(job.completedAt),
+    queue_position: job.status === 'PENDING' && queue ? queue.position : null,
+    estimated_start_at:
+      job.status === 'PENDING' && queue && queue.startsPerSecond > 0
+        ? new Date(Date.now() + (queue.position / queue.startsPerSecond) * 1000).toISOString()
+        : null,
   };
 }

@@ -3,6 +3,7 @@ import { sseDatabaseConnections } from '../../common/config';
 import { isTerminalStatus } from '../../common/statuses';
 import { presignedUrl } from '../../common/presigner';
 import { listJobEvents } from '../../db/queries/events';
+import { JobChangeWaiter } from '../../db/job-changes';
 import { getJob } from '../../db/queries/jobs';
 import type { JobEventRow } from '../../db/schema';
 import { callerOf } from '../auth';
@@ -12,7 +13,6 @@ import { parseJobId, visibleJob } from './jobs';
 import { z } from 'zod';
 import { common, jobIdParam, problem, security, type OpenApiRegistry } from '../openapi-parts';
 
-export const EVENTS_POLL_INTERVAL_MS = 250;
 export const EVENTS_HEARTBEAT_MS = 15_000;
 
 function lastEventId(value: string | undefined): number {
@@ -25,11 +25,14 @@ function lastEventId(value: string | undefined): number {
  * after SSE_MAX_STREAM_SECONDS (having sent what was recorded until then). A client that
  * reconnects with Last-Event-ID gets the events after that one; 204 once nothing is left.
  *
+ * A stream reads the job's events when the process's change feed (db/job-changes.ts, LISTEN
+ * job_events) announces a change of its job, and costs no query while its job is idle.
+ *
  * Bounded: SSE_MAX_STREAMS streams in this process and SSE_MAX_STREAMS_PER_KEY per key (429 past
  * either), and every query of every stream waits its turn for one of SSE_DATABASE_CONNECTIONS
- * places, so however many streams poll, the rest of the pool stays for the other routes.
+ * places, so however many streams read at once, the rest of the pool stays for the other routes.
  */
-export function eventsRouter({ config, db, presigner, logger }: ApiDependencies): Router {
+export function eventsRouter({ config, db, presigner, logger, changes }: ApiDependencies): Router {
   const router = Router();
   const slots = new StreamSlots(config.SSE_MAX_STREAMS, config.SSE_MAX_STREAMS_PER_KEY);
   const streamDatabase = new Semaphore(sseDatabaseConnections(config));
@@ -64,57 +67,63 @@ export function eventsRouter({ config, db, presigner, logger }: ApiDependencies)
       req.header('last-event-id') ??
         (typeof req.query.last_event_id === 'string' ? req.query.last_event_id : undefined),
     );
-    const pending = await query(() => listJobEvents(db, job.id, after));
-    if (pending.length === 0 && isTerminalStatus(job.status)) {
-      // Everything up to the end was delivered: 204 tells an EventSource to stop reconnecting.
-      res.status(204).end();
-      return;
-    }
-    const endsAt = Date.now() + lifetimeMs;
-
-    res.status(200).set({
-      'Content-Type': 'text/event-stream; charset=utf-8',
-      'Cache-Control': 'no-cache, no-transform',
-      Connection: 'keep-alive',
-      'X-Accel-Buffering': 'no',
-    });
-    res.flushHeaders();
-    res.write('retry: 1000\n\n');
-
-    let closed = false;
-    const onClose = () => {
-      closed = true;
-    };
-    req.on('close', onClose);
-    res.on('close', onClose);
-    const heartbeat = setInterval(() => res.write(': keepalive\n\n'), EVENTS_HEARTBEAT_MS);
+    // Listening before the first read: a change committed in between is announced, not missed.
+    const changed = new JobChangeWaiter(changes, job.id);
+    const closed = new AbortController();
     try {
-      let batch = pending;
-      while (!closed) {
-        for (const event of batch) {
-          res.write(`id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(await eventData(event))}\n\n`);
-          after = event.seq;
-          const status = (event.data as { status?: string }).status;
-          if (event.type === 'status' && status && isTerminalStatus(status)) closed = true;
-        }
-        if (closed) break;
-        const left = endsAt - Date.now();
-        if (left <= 0) {
-          // The last poll ran at the end of the lifetime and its events were sent: the client
-          // reconnects (retry: 1000) with Last-Event-ID and resumes after them.
-          res.write(': stream lifetime reached (SSE_MAX_STREAM_SECONDS); reconnect with Last-Event-ID\n\n');
-          break;
-        }
-        await new Promise((resolve) => setTimeout(resolve, Math.min(EVENTS_POLL_INTERVAL_MS, left)));
-        if (closed) break;
-        batch = await query(() => listJobEvents(db, job.id, after));
-        if (batch.length === 0 && !(await query(() => getJob(db, job.id)))) break;
+      const pending = await query(() => listJobEvents(db, job.id, after));
+      if (pending.length === 0 && isTerminalStatus(job.status)) {
+        // Everything up to the end was delivered: 204 tells an EventSource to stop reconnecting.
+        res.status(204).end();
+        return;
       }
-    } catch (error) {
-      logger.warn({ err: error, jobId: job.id }, 'event stream ended by an error');
+      const endsAt = Date.now() + lifetimeMs;
+
+      res.status(200).set({
+        'Content-Type': 'text/event-stream; charset=utf-8',
+        'Cache-Control': 'no-cache, no-transform',
+        Connection: 'keep-alive',
+        'X-Accel-Buffering': 'no',
+      });
+      res.flushHeaders();
+      res.write('retry: 1000\n\n');
+
+      const onClose = () => closed.abort();
+      req.on('close', onClose);
+      res.on('close', onClose);
+      const heartbeat = setInterval(() => res.write(': keepalive\n\n'), EVENTS_HEARTBEAT_MS);
+      try {
+        let batch = pending;
+        let ended = false;
+        while (!closed.signal.aborted && !ended) {
+          for (const event of batch) {
+            res.write(`id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(await eventData(event))}\n\n`);
+            after = event.seq;
+            const status = (event.data as { status?: string }).status;
+            if (event.type === 'status' && status && isTerminalStatus(status)) ended = true;
+          }
+          if (ended || closed.signal.aborted) break;
+          const left = endsAt - Date.now();
+          if (left <= 0) {
+            // What was recorded until now was sent: the client reconnects (retry: 1000) with
+            // Last-Event-ID and resumes after it.
+            res.write(': stream lifetime reached (SSE_MAX_STREAM_SECONDS); reconnect with Last-Event-ID\n\n');
+            break;
+          }
+          // Idle until the change feed announces this job (no query meanwhile), or the lifetime ends.
+          await changed.next(left, closed.signal);
+          if (closed.signal.aborted) break;
+          batch = await query(() => listJobEvents(db, job.id, after));
+          if (batch.length === 0 && !(await query(() => getJob(db, job.id)))) break;
+        }
+      } catch (error) {
+        logger.warn({ err: error, jobId: job.id }, 'event stream ended by an error');
+      } finally {
+        clearInterval(heartbeat);
+        res.end();
+      }
     } finally {
-      clearInterval(heartbeat);
-      res.end();
+      changed.close();
     }
   }
 

@@ -5,7 +5,10 @@ import { isPublicAddress } from '../../common/public-address';
 import { workflowIdForJob } from '../../common/temporal';
 import { DEFAULT_WEBHOOK_EVENTS } from '../../common/webhooks';
 import type { RunningJobsCap } from '../../db/queries/jobs';
-import { submitJob } from '../../jobs/lifecycle';
+import { submitJob, waitUntilJobEnds } from '../../jobs/lifecycle';
+import { getJob } from '../../db/queries/jobs';
+import { hangUpSignal, preferredWaitSeconds } from '../prefer-wait';
+import { statusReplyOf } from './jobs';
 import { callerOf, type Caller } from '../auth';
 import type { ApiDependencies } from '../dependencies';
 import { Problem } from '../problem';
@@ -18,7 +21,7 @@ import {
 } from '../schemas';
 import { parseOrThrow, requireJsonBody } from '../validation';
 import { z } from 'zod';
-import { common, json, problem, security, type OpenApiRegistry } from '../openapi-parts';
+import { common, json, preferWaitHeader, problem, security, type OpenApiRegistry } from '../openapi-parts';
 
 const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
@@ -116,17 +119,14 @@ export function generateRouter(deps: ApiDependencies): Router {
         throw Problem.unavailable('Temporal');
       case 'replayed': {
         const { job } = submitted;
-        res
-          .status(200)
-          .setHeader('Idempotent-Replayed', 'true')
-          .location(`/api/v1/status/${job.id}`)
-          .json({
-            job_id: job.id,
-            status: job.status,
-            message: `Replayed: this Idempotency-Key already created job ${job.id}.`,
-            status_url: `/api/v1/status/${job.id}`,
-            workflow_id: workflowIdForJob(job.id),
-          });
+        res.status(200).setHeader('Idempotent-Replayed', 'true').location(`/api/v1/status/${job.id}`);
+        await reply(job.id, {
+          job_id: job.id,
+          status: job.status,
+          message: `Replayed: this Idempotency-Key already created job ${job.id}.`,
+          status_url: `/api/v1/status/${job.id}`,
+          workflow_id: workflowIdForJob(job.id),
+        });
         return;
       }
       case 'accepted': {
@@ -136,17 +136,32 @@ export function generateRouter(deps: ApiDependencies): Router {
           'Server-Timing',
           `db;dur=${submitted.recordingMs.toFixed(1)}, temporal;dur=${submitted.startingMs.toFixed(1)}`,
         );
-        res
-          .status(202)
-          .location(`/api/v1/status/${job.id}`)
-          .json({
-            job_id: job.id,
-            status: 'PENDING',
-            message: `Job accepted: ${job.numOutputs} output(s) will be generated.`,
-            status_url: `/api/v1/status/${job.id}`,
-            workflow_id: workflowIdForJob(job.id),
-          });
+        res.status(202).location(`/api/v1/status/${job.id}`);
+        await reply(job.id, {
+          job_id: job.id,
+          status: 'PENDING',
+          message: `Job accepted: ${job.numOutputs} output(s) will be generated.`,
+          status_url: `/api/v1/status/${job.id}`,
+          workflow_id: workflowIdForJob(job.id),
+        });
       }
+    }
+
+    /**
+     * The answer; with `Prefer: wait`, once the job ended or the wait ran out, with the status
+     * reply (the final state, or the current one) beside the submit's own fields.
+     */
+    async function reply(jobId: string, submit: Record<string, unknown>): Promise<void> {
+      const waitSeconds = preferredWaitSeconds(req);
+      if (waitSeconds === undefined) {
+        res.json(submit);
+        return;
+      }
+      res.setHeader('Preference-Applied', `wait=${waitSeconds}`);
+      await waitUntilJobEnds(deps, jobId, waitSeconds * 1000, hangUpSignal(res));
+      if (res.destroyed) return;
+      const job = await getJob(deps.db, jobId);
+      res.json(job ? { ...submit, ...(await statusReplyOf(deps, job)) } : submit);
     }
   });
 
@@ -163,6 +178,7 @@ export function registerGeneratePaths(registry: OpenApiRegistry): void {
     security,
     request: {
       headers: z.object({
+        Prefer: preferWaitHeader,
         'Idempotency-Key': z.string().max(LIMITS.maxIdempotencyKeyLength).optional().openapi({
           description:
             'Any 1-255 visible ASCII characters, unique per request; scoped to the API key (or to all anonymous callers when AUTH_MODE=off).',

@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { Router, type Response } from 'express';
 import { REDELIVER_WEBHOOK_WORKFLOW_TYPE, type RedeliverWebhookInput } from '../../common/temporal';
-import { getJob, listJobs, type JobWithMedia } from '../../db/queries/jobs';
-import { cancelJob } from '../../jobs/lifecycle';
+import { getJob, listJobs, queueEstimate, type JobWithMedia } from '../../db/queries/jobs';
+import { cancelJob, waitUntilJobEnds } from '../../jobs/lifecycle';
+import { isTerminalStatus } from '../../common/statuses';
+import { hangUpSignal, preferredWaitSeconds } from '../prefer-wait';
 import { getDelivery, listDeliveries } from '../../db/queries/webhook-deliveries';
 import type { WebhookDeliveryRow } from '../../db/schema';
 import { callerOf, canSee } from '../auth';
@@ -27,7 +29,16 @@ import { withTemporalTimeout } from '../../common/timeout';
 import { parseOrThrow, requireJsonBody } from '../validation';
 import { z } from 'zod';
 import { JOB_STATUSES } from '../../common/statuses';
-import { common, jobIdParam, json, problem, security, type OpenApiRegistry } from '../openapi-parts';
+import {
+  common,
+  jobIdParam,
+  json,
+  preferenceAppliedHeader,
+  preferWaitHeader,
+  problem,
+  security,
+  type OpenApiRegistry,
+} from '../openapi-parts';
 
 function jobNotFound(jobId: string): Problem {
   return new Problem(404, 'Job not found', `There is no job with id '${jobId}'.`);
@@ -45,6 +56,12 @@ export async function visibleJob(db: ApiDependencies['db'], res: Response, jobId
   const job = await getJob(db, jobId);
   if (!job || !canSee(callerOf(res), job)) throw jobNotFound(jobId);
   return job;
+}
+
+/** The status reply, with its place in the queue when it waits for a worker. */
+export async function statusReplyOf(deps: Pick<ApiDependencies, 'db' | 'presigner'>, job: JobWithMedia) {
+  const queue = job.status === 'PENDING' ? await queueEstimate(deps.db, job) : undefined;
+  return toStatusReply(job, deps.presigner, queue);
 }
 
 function deliveryReply(row: WebhookDeliveryRow) {
@@ -70,8 +87,17 @@ export function jobsRouter(deps: ApiDependencies): Router {
   const router = Router();
 
   router.get('/api/v1/status/:job_id', async (req, res) => {
-    const job = await visibleJob(db, res, parseJobId(req.params));
-    res.json(await toStatusReply(job, presigner));
+    let job = await visibleJob(db, res, parseJobId(req.params));
+    const waitSeconds = preferredWaitSeconds(req);
+    if (waitSeconds !== undefined) {
+      res.setHeader('Preference-Applied', `wait=${waitSeconds}`);
+      if (!isTerminalStatus(job.status)) {
+        await waitUntilJobEnds(deps, job.id, waitSeconds * 1000, hangUpSignal(res));
+        if (res.destroyed) return;
+        job = await visibleJob(db, res, job.id);
+      }
+    }
+    res.json(await statusReplyOf(deps, job));
   });
 
   router.get('/api/v1/jobs', async (req, res) => {
@@ -185,9 +211,9 @@ export function registerJobsPaths(registry: OpenApiRegistry): void {
     path: '/api/v1/status/{job_id}',
     summary: "A job's status, with presigned URLs for its stored outputs",
     security,
-    request: { params: jobIdParam },
+    request: { params: jobIdParam, headers: z.object({ Prefer: preferWaitHeader }) },
     responses: {
-      200: json('The job', statusReplySchema),
+      200: { ...json('The job', statusReplySchema), headers: preferenceAppliedHeader },
       ...common,
       404: problem("Unknown job, or another key's"),
       503: problem('A dependency is down'),

@@ -325,3 +325,21 @@ export async function countRunningJobs(db: Database, owner: string): Promise<num
 export async function countJobsByStatus(db: Database): Promise<Array<{ status: JobStatus; jobs: number }>> {
   return db.select({ status: jobs.status, jobs: count() }).from(jobs).groupBy(jobs.status);
 }
+
+export interface QueueEstimate {
+  /** 1 for the next job to start: the PENDING jobs submitted before this one, plus one. */
+  position: number;
+  /** Jobs started per second over the last five minutes, across every worker. */
+  startsPerSecond: number;
+}
+
+/** Where a PENDING job stands: what the rows know (jobs ahead of it, how fast jobs started lately). */
+export async function queueEstimate(db: Database, job: Pick<JobRow, 'id' | 'createdAt'>): Promise<QueueEstimate> {
+  const result = await db.execute<{ ahead: string; started: string }>(sql`
+    select
+      (select count(*) from ${jobs} where status = 'PENDING'
+         and (created_at, id) < (${job.createdAt.toISOString()}::timestamptz, ${job.id}::uuid)) as ahead,
+      (select count(*) from ${jobs} where started_at > now() - interval '5 minutes') as started`);
+  const row = result.rows[0];
+  return { position: Number(row?.ahead ?? 0) + 1, startsPerSecond: Number(row?.started ?? 0) / 300 };
+}

@@ -1,5 +1,6 @@
 import { createTestKey, readEvents, type ServerSentEvent } from '../support/public-api';
 import { getJson, postJson, startTestStack, validRequest, type TestStack } from '../support/stack';
+import { useTestStack } from '../support/use-stack';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -46,22 +47,16 @@ async function openStream(url: string, headers: Record<string, string>): Promise
  * one job, a pool of 5 connections, and the status route keeps answering.
  */
 describe('event stream caps and database budget', () => {
-  let stack: TestStack;
-  beforeAll(async () => {
-    // No worker: the jobs stay PENDING, so every stream stays open and keeps polling.
-    stack = await startTestStack({
-      worker: false,
-      env: {
-        AUTH_MODE: 'required',
-        DATABASE_POOL_SIZE: '5',
-        SSE_MAX_STREAMS: '310',
-        SSE_MAX_STREAMS_PER_KEY: '300',
-        SSE_DATABASE_CONNECTIONS: '2',
-      },
-    });
-  });
-  afterAll(async () => {
-    await stack?.stop();
+  // No worker: the jobs stay PENDING, so every stream stays open, waiting on the change feed.
+  const stack = useTestStack({
+    worker: false,
+    env: {
+      AUTH_MODE: 'required',
+      DATABASE_POOL_SIZE: '5',
+      SSE_MAX_STREAMS: '310',
+      SSE_MAX_STREAMS_PER_KEY: '300',
+      SSE_DATABASE_CONNECTIONS: '2',
+    },
   });
 
   it('holds 300 streams on one job while /status answers, and refuses streams past each cap with 429', async () => {
@@ -94,13 +89,29 @@ describe('event stream caps and database budget', () => {
         Array.from({ length: 20 }, () => getJson(stack.baseUrl, `/api/v1/status/${jobA}`, a.auth)),
       );
       expect([...(await statusPolls), ...during.map((reply) => reply.status)]).toEqual(Array(120).fill(200));
-      // The streams alone, polling: they never hold more than their SSE_DATABASE_CONNECTIONS of the pool.
+      // The streams alone, their job idle: they wait on the change feed and use no connection at all.
       const pool = stack.database.pool;
       let mostInUse = 0;
       for (const until = Date.now() + 2_000; Date.now() < until; await sleep(2))
         mostInUse = Math.max(mostInUse, pool.totalCount - pool.idleCount);
-      expect(mostInUse).toBeGreaterThanOrEqual(1);
-      expect(mostInUse).toBeLessThanOrEqual(2);
+      expect(mostInUse).toBe(0);
+      // A change of the job wakes all 300, which read through their SSE_DATABASE_CONNECTIONS only.
+      const woken = (async () => {
+        let most = 0;
+        for (const until = Date.now() + 1_500; Date.now() < until; await sleep(1))
+          most = Math.max(most, pool.totalCount - pool.idleCount);
+        return most;
+      })();
+      await stack.database.pool
+        .query(`update jobs set event_seq = event_seq + 1 where id = $1 returning event_seq`, [jobA])
+        .then(({ rows }) =>
+          stack.database.pool.query(
+            `insert into job_events (job_id, seq, type, data) values ($1, $2, 'status', '{"status":"PENDING"}')`,
+            [jobA, rows[0].event_seq],
+          ),
+        );
+      expect(await woken).toBeGreaterThanOrEqual(1);
+      expect(await woken).toBeLessThanOrEqual(2 + 1);
 
       // Past the per-key cap.
       const overKey = await openStream(urlA, a.auth);
@@ -138,14 +149,8 @@ describe('event stream caps and database budget', () => {
 
 /** SSE_MAX_STREAM_SECONDS: a stream ends after its lifetime; the client resumes with Last-Event-ID. */
 describe('event stream lifetime', () => {
-  let stack: TestStack;
-  beforeAll(async () => {
-    // Predictions take 6 s: several stream lifetimes.
-    stack = await startTestStack({ env: { FAKE_PROVIDER_LATENCY_MS: '6000', SSE_MAX_STREAM_SECONDS: '2' } });
-  });
-  afterAll(async () => {
-    await stack?.stop();
-  });
+  // Predictions take 6 s: several stream lifetimes.
+  const stack = useTestStack({ env: { FAKE_PROVIDER_LATENCY_MS: '6000', SSE_MAX_STREAM_SECONDS: '2' } });
 
   it('ends a stream after SSE_MAX_STREAM_SECONDS before the job ends, and a reconnect with Last-Event-ID resumes', async () => {
     const jobId = (await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, num_outputs: 1 })).body!

@@ -12,6 +12,7 @@ import { parseConfig, type Config } from '../../common/config';
 import { createS3Client } from '../../common/s3';
 import { createPresigner } from '../../common/presigner';
 import { createDatabase, type DatabaseHandle } from '../../db/client';
+import { JobChanges } from '../../db/job-changes';
 import { createMediaWorker } from '../../worker/create-worker';
 import { createWorkerMetrics, type WorkerMetrics } from '../../worker/metrics';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -45,6 +46,8 @@ export interface TestStack {
   worker?: Worker;
   /** The in-process worker's Prometheus registry (activity durations and failures). */
   workerMetrics: WorkerMetrics;
+  /** The API's change feed. */
+  changes: JobChanges;
   stop(): Promise<void>;
 }
 
@@ -116,7 +119,10 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     : options.apiTemporalInterceptors
       ? await Connection.connect({ address: config.TEMPORAL_ADDRESS, interceptors: options.apiTemporalInterceptors })
       : connection;
+  const changes = new JobChanges({ url: config.DATABASE_URL });
+  await changes.start();
   const app = createApp({
+    changes,
     config,
     db: database.db,
     temporal: new Client({
@@ -142,6 +148,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     baseUrl,
     worker,
     workerMetrics,
+    changes,
     async stop() {
       await new Promise((resolve) => server.close(resolve));
       server.closeAllConnections();
@@ -152,6 +159,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
       // The unreachable-Temporal connection is left open: closing it while the client's retry loop
       // still waits to call again makes that retry throw from a timer, in whatever test runs next.
       await connection.close();
+      await changes.stop();
       await database.close();
       await tracing?.shutdown();
     },

@@ -1,0 +1,30 @@
+import type { Request, Response } from 'express';
+
+/** The longest a request may wait for its job (Replicate's limit too). */
+export const MAX_WAIT_SECONDS = 60;
+
+/**
+ * `Prefer: wait` (RFC 7240; as Replicate's API takes it): `wait` alone asks for the longest wait,
+ * `wait=N` for N seconds, capped at MAX_WAIT_SECONDS. Undefined when the request does not ask to wait.
+ */
+export function preferredWaitSeconds(req: Request): number | undefined {
+  const prefer = req.header('prefer');
+  if (!prefer) return undefined;
+  for (const preference of prefer.split(',')) {
+    const match = /^\s*wait(?:\s*=\s*"?(\d{1,6})"?)?\s*(?:;.*)?$/i.exec(preference);
+    if (!match) continue;
+    const asked = match[1] === undefined ? MAX_WAIT_SECONDS : Number(match[1]);
+    return Math.min(Math.max(asked, 0), MAX_WAIT_SECONDS);
+  }
+  return undefined;
+}
+
+/** An AbortSignal that fires when the client hangs up, so that a wait frees what it held. */
+export function hangUpSignal(res: Response): AbortSignal {
+  const controller = new AbortController();
+  // The response closes before it was written only when the connection went away.
+  res.on('close', () => {
+    if (!res.writableEnded) controller.abort();
+  });
+  return controller.signal;
+}

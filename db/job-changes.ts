@@ -1,0 +1,157 @@
+import { Client } from 'pg';
+
+/** Called when a job may have new events: with its latest sequence number, or without one after a reconnect. */
+export type JobChangeListener = (seq?: number) => void;
+
+export interface JobChangesOptions {
+  url: string;
+  /** Connection trouble of the listening connection: logged by the caller, handled here. */
+  onError?: (error: Error) => void;
+  /** First delay before reconnecting; doubles up to 5 s. */
+  reconnectDelayMs?: number;
+}
+
+const CHANNEL = 'job_events';
+
+/**
+ * The change feed of one process: a single connection LISTENs on job_events (each insert into
+ * job_events is announced there by a trigger, at commit) and fans each announcement out in memory
+ * to the subscribers of that job. Subscribers cost nothing while their job is idle, and any number
+ * of them share the one connection. After the connection is lost it reconnects, and then tells
+ * every subscriber to read again, since announcements made meanwhile were not heard.
+ */
+export class JobChanges {
+  private readonly listeners = new Map<string, Set<JobChangeListener>>();
+  private client: Client | undefined;
+  private stopped = false;
+  private connected: Promise<void> | undefined;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: JobChangesOptions) {}
+
+  /** Connects and listens; resolves once listening (or rejects on the first connection's error, and keeps trying). */
+  start(): Promise<void> {
+    this.connected ??= this.connect(this.options.reconnectDelayMs ?? 250);
+    return this.connected;
+  }
+
+  /** Listens to one job's changes until the function returned is called. */
+  subscribe(jobId: string, listener: JobChangeListener): () => void {
+    let set = this.listeners.get(jobId);
+    if (!set) this.listeners.set(jobId, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0 && this.listeners.get(jobId) === set) this.listeners.delete(jobId);
+    };
+  }
+
+  /** Subscribers in this process (for metrics and tests). */
+  get subscriberCount(): number {
+    let count = 0;
+    for (const set of this.listeners.values()) count += set.size;
+    return count;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.reconnectTimer);
+    const client = this.client;
+    this.client = undefined;
+    await client?.end().catch(() => undefined);
+  }
+
+  private async connect(delayMs: number): Promise<void> {
+    const client = new Client({ connectionString: this.options.url });
+    client.on('notification', (message) => {
+      if (message.channel !== CHANNEL || !message.payload) return;
+      const [jobId, seq] = message.payload.split(':');
+      if (jobId) this.announce(jobId, Number(seq));
+    });
+    client.on('error', (error) => {
+      this.options.onError?.(error);
+      this.reconnectLater(client, delayMs);
+    });
+    client.on('end', () => this.reconnectLater(client, delayMs));
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${CHANNEL}`);
+    } catch (error) {
+      this.options.onError?.(error as Error);
+      this.reconnectLater(client, delayMs);
+      throw error;
+    }
+    if (this.stopped) {
+      await client.end().catch(() => undefined);
+      return;
+    }
+    this.client = client;
+  }
+
+  private reconnectLater(client: Client, delayMs: number): void {
+    if (this.stopped || (this.client !== client && this.client !== undefined)) return;
+    if (this.reconnectTimer) return;
+    this.client = undefined;
+    void client.end().catch(() => undefined);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      this.connect(Math.min(delayMs * 2, 5_000)).then(
+        // What was announced while nobody listened is read again by every subscriber.
+        () => this.announceToAll(),
+        () => undefined,
+      );
+    }, delayMs);
+  }
+
+  private announce(jobId: string, seq?: number): void {
+    for (const listener of [...(this.listeners.get(jobId) ?? [])]) listener(seq);
+  }
+
+  private announceToAll(): void {
+    for (const jobId of [...this.listeners.keys()]) this.announce(jobId);
+  }
+}
+
+/**
+ * Waits for the next announcement of a job, or for `timeoutMs`, or for `signal`: one wake-up at a
+ * time, and an announcement that came while nobody waited is not lost (the next wait returns at once).
+ */
+export class JobChangeWaiter {
+  private pending = false;
+  private wake: (() => void) | undefined;
+  private readonly unsubscribe: () => void;
+
+  constructor(changes: JobChanges, jobId: string) {
+    this.unsubscribe = changes.subscribe(jobId, () => {
+      this.pending = true;
+      this.wake?.();
+    });
+  }
+
+  /** Resolves true on an announcement, false when the time ran out or the signal fired. */
+  async next(timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    if (this.pending) {
+      this.pending = false;
+      return true;
+    }
+    if (signal?.aborted || timeoutMs <= 0) return false;
+    return new Promise<boolean>((resolve) => {
+      const done = (announced: boolean) => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.wake = undefined;
+        this.pending = false;
+        resolve(announced);
+      };
+      const onAbort = () => done(false);
+      const timer = setTimeout(() => done(false), timeoutMs);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.wake = () => done(true);
+    });
+  }
+
+  close(): void {
+    this.unsubscribe();
+    this.wake?.();
+  }
+}

@@ -1,0 +1,137 @@
+import { Client } from 'pg';
+import { readEvents } from '../support/public-api';
+import { getJson, postJson, startTestStack, validRequest, type TestStack } from '../support/stack';
+import { waitFor } from '../support/wait';
+
+/**
+ * The change feed (LISTEN job_events, one connection per API process) and what waits on it: event
+ * streams, `Prefer: wait`, and the queue position of PENDING jobs.
+ */
+describe('the change feed', () => {
+  /** An API with a worker whose predictions take 1.5 s. */
+  let working: TestStack;
+  /** A second API process's worth (its own feed connection), with no worker. */
+  let watching: TestStack;
+
+  beforeAll(async () => {
+    working = await startTestStack({ env: { FAKE_PROVIDER_LATENCY_MS: '1500' } });
+    watching = await startTestStack({
+      worker: false,
+      env: { TEMPORAL_TASK_QUEUE: working.config.TEMPORAL_TASK_QUEUE },
+    });
+  });
+  afterAll(async () => {
+    await watching?.stop();
+    await working?.stop();
+  });
+
+  async function submit(stack: TestStack, headers: Record<string, string> = {}, body: object = validRequest) {
+    const reply = await postJson(stack.baseUrl, '/api/v1/generate', body, headers);
+    expect([200, 202]).toContain(reply.status);
+    return reply;
+  }
+
+  it('streams to a client of one API process the changes written through the other', async () => {
+    const jobId = (await submit(working)).body!.job_id as string;
+    const stream = await readEvents(`${watching.baseUrl}/api/v1/jobs/${jobId}/events`);
+    expect(stream.ended).toBe(true);
+    const ids = stream.events.map((event) => Number(event.id));
+    expect(ids).toEqual(Array.from({ length: ids.length }, (_, index) => index + 1));
+    expect(JSON.parse(stream.events.at(-1)!.data)).toMatchObject({ status: 'COMPLETED' });
+  });
+
+  it('misses nothing when its listening connection is cut and comes back', async () => {
+    // A job no worker picks up, and one change of it written while the feed is down.
+    const idle = await startTestStack({ worker: false });
+    try {
+      const jobId = (await submit(idle)).body!.job_id as string;
+      const streaming = readEvents(`${idle.baseUrl}/api/v1/jobs/${jobId}/events`);
+      await waitFor('the stream to subscribe', () => idle.changes.subscriberCount === 1, 5_000);
+      const admin = new Client({ connectionString: idle.config.DATABASE_URL });
+      await admin.connect();
+      try {
+        const cut = await admin.query(
+          `select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and query = 'LISTEN job_events'`,
+        );
+        expect(cut.rowCount).toBeGreaterThanOrEqual(1);
+        // Announced to nobody: only the reconnect's read-again brings it to the stream.
+        await admin.query(
+          `with bumped as (update jobs set event_seq = event_seq + 1, status = 'CANCELLED' where id = $1 returning id, event_seq)
+           insert into job_events (job_id, seq, type, data)
+           select id, event_seq, 'status', '{"status":"CANCELLED","error_message":"written while the feed was down"}' from bumped`,
+          [jobId],
+        );
+      } finally {
+        await admin.end();
+      }
+      const stream = await streaming;
+      expect(stream.ended).toBe(true);
+      expect(stream.events.map((event) => [Number(event.id), JSON.parse(event.data).status])).toEqual([
+        [1, 'PENDING'],
+        [2, 'CANCELLED'],
+      ]);
+    } finally {
+      await idle.stop();
+    }
+  }, 15_000);
+
+  it('answers a Prefer: wait submit once its job has ended, with the final status reply', async () => {
+    const reply = await submit(working, { Prefer: 'wait=30' });
+    expect(reply.status).toBe(202);
+    expect(reply.headers.get('preference-applied')).toBe('wait=30');
+    expect(reply.body).toMatchObject({ status: 'COMPLETED', workflow_id: `media-job-${reply.body!.job_id}` });
+    expect(reply.body!.media.map((media: { status: string }) => media.status)).toEqual(['COMPLETED', 'COMPLETED']);
+    expect(reply.body!.media[0].presigned_media_url).toMatch(/^http/);
+  });
+
+  it('answers a Prefer: wait status poll of another process when the job ends there, or with its current state when the wait runs out', async () => {
+    const jobId = (await submit(working)).body!.job_id as string;
+    const short = await getJson(watching.baseUrl, `/api/v1/status/${jobId}`, { Prefer: 'wait=1' });
+    expect(short.headers.get('preference-applied')).toBe('wait=1');
+    expect(['PENDING', 'PROCESSING']).toContain(short.body!.status);
+    const long = await getJson(watching.baseUrl, `/api/v1/status/${jobId}`, { Prefer: 'wait' });
+    expect(long.headers.get('preference-applied')).toBe('wait=60');
+    expect(long.body!.status).toBe('COMPLETED');
+  });
+
+  it('frees what a waiting client held when it hangs up', async () => {
+    // No worker polls this stack's queue for this job: it stays PENDING.
+    const idle = await startTestStack({ worker: false });
+    try {
+      const jobId = (await submit(idle)).body!.job_id as string;
+      const controller = new AbortController();
+      const waiting = fetch(`${idle.baseUrl}/api/v1/status/${jobId}`, {
+        headers: { Prefer: 'wait=60' },
+        signal: controller.signal,
+      }).catch(() => undefined);
+      await waitFor('the wait to subscribe', () => idle.changes.subscriberCount === 1, 5_000);
+      controller.abort();
+      await waiting;
+      await waitFor('the wait to unsubscribe', () => idle.changes.subscriberCount === 0, 5_000);
+    } finally {
+      await idle.stop();
+    }
+  });
+
+  it('says where a PENDING job stands in the queue', async () => {
+    const idle = await startTestStack({ worker: false });
+    try {
+      const first = (await submit(idle)).body!.job_id as string;
+      const second = (await submit(idle)).body!.job_id as string;
+      const [a, b] = await Promise.all([
+        getJson(idle.baseUrl, `/api/v1/status/${first}`),
+        getJson(idle.baseUrl, `/api/v1/status/${second}`),
+      ]);
+      // Other suites' jobs may be submitted in between: the second stands behind the first.
+      expect(b.body!.queue_position).toBeGreaterThan(a.body!.queue_position);
+      expect(a.body!.queue_position).toBeGreaterThanOrEqual(1);
+      const done = await getJson(
+        working.baseUrl,
+        `/api/v1/status/${(await submit(working, { Prefer: 'wait=30' })).body!.job_id}`,
+      );
+      expect(done.body).toMatchObject({ status: 'COMPLETED', queue_position: null, estimated_start_at: null });
+    } finally {
+      await idle.stop();
+    }
+  });
+});
