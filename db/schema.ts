@@ -49,6 +49,8 @@ export const jobs = pgTable(
     eventSeq: integer('event_seq').notNull().default(0),
     ...timestamps,
     startedAt: timestamp('started_at', { withTimezone: true, mode: 'date' }),
+    /** When the provider's prediction succeeded: generation ends and storing begins. */
+    generatedAt: timestamp('generated_at', { withTimezone: true, mode: 'date' }),
     completedAt: timestamp('completed_at', { withTimezone: true, mode: 'date' }),
   },
   (table) => [
