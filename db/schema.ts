@@ -6,12 +6,14 @@ import {
   jsonb,
   pgTable,
   primaryKey,
+  real,
   text,
   timestamp,
   uniqueIndex,
   uuid,
   varchar,
 } from 'drizzle-orm/pg-core';
+import { JOB_PRIORITIES } from '../common/priorities';
 import { JOB_STATUSES, MEDIA_STATUSES, OUTPUT_FORMATS } from '../common/statuses';
 
 const timestamps = {
@@ -45,6 +47,8 @@ export const jobs = pgTable(
     webhookUrl: text('webhook_url'),
     webhookEvents: text('webhook_events').array(),
     deadlineSeconds: integer('deadline_seconds'),
+    /** The request's priority: its Temporal priority key (common/priorities.ts). */
+    priority: text('priority', { enum: JOB_PRIORITIES }).notNull().default('normal'),
     /** The last job_events sequence number: bumped with every change of the job or its media. */
     eventSeq: integer('event_seq').notNull().default(0),
     ...timestamps,
@@ -109,6 +113,10 @@ export const apiKeys = pgTable('api_keys', {
   id: text('id').primaryKey(),
   name: text('name').notNull(),
   keyHash: text('key_hash').notNull().unique(),
+  /** The key's share of the task queues against other keys with a backlog (Temporal fairness weight). */
+  fairnessWeight: real('fairness_weight').notNull().default(1),
+  /** The most urgent priority its requests may ask for. */
+  maxPriority: text('max_priority', { enum: JOB_PRIORITIES }).notNull().default('normal'),
   createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
   revokedAt: timestamp('revoked_at', { withTimezone: true, mode: 'date' }),
 });
