@@ -7,7 +7,7 @@ import { NonRetryable } from '../common/errors';
 import type { JobStatus, OutputFormat, TerminalStatus } from '../common/statuses';
 import { mediaObjectKey } from '../common/storage-keys';
 import type { Database } from '../db/client';
-import { getPredictionId, markJobProcessing, recordPredictionId } from '../db/queries/jobs';
+import { getPredictionId, markJobProcessing, recordJobGenerated, recordPredictionId } from '../db/queries/jobs';
 import {
   getMedia,
   markMediaCompleted,
@@ -224,6 +224,7 @@ export function createActivities(deps: ActivityDependencies) {
               predictionStatus = state.status;
               switch (state.status) {
                 case 'succeeded':
+                  await untilDatabaseAnswers(() => recordJobGenerated(db, input.jobId));
                   return { outputUrls: state.outputUrls, attempt: context.info.attempt };
                 case 'failed':
                   throw ApplicationFailure.create({

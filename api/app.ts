@@ -12,6 +12,7 @@ import { eventsRouter } from './routes/events';
 import { generateRouter } from './routes/generate';
 import { healthRouter } from './routes/health';
 import { jobsRouter } from './routes/jobs';
+import { usageRouter } from './routes/usage';
 import { LIMITS } from './schemas';
 
 export function createApp(deps: ApiDependencies): Express {
@@ -47,6 +48,7 @@ export function createApp(deps: ApiDependencies): Express {
   app.use(generateRouter(deps));
   app.use(eventsRouter(deps));
   app.use(jobsRouter(deps));
+  app.use(usageRouter(deps));
 
   const openApiDocument = buildOpenApiDocument();
   app.get('/openapi.json', (_req, res) => {

@@ -4,6 +4,7 @@ import { registerEventsPaths } from './routes/events';
 import { registerGeneratePaths } from './routes/generate';
 import { registerHealthPaths } from './routes/health';
 import { registerJobsPaths } from './routes/jobs';
+import { registerUsagePaths } from './routes/usage';
 
 /** The OpenAPI 3.1 document: each router registers its own paths beside its handlers. */
 export function buildOpenApiDocument() {
@@ -18,6 +19,7 @@ export function buildOpenApiDocument() {
   for (const register of [
     registerGeneratePaths,
     registerJobsPaths,
+    registerUsagePaths,
     registerEventsPaths,
     registerMetricsPaths,
     registerHealthPaths,

@@ -1,6 +1,7 @@
 import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import { presignedUrl, type Presigner } from '../common/presigner';
+import { JOB_PRIORITIES } from '../common/priorities';
 import { JOB_STATUSES, MEDIA_STATUSES, OUTPUT_FORMATS } from '../common/statuses';
 import type { JobWithMedia, QueueEstimate } from '../db/queries/jobs';
 
@@ -25,6 +26,21 @@ export const mediaReplySchema = z
   })
   .openapi('Media');
 
+const milliseconds = z.number().int().nullable();
+
+/** Where the job's time went, from its recorded timestamps; null until both ends of a span are known. */
+export const jobMetricsSchema = z
+  .object({
+    queue_ms: milliseconds.openapi({ description: 'From submission (created_at) to a worker starting it.' }),
+    predict_ms: milliseconds.openapi({ description: "From its start to the provider's prediction succeeding." }),
+    store_ms: milliseconds.openapi({
+      description: 'From the prediction succeeding to the job ending (its outputs stored).',
+    }),
+    total_ms: milliseconds.openapi({ description: 'From submission to the job ending.' }),
+    bytes_stored: z.number().int().openapi({ description: 'Bytes of the outputs stored.' }),
+  })
+  .openapi('JobMetrics');
+
 /**
  * The status reply of the earlier service: what GET /api/v1/status answers and what every
  * webhook carries. One schema and one serializer for both, so they cannot drift.
@@ -38,6 +54,7 @@ export const statusReplySchema = z
     num_outputs: z.number().int(),
     seed: z.number().int(),
     output_format: z.enum(OUTPUT_FORMATS),
+    priority: z.enum(JOB_PRIORITIES),
     media: z.array(mediaReplySchema),
     error_message: z.string().nullable(),
     retry_count: z.number().int(),
@@ -53,6 +70,7 @@ export const statusReplySchema = z
       description:
         'PENDING jobs only: when it may start, from queue_position and how many jobs started per second over the last five minutes; null when nothing started lately. An estimate.',
     }),
+    metrics: jobMetricsSchema,
   })
   .openapi('JobStatus');
 
@@ -60,6 +78,17 @@ export type StatusReply = z.infer<typeof statusReplySchema>;
 export type MediaReply = z.infer<typeof mediaReplySchema>;
 
 const iso = (date: Date | null) => (date ? date.toISOString() : null);
+const span = (from: Date | null, to: Date | null) => (from && to ? to.getTime() - from.getTime() : null);
+
+export function jobMetrics(job: JobWithMedia): z.infer<typeof jobMetricsSchema> {
+  return {
+    queue_ms: span(job.createdAt, job.startedAt),
+    predict_ms: span(job.startedAt, job.generatedAt),
+    store_ms: span(job.generatedAt, job.completedAt),
+    total_ms: span(job.createdAt, job.completedAt),
+    bytes_stored: job.media.reduce((sum, row) => sum + (row.status === 'COMPLETED' ? (row.sizeBytes ?? 0) : 0), 0),
+  };
+}
 
 /** The status reply, with a presigned URL minted now for each stored output. */
 export async function toStatusReply(
@@ -88,6 +117,7 @@ export async function toStatusReply(
     num_outputs: job.numOutputs,
     seed: job.seed,
     output_format: job.outputFormat,
+    priority: job.priority,
     media,
     error_message: job.errorMessage,
     retry_count: job.retryCount,
@@ -100,5 +130,6 @@ export async function toStatusReply(
       job.status === 'PENDING' && queue && queue.startsPerSecond > 0
         ? new Date(Date.now() + (queue.position / queue.startsPerSecond) * 1000).toISOString()
         : null,
+    metrics: jobMetrics(job),
   };
 }

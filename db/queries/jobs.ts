@@ -230,6 +230,14 @@ export async function recordPredictionId(
   return result.rows[0]?.prediction_id ?? undefined;
 }
 
+/** The prediction succeeded: the first time on record stays (a retried wait changes nothing). */
+export async function recordJobGenerated(db: Database, jobId: string): Promise<void> {
+  await db
+    .update(jobs)
+    .set({ generatedAt: sql`coalesce(${jobs.generatedAt}, now())` })
+    .where(eq(jobs.id, jobId));
+}
+
 export async function getJobStatus(db: Database, jobId: string): Promise<JobStatus | undefined> {
   const [row] = await db.select({ status: jobs.status }).from(jobs).where(eq(jobs.id, jobId));
   return row?.status;
