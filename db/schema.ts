@@ -56,6 +56,12 @@ export const jobs = pgTable(
     /** When the provider's prediction succeeded: generation ends and storing begins. */
     generatedAt: timestamp('generated_at', { withTimezone: true, mode: 'date' }),
     completedAt: timestamp('completed_at', { withTimezone: true, mode: 'date' }),
+    /** retention_seconds of the request: how long its outputs are kept once the job ended. */
+    retentionSeconds: integer('retention_seconds'),
+    /** When its stored outputs are removed: set when the job ends, from its retention; null keeps them. */
+    expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }),
+    /** When its stored outputs were removed (a DELETE or its expiry); the row itself stays. */
+    dataRemovedAt: timestamp('data_removed_at', { withTimezone: true, mode: 'date' }),
   },
   (table) => [
     index('jobs_created_at_id_idx').on(table.createdAt.desc(), table.id.desc()),
@@ -64,6 +70,9 @@ export const jobs = pgTable(
       .on(table.owner, table.idempotencyKey)
       .where(sql`${table.idempotencyKey} is not null`),
     index('jobs_owner_status_idx').on(table.owner, table.status),
+    index('jobs_expires_at_idx')
+      .on(table.expiresAt)
+      .where(sql`${table.expiresAt} is not null and ${table.dataRemovedAt} is null`),
     index('jobs_client_address_status_idx').on(table.clientAddress, table.status),
   ],
 );
