@@ -3,6 +3,7 @@ import type { GenerationRequest } from '../../activities/providers/provider';
 import { findFreePort } from '../../scripts/processes';
 import { ReplicateStandIn } from '../support/replicate-stand-in';
 import { failure } from '../support/failure';
+import { waitFor } from '../support/wait';
 
 const TOKEN = 'r8_provider-test-token-0123456789';
 const request: GenerationRequest = {
@@ -34,12 +35,16 @@ function provider(overrides: { apiToken?: string; baseUrl?: string } = {}) {
   });
 }
 
-async function settle(replicate: ReplicateProvider, id: string) {
-  for (;;) {
-    const state = await replicate.getPrediction(id);
-    if (state.status !== 'running') return state;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+function settle(replicate: ReplicateProvider, id: string) {
+  return waitFor(
+    `prediction ${id} to settle`,
+    async () => {
+      const state = await replicate.getPrediction(id);
+      return state.status !== 'running' && state;
+    },
+    30_000,
+    25,
+  );
 }
 
 describe('Replicate provider against the stand-in, through the replicate client', () => {

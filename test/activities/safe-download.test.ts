@@ -2,6 +2,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { safeDownload, type SafeDownloadOptions } from '../../activities/safe-download';
 import { failure } from '../support/failure';
+import { sleep } from '../support/wait';
 
 interface LocalServer {
   url: string;
@@ -190,7 +191,7 @@ describe('safe download of provider outputs', () => {
     const reading = failure(readAll(download.body));
     setTimeout(() => controller.abort(new Error('cancelled by the test')), 100);
     expect((await reading).message).toBe('cancelled by the test');
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await sleep(200);
     expect(serverSawClose).toBe(true);
   });
 });

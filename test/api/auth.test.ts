@@ -4,24 +4,20 @@ import { promisify } from 'node:util';
 import { eq } from 'drizzle-orm';
 import { apiKeys } from '../../db/schema';
 import { createTestKey, readEvents } from '../support/public-api';
-import { getJson, postJson, startTestStack, validRequest, type TestStack } from '../support/stack';
+import { getJson, postJson, validRequest } from '../support/stack';
+import { useTestStack } from '../support/use-stack';
 
 const run = promisify(execFile);
 const ROOT = path.join(__dirname, '..', '..');
 
 /** AUTH_MODE=required: keys on every /api route, and each key sees only its own jobs. No worker: jobs stay PENDING. */
 describe('API keys (AUTH_MODE=required)', () => {
-  let stack: TestStack;
+  const stack = useTestStack({ worker: false, env: { AUTH_MODE: 'required' } });
   let alice: Awaited<ReturnType<typeof createTestKey>>;
   let bob: Awaited<ReturnType<typeof createTestKey>>;
-
   beforeAll(async () => {
-    stack = await startTestStack({ worker: false, env: { AUTH_MODE: 'required' } });
     alice = await createTestKey(stack.database.db, 'alice');
     bob = await createTestKey(stack.database.db, 'bob');
-  });
-  afterAll(async () => {
-    await stack?.stop();
   });
 
   const apikey = (...args: string[]) =>

@@ -1,25 +1,19 @@
 import { progressQuery, workflowIdForJob } from '../../common/temporal';
+import { submitJob } from '../support/jobs';
 import { ScriptedProvider } from '../support/scripted-provider';
 import { postJson, startTestStack, validRequest, waitForJob, type TestStack } from '../support/stack';
+import { useTestStack } from '../support/use-stack';
+import { sleep } from '../support/wait';
 
 /** deadline_seconds: past it the work is cancelled, upstream included, and the job ends FAILED with a message saying so. */
 describe('deadline_seconds', () => {
-  let stack: TestStack;
-  let provider: ScriptedProvider;
-  beforeAll(async () => {
-    // Predictions take a minute: far longer than the deadlines below.
-    provider = new ScriptedProvider({ latencyMs: 60_000 });
-    stack = await startTestStack({ provider });
-  });
-  afterAll(async () => {
-    await stack?.stop();
-  });
+  // Predictions take a minute: far longer than the deadlines below.
+  const provider = new ScriptedProvider({ latencyMs: 60_000 });
+  const stack = useTestStack({ provider });
 
   it('ends a job that overruns its deadline FAILED, saying so, and cancels the prediction upstream', async () => {
     const started = Date.now();
-    const reply = await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, deadline_seconds: 2 });
-    expect(reply.status).toBe(202);
-    const jobId = reply.body!.job_id as string;
+    const jobId = await submitJob(stack, { deadline_seconds: 2 });
     const job = await waitForJob(stack.baseUrl, jobId, undefined, 20_000);
     const elapsed = Date.now() - started;
     expect(job.status).toBe('FAILED');
@@ -40,10 +34,8 @@ describe('deadline_seconds', () => {
     const idle = await startTestStack({ worker: false });
     let late: TestStack | undefined;
     try {
-      const reply = await postJson(idle.baseUrl, '/api/v1/generate', { ...validRequest, deadline_seconds: 1 });
-      expect(reply.status).toBe(202);
-      const jobId = reply.body!.job_id as string;
-      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      const jobId = await submitJob(idle, { deadline_seconds: 1 });
+      await sleep(2_000);
       // A worker comes up on the job's task queue after its deadline.
       const fresh = new ScriptedProvider();
       late = await startTestStack({ provider: fresh, env: { TEMPORAL_TASK_QUEUE: idle.config.TEMPORAL_TASK_QUEUE } });
@@ -65,8 +57,7 @@ describe('deadline_seconds', () => {
     const fast = new ScriptedProvider();
     const quick = await startTestStack({ provider: fast });
     try {
-      const reply = await postJson(quick.baseUrl, '/api/v1/generate', { ...validRequest, deadline_seconds: 60 });
-      const job = await waitForJob(quick.baseUrl, reply.body!.job_id as string);
+      const job = await waitForJob(quick.baseUrl, await submitJob(quick, { deadline_seconds: 60 }));
       expect(job).toMatchObject({ status: 'COMPLETED', error_message: null });
       expect(fast.cancelled).toEqual([]);
     } finally {

@@ -1,8 +1,7 @@
 import { createTestKey, readEvents, type ServerSentEvent } from '../support/public-api';
-import { getJson, postJson, startTestStack, validRequest, type TestStack } from '../support/stack';
+import { getJson, postJson, validRequest } from '../support/stack';
 import { useTestStack } from '../support/use-stack';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+import { sleep } from '../support/wait';
 
 interface OpenStream {
   status: number;

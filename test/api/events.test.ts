@@ -1,16 +1,11 @@
 import { readEvents } from '../support/public-api';
-import { getJson, postJson, startTestStack, validRequest, type TestStack } from '../support/stack';
+import { getJson, postJson, validRequest } from '../support/stack';
+import { useTestStack } from '../support/use-stack';
 
 /** GET /api/v1/jobs/{id}/events: Server-Sent Events that end at the terminal state and resume with Last-Event-ID. */
 describe('job events (SSE)', () => {
-  let stack: TestStack;
-  beforeAll(async () => {
-    // Predictions take 2 s, so a client connects while the job is still moving.
-    stack = await startTestStack({ env: { FAKE_PROVIDER_LATENCY_MS: '2000' } });
-  });
-  afterAll(async () => {
-    await stack?.stop();
-  });
+  // Predictions take 2 s, so a client connects while the job is still moving.
+  const stack = useTestStack({ env: { FAKE_PROVIDER_LATENCY_MS: '2000' } });
 
   it('streams status and output changes, resumes after a disconnect with Last-Event-ID, and ends at the terminal state', async () => {
     const reply = await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, num_outputs: 2 });

@@ -1,17 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import { jobs } from '../../db/schema';
-import { getJson, postJson, startTestStack, validRequest, type TestStack } from '../support/stack';
+import { getJson, postJson, validRequest } from '../support/stack';
+import { useTestStack } from '../support/use-stack';
 
 /** The HTTP surface with no worker polling: jobs stay PENDING, so what the API records is what is checked. */
 describe('HTTP API', () => {
-  let stack: TestStack;
-  beforeAll(async () => {
-    stack = await startTestStack({ worker: false });
-  });
-  afterAll(async () => {
-    await stack?.stop();
-  });
+  const stack = useTestStack({ worker: false });
 
   async function jobsWithPrompt(prompt: string): Promise<number> {
     return (await stack.database.db.select({ id: jobs.id }).from(jobs).where(eq(jobs.prompt, prompt))).length;
@@ -178,13 +173,7 @@ describe('HTTP API', () => {
 });
 
 describe('HTTP API with Temporal unreachable', () => {
-  let stack: TestStack;
-  beforeAll(async () => {
-    stack = await startTestStack({ worker: false, apiTemporalAddress: '127.0.0.1:1' });
-  });
-  afterAll(async () => {
-    await stack?.stop();
-  });
+  const stack = useTestStack({ worker: false, apiTemporalAddress: '127.0.0.1:1' });
 
   it('answers 503 to a submission and leaves no job row behind', async () => {
     const prompt = `no temporal ${randomUUID()}`;

@@ -2,17 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { and, eq } from 'drizzle-orm';
 import { workflowIdForJob } from '../../common/temporal';
 import { jobs } from '../../db/schema';
-import { getJson, postJson, startTestStack, validRequest, type TestStack } from '../support/stack';
+import { getJson, postJson, validRequest } from '../support/stack';
+import { useTestStack } from '../support/use-stack';
+import { waitFor } from '../support/wait';
 
 /** Idempotent submits (AUTH_MODE=off: keys are scoped to 'anonymous'). No worker: jobs stay PENDING. */
 describe('Idempotency-Key on POST /api/v1/generate', () => {
-  let stack: TestStack;
-  beforeAll(async () => {
-    stack = await startTestStack({ worker: false });
-  });
-  afterAll(async () => {
-    await stack?.stop();
-  });
+  const stack = useTestStack({ worker: false });
 
   const jobsWithKey = async (key: string) =>
     stack.database.db
@@ -52,19 +48,10 @@ describe('Idempotency-Key on POST /api/v1/generate', () => {
 
   it('answers 409 when the key is reused with another body, and creates nothing', async () => {
     const key = `conflict-${randomUUID()}`;
-    const first = await postJson(
-      stack.baseUrl,
-      '/api/v1/generate',
-      { ...validRequest, prompt: `conflict ${key}` },
-      { 'Idempotency-Key': key },
-    );
-    expect(first.status).toBe(202);
-    const other = await postJson(
-      stack.baseUrl,
-      '/api/v1/generate',
-      { ...validRequest, prompt: `another ${key}` },
-      { 'Idempotency-Key': key },
-    );
+    const withKey = (prompt: string) =>
+      postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, prompt }, { 'Idempotency-Key': key });
+    expect((await withKey(`conflict ${key}`)).status).toBe(202);
+    const other = await withKey(`another ${key}`);
     expect(other.status).toBe(409);
     expect(other.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     expect(other.body!.detail).toContain(key);
@@ -90,9 +77,7 @@ describe('Idempotency-Key on POST /api/v1/generate', () => {
     expect(await jobsWithKey(key)).toHaveLength(1);
     const jobId = [...ids][0] as string;
     // Visibility is eventually consistent: wait until the run is listed, then check it is the only one.
-    const deadline = Date.now() + 10_000;
-    while ((await workflowRuns(jobId)) === 0 && Date.now() < deadline)
-      await new Promise((resolve) => setTimeout(resolve, 200));
+    await waitFor('the workflow to be listed', async () => (await workflowRuns(jobId)) > 0, 10_000, 200);
     expect(await workflowRuns(jobId)).toBe(1);
     expect((await getJson(stack.baseUrl, `/api/v1/status/${jobId}`)).body!.status).toBe('PENDING');
   });

@@ -2,25 +2,16 @@ import { randomUUID } from 'node:crypto';
 import { finishJob } from '../../db/queries/jobs';
 import { recordDeliveryAttempt } from '../../db/queries/webhook-deliveries';
 import { createTestKey } from '../support/public-api';
-import { getJson, postJson, startTestStack, validRequest, type TestStack } from '../support/stack';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+import { getJson, postJson, validRequest } from '../support/stack';
+import { useTestStack } from '../support/use-stack';
+import { sleep } from '../support/wait';
 
 /** RATE_LIMIT_PER_MINUTE, shared through Postgres by every API process (two apps here). */
 describe('RATE_LIMIT_PER_MINUTE', () => {
   const LIMIT = 5;
-  let first: TestStack;
-  let second: TestStack;
-  beforeAll(async () => {
-    const env = { RATE_LIMIT_PER_MINUTE: String(LIMIT), AUTH_MODE: 'required' };
-    [first, second] = await Promise.all([
-      startTestStack({ worker: false, env }),
-      startTestStack({ worker: false, env }),
-    ]);
-  });
-  afterAll(async () => {
-    await Promise.all([first?.stop(), second?.stop()]);
-  });
+  const env = { RATE_LIMIT_PER_MINUTE: String(LIMIT), AUTH_MODE: 'required' };
+  const first = useTestStack({ worker: false, env });
+  const second = useTestStack({ worker: false, env });
 
   it('answers 429 with Retry-After and RateLimit headers past the limit, counted across API processes, per key', async () => {
     const key = await createTestKey(first.database.db, 'burst');
@@ -66,18 +57,9 @@ describe('RATE_LIMIT_PER_MINUTE', () => {
  * (a fixed one-minute window let 135 requests through in a second at a limit of 120).
  */
 describe('RATE_LIMIT_PER_MINUTE bursts', () => {
-  let first: TestStack;
-  let second: TestStack;
-  beforeAll(async () => {
-    const env = { RATE_LIMIT_PER_MINUTE: '60', AUTH_MODE: 'required' };
-    [first, second] = await Promise.all([
-      startTestStack({ worker: false, env }),
-      startTestStack({ worker: false, env }),
-    ]);
-  });
-  afterAll(async () => {
-    await Promise.all([first?.stop(), second?.stop()]);
-  });
+  const env = { RATE_LIMIT_PER_MINUTE: '60', AUTH_MODE: 'required' };
+  const first = useTestStack({ worker: false, env });
+  const second = useTestStack({ worker: false, env });
 
   it('refuses most of 30 requests fired at once at the start of a window, across API processes, and lets requests through again a second later', async () => {
     const key = await createTestKey(first.database.db, 'bursty');
@@ -108,13 +90,7 @@ describe('RATE_LIMIT_PER_MINUTE bursts', () => {
 
 /** Redelivering a webhook is limited per job (WEBHOOK_REDELIVERIES_PER_MINUTE, 5 by default). */
 describe('webhook redelivery limit', () => {
-  let stack: TestStack;
-  beforeAll(async () => {
-    stack = await startTestStack({ worker: false });
-  });
-  afterAll(async () => {
-    await stack?.stop();
-  });
+  const stack = useTestStack({ worker: false });
 
   async function jobWithDelivery(): Promise<{ jobId: string; deliveryId: string }> {
     const jobId = (await postJson(stack.baseUrl, '/api/v1/generate', validRequest)).body!.job_id as string;
@@ -156,13 +132,7 @@ describe('webhook redelivery limit', () => {
 
 /** MAX_RUNNING_JOBS_PER_KEY: a cap on PENDING and PROCESSING jobs. No worker, so jobs stay PENDING until cancelled. */
 describe('MAX_RUNNING_JOBS_PER_KEY', () => {
-  let stack: TestStack;
-  beforeAll(async () => {
-    stack = await startTestStack({ worker: false, env: { MAX_RUNNING_JOBS_PER_KEY: '2', AUTH_MODE: 'required' } });
-  });
-  afterAll(async () => {
-    await stack?.stop();
-  });
+  const stack = useTestStack({ worker: false, env: { MAX_RUNNING_JOBS_PER_KEY: '2', AUTH_MODE: 'required' } });
 
   it('refuses a third unfinished job with a 429 problem saying so, also under concurrent submits, and counts per key', async () => {
     const key = await createTestKey(stack.database.db, 'capped');

@@ -1,16 +1,11 @@
 import { ScriptedProvider } from '../support/scripted-provider';
-import { getJson, postJson, startTestStack, validRequest, waitForJob, type TestStack } from '../support/stack';
+import { getJson, postJson, validRequest, waitForJob } from '../support/stack';
+import { useTestStack } from '../support/use-stack';
 
 /** GET /metrics on the API, and the worker's own registry (served on WORKER_METRICS_PORT by `npm run worker`). */
 describe('metrics', () => {
-  let stack: TestStack;
   const provider = new ScriptedProvider();
-  beforeAll(async () => {
-    stack = await startTestStack({ provider, env: { PERSIST_MAX_ATTEMPTS: '3' } });
-  });
-  afterAll(async () => {
-    await stack?.stop();
-  });
+  const stack = useTestStack({ provider, env: { PERSIST_MAX_ATTEMPTS: '3' } });
 
   const sample = (text: string, pattern: RegExp): number => {
     const line = text.split('\n').find((candidate) => pattern.test(candidate));

@@ -1,24 +1,18 @@
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { postJson, startTestStack, validRequest, waitForJob, type TestStack } from '../support/stack';
+import { waitForJob } from '../support/stack';
+import { useTestStack } from '../support/use-stack';
+import { submitJob } from '../support/jobs';
+import { waitFor } from '../support/wait';
 
 /** OpenTelemetry: one trace from the HTTP request through its workflow to its activities. */
 describe('tracing', () => {
   const exporter = new InMemorySpanExporter();
-  let stack: TestStack;
-  beforeAll(async () => {
-    stack = await startTestStack({ tracing: { spanProcessor: new SimpleSpanProcessor(exporter) } });
-  }, 120_000);
-  afterAll(async () => {
-    await stack?.stop();
-  });
+  const stack = useTestStack({ tracing: { spanProcessor: new SimpleSpanProcessor(exporter) } }, 120_000);
 
   it('links the request that submitted a job to its workflow and its activities', async () => {
     const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
-    const reply = await postJson(stack.baseUrl, '/api/v1/generate', validRequest, { traceparent });
-    expect(reply.status).toBe(202);
-    await waitForJob(stack.baseUrl, reply.body!.job_id as string);
+    await waitForJob(stack.baseUrl, await submitJob(stack, {}, { traceparent }));
     // Workflow spans reach the exporter through a sink, after the workflow task that ends them.
-    const deadline = Date.now() + 10_000;
     const names = () =>
       exporter
         .getFinishedSpans()
@@ -32,8 +26,10 @@ describe('tracing', () => {
       'RunActivity:persistOutput',
       'RunActivity:finishJob',
     ];
-    while (!expected.every((name) => names().includes(name)) && Date.now() < deadline)
-      await new Promise((resolve) => setTimeout(resolve, 200));
+    // Past the wait, the assertions below say which spans are missing.
+    await waitFor('the workflow spans', () => expected.every((name) => names().includes(name)), 10_000, 200).catch(
+      () => undefined,
+    );
 
     const spans = exporter.getFinishedSpans();
     const request = spans.find((span) => span.name === 'POST /api/v1/generate')!;

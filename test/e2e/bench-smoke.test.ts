@@ -3,18 +3,12 @@ import { ALL_PHASES, QUICK, runBench, type BenchResult } from '../../bench/phase
 import { renderChart } from '../../bench/chart';
 import { formatMarkdownTable, formatSummary } from '../../bench/report';
 import { createS3Client } from '../../common/s3';
-import { startTestStack, type TestStack } from '../support/stack';
+import { useTestStack } from '../support/use-stack';
 import { testServers } from '../support/servers';
 
 /** `npm run bench` in quick mode against the test servers, so the benchmark cannot rot. */
 describe('benchmark smoke run', () => {
-  let stack: TestStack;
-  beforeAll(async () => {
-    stack = await startTestStack();
-  });
-  afterAll(async () => {
-    await stack?.stop();
-  });
+  const stack = useTestStack();
 
   it('measures every phase in quick mode and reports sane figures', async () => {
     const { config } = stack;

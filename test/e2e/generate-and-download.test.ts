@@ -1,15 +1,11 @@
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
-import { getJson, postJson, startTestStack, validRequest, waitForJob, type TestStack } from '../support/stack';
+import { getJson, postJson, validRequest, waitForJob } from '../support/stack';
+import { useTestStack } from '../support/use-stack';
+import { sleep } from '../support/wait';
 
 describe('end to end: HTTP request to downloadable media', () => {
-  let stack: TestStack;
-  beforeAll(async () => {
-    stack = await startTestStack();
-  });
-  afterAll(async () => {
-    await stack?.stop();
-  });
+  const stack = useTestStack();
 
   it.each(['png', 'jpg', 'webp'] as const)(
     'stores %s outputs that download through their presigned URLs',
@@ -49,7 +45,7 @@ describe('end to end: HTTP request to downloadable media', () => {
     const submitted = await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, num_outputs: 1 });
     const first = await waitForJob(stack.baseUrl, submitted.body!.job_id);
     // A URL signed now would carry another X-Amz-Date: signing happens at one-second resolution.
-    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    await sleep(1_100);
     const later = await getJson(stack.baseUrl, `/api/v1/status/${submitted.body!.job_id}`);
     expect(first.media[0].presigned_media_url).toMatch(/X-Amz-Date=/);
     expect(later.body!.media[0].presigned_media_url).toBe(first.media[0].presigned_media_url);

@@ -1,56 +1,43 @@
 import { randomUUID } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import { reconcilerWorkflowId, workflowIdForJob } from '../../common/temporal';
-import { createJob } from '../../db/queries/jobs';
 import { jobs } from '../../db/schema';
 import { ensureReconciler } from '../../worker/reconciler';
+import { insertJobWithoutWorkflow, reconcileOnce, submitJob } from '../support/jobs';
 import { ScriptedProvider } from '../support/scripted-provider';
-import { postJson, startTestStack, validRequest, waitForJob, type TestStack } from '../support/stack';
+import { waitForJob } from '../support/stack';
 import { temporalCli, temporalCliJson } from '../support/temporal-cli';
-
-async function eventually<T>(
-  probe: () => Promise<T> | T,
-  accept: (value: T) => boolean,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (accept(value)) return value;
-    if (Date.now() > deadline)
-      throw new Error(`condition not met in ${timeoutMs} ms; last value: ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
+import { useTestStack } from '../support/use-stack';
+import { waitFor } from '../support/wait';
 
 /** The operator guide's commands, run with the real `temporal` CLI, checked against Postgres. */
 describe('operating jobs with the temporal CLI', () => {
-  let stack: TestStack;
-  let provider: ScriptedProvider;
-
-  beforeAll(async () => {
-    provider = new ScriptedProvider({ latencyMs: 120_000 });
-    stack = await startTestStack({ provider });
-  });
-  afterAll(async () => {
-    await stack?.stop();
-  });
+  const provider = new ScriptedProvider({ latencyMs: 120_000 });
+  const stack = useTestStack({ provider });
 
   async function runningJob(): Promise<string> {
-    const { body } = await postJson(stack.baseUrl, '/api/v1/generate', {
-      ...validRequest,
-      prompt: `operator ${randomUUID()}`,
-    });
-    const jobId = body!.job_id as string;
+    const jobId = await submitJob(stack, { prompt: `operator ${randomUUID()}` });
     await waitForJob(stack.baseUrl, jobId, (job) => job.status === 'PROCESSING');
     return jobId;
   }
 
   it('queries a running job for its progress', async () => {
     const jobId = await runningJob();
-    const progress = await eventually(
-      () => temporalCliJson(['workflow', 'query', '--workflow-id', workflowIdForJob(jobId), '--name', 'progress']),
-      (reply) => Boolean(reply.queryResult?.[0]?.predictionId),
+    const progress = await waitFor(
+      'the progress query to name the prediction',
+      async () => {
+        const reply = await temporalCliJson([
+          'workflow',
+          'query',
+          '--workflow-id',
+          workflowIdForJob(jobId),
+          '--name',
+          'progress',
+        ]);
+        return Boolean(reply.queryResult?.[0]?.predictionId) && reply;
+      },
+      20_000,
+      250,
     );
     expect(progress.queryResult[0]).toMatchObject({
       jobId,
@@ -94,25 +81,25 @@ describe('operating jobs with the temporal CLI', () => {
     provider.predictionError = 'the model rejected the prompt';
     let jobId: string;
     try {
-      const { body } = await postJson(stack.baseUrl, '/api/v1/generate', {
-        ...validRequest,
-        prompt: `search ${randomUUID()}`,
-      });
-      jobId = body!.job_id as string;
+      jobId = await submitJob(stack, { prompt: `search ${randomUUID()}` });
       expect((await waitForJob(stack.baseUrl, jobId)).status).toBe('FAILED');
     } finally {
       provider.predictionError = undefined;
     }
     const workflowId = workflowIdForJob(jobId);
-    const failed = await eventually(
-      () =>
-        temporalCliJson<{ execution: { workflowId: string } }[]>([
+    const failed = await waitFor(
+      'the job to be listed as FAILED',
+      async () => {
+        const list = await temporalCliJson<{ execution: { workflowId: string } }[]>([
           'workflow',
           'list',
           '--query',
           `MediaJobStatus="FAILED" AND WorkflowId="${workflowId}"`,
-        ]),
-      (list) => list.length === 1,
+        ]);
+        return list.length === 1 && list;
+      },
+      20_000,
+      250,
     );
     expect(failed[0]!.execution.workflowId).toBe(workflowId);
     const processing = await temporalCliJson<unknown[]>([
@@ -145,19 +132,19 @@ describe('operating jobs with the temporal CLI', () => {
     await ensureReconciler(stack.client, { taskQueue, intervalSeconds: 1 });
     await ensureReconciler(stack.client, { taskQueue, intervalSeconds: 1 });
     try {
-      const job = await eventually(
-        async () => (await stack.database.db.select().from(jobs).where(eq(jobs.id, jobId)))[0]!,
-        (row) => row.status !== 'PROCESSING',
+      const job = await waitFor(
+        'the reconciler to end the job',
+        async () => {
+          const [row] = await stack.database.db.select().from(jobs).where(eq(jobs.id, jobId));
+          return row!.status !== 'PROCESSING' && row!;
+        },
         30_000,
       );
       expect(job).toMatchObject({
         status: 'CANCELLED',
         errorMessage: 'The workflow was terminated: stuck on a bad model.',
       });
-      await eventually(
-        () => provider.cancelled,
-        (cancelled) => cancelled.includes(job.predictionId!),
-      );
+      await waitFor('the prediction to be cancelled', () => provider.cancelled.includes(job.predictionId!));
       const reconcilers = await temporalCliJson<unknown[]>([
         'workflow',
         'list',
@@ -178,22 +165,9 @@ describe('operating jobs with the temporal CLI', () => {
   });
 
   it('ends a job whose workflow never started', async () => {
-    const job = await createJob(stack.database.db, {
-      model: 'a/b',
-      prompt: `orphan ${randomUUID()}`,
-      numOutputs: 1,
-      seed: 1,
-      outputFormat: 'png',
-    });
-    await stack.database.db
-      .update(jobs)
-      .set({ createdAt: new Date(Date.now() - 5 * 60_000) })
-      .where(eq(jobs.id, job.id));
-    await stack.client.workflow.execute('reconcileJobs', {
-      taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
-      workflowId: `reconcile-${randomUUID()}`,
-    });
-    const [row] = await stack.database.db.select().from(jobs).where(eq(jobs.id, job.id));
+    const jobId = await insertJobWithoutWorkflow(stack.database.db);
+    await reconcileOnce(stack);
+    const [row] = await stack.database.db.select().from(jobs).where(eq(jobs.id, jobId));
     expect(row).toMatchObject({
       status: 'FAILED',
       errorMessage: 'The job was recorded but its workflow never started.',

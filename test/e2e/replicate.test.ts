@@ -1,46 +1,26 @@
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
-import { createProvider } from '../../activities/providers';
 import { workflowIdForJob } from '../../common/temporal';
-import { ReplicateStandIn } from '../support/replicate-stand-in';
-import { postJson, startTestStack, testConfig, validRequest, waitForJob, type TestStack } from '../support/stack';
+import { submitJob } from '../support/jobs';
+import { useReplicateStack } from '../support/replicate-stack';
+import { postJson, validRequest, waitForJob } from '../support/stack';
 
 const TOKEN = 'r8_e2e-secret-token-5f1c2a9b7d3e';
 const VERSION = '5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa';
 
 describe('Replicate provider in the real pipeline (API, Temporal, Postgres, S3, stand-in)', () => {
-  let standIn: ReplicateStandIn;
-  let stack: TestStack;
-
-  beforeAll(async () => {
-    standIn = await ReplicateStandIn.start({ token: TOKEN });
-    const env = {
-      MEDIA_GENERATOR_PROVIDER: 'replicate',
-      REPLICATE_API_TOKEN: TOKEN,
-      REPLICATE_BASE_URL: standIn.apiUrl,
-      REPLICATE_PREDICTION_DEADLINE_SECONDS: '900',
-      MEDIA_FETCH_ALLOW_PRIVATE: 'true',
-    };
-    // The provider is built the way the worker builds it, from configuration.
-    stack = await startTestStack({ provider: createProvider(testConfig(env)), env });
-  });
-  afterAll(async () => {
-    await stack?.stop();
-    await standIn?.stop();
-  });
+  const stack = useReplicateStack({ token: TOKEN, env: { REPLICATE_PREDICTION_DEADLINE_SECONDS: '900' } });
   beforeEach(() => {
-    standIn.behaviour = { runMs: 300 };
+    stack.standIn.behaviour = { runMs: 300 };
   });
 
   async function submit(overrides: Record<string, unknown> = {}) {
-    const before = { creates: standIn.createCalls.length, predictions: standIn.predictions.length };
-    const submitted = await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, ...overrides });
-    expect(submitted.status).toBe(202);
-    const jobId = submitted.body!.job_id as string;
+    const before = { creates: stack.standIn.createCalls.length, predictions: stack.standIn.predictions.length };
+    const jobId = await submitJob(stack, overrides);
     return {
       jobId,
-      creates: () => standIn.createCalls.slice(before.creates),
-      predictions: () => standIn.predictions.slice(before.predictions),
+      creates: () => stack.standIn.createCalls.slice(before.creates),
+      predictions: () => stack.standIn.predictions.slice(before.predictions),
     };
   }
 
@@ -83,7 +63,7 @@ describe('Replicate provider in the real pipeline (API, Temporal, Postgres, S3, 
   });
 
   it('waits out a 429 for as long as Retry-After asks, then creates exactly one prediction', async () => {
-    standIn.failNextCreates(1, { status: 429, retryAfterSeconds: 3 });
+    stack.standIn.failNextCreates(1, { status: 429, retryAfterSeconds: 3 });
     const job = await submit({ num_outputs: 1 });
     const finished = await waitForJob(stack.baseUrl, job.jobId);
     expect(finished.status).toBe('COMPLETED');
@@ -95,7 +75,7 @@ describe('Replicate provider in the real pipeline (API, Temporal, Postgres, S3, 
   });
 
   it('retries 5xx answers to the create', async () => {
-    standIn.failNextCreates(2, { status: 502 });
+    stack.standIn.failNextCreates(2, { status: 502 });
     const job = await submit({ num_outputs: 1 });
     const finished = await waitForJob(stack.baseUrl, job.jobId);
     expect(finished.status).toBe('COMPLETED');
@@ -106,7 +86,7 @@ describe('Replicate provider in the real pipeline (API, Temporal, Postgres, S3, 
 
   it('fails a job the provider rejects with its own detail, without retrying', async () => {
     const detail = '- input.num_outputs: Must be less than or equal to 1';
-    standIn.failNextCreates(1, { status: 422, detail });
+    stack.standIn.failNextCreates(1, { status: 422, detail });
     const job = await submit({ num_outputs: 2 });
     const finished = await waitForJob(stack.baseUrl, job.jobId);
     expect(finished.status).toBe('FAILED');
@@ -116,7 +96,7 @@ describe('Replicate provider in the real pipeline (API, Temporal, Postgres, S3, 
   });
 
   it('fails a job whose prediction fails upstream with the upstream error', async () => {
-    standIn.behaviour = {
+    stack.standIn.behaviour = {
       runMs: 200,
       predictionError: 'NSFW content detected. Try running it again, or try a different prompt.',
     };
@@ -128,8 +108,8 @@ describe('Replicate provider in the real pipeline (API, Temporal, Postgres, S3, 
   });
 
   it('fails fast, without looping, when an output URL has expired', async () => {
-    standIn.behaviour = { runMs: 200, outputStatus: 410 };
-    const filesBefore = standIn.fileRequests.length;
+    stack.standIn.behaviour = { runMs: 200, outputStatus: 410 };
+    const filesBefore = stack.standIn.fileRequests.length;
     const started = Date.now();
     const job = await submit({ num_outputs: 2 });
     const finished = await waitForJob(stack.baseUrl, job.jobId);
@@ -138,38 +118,46 @@ describe('Replicate provider in the real pipeline (API, Temporal, Postgres, S3, 
     expect(finished.media.map((media: any) => media.status)).toEqual(['FAILED', 'FAILED']);
     expect(finished.media[0].error_message).toMatch(/answered 410: it has expired/);
     // One request per output: not retried.
-    expect(standIn.fileRequests.length - filesBefore).toBe(2);
+    expect(stack.standIn.fileRequests.length - filesBefore).toBe(2);
   });
 
   it('cancels the prediction upstream when the job is cancelled', async () => {
-    standIn.behaviour = { runMs: 60_000 };
+    stack.standIn.behaviour = { runMs: 60_000 };
     const job = await submit({ num_outputs: 1 });
-    await waitForJob(stack.baseUrl, job.jobId, () => standIn.statusOf(job.predictions()[0]?.id ?? '') === 'processing');
+    await waitForJob(
+      stack.baseUrl,
+      job.jobId,
+      () => stack.standIn.statusOf(job.predictions()[0]?.id ?? '') === 'processing',
+    );
     const cancelled = await postJson(stack.baseUrl, `/api/v1/jobs/${job.jobId}/cancel`, { reason: 'changed my mind' });
     expect(cancelled.status).toBe(202);
     const finished = await waitForJob(stack.baseUrl, job.jobId);
     expect(finished.status).toBe('CANCELLED');
     const predictionId = job.predictions()[0]!.id;
-    expect(standIn.cancelRequests).toContain(predictionId);
-    expect(standIn.statusOf(predictionId)).toBe('canceled');
+    expect(stack.standIn.cancelRequests).toContain(predictionId);
+    expect(stack.standIn.statusOf(predictionId)).toBe('canceled');
   });
 
   it('still ends a cancelled job CANCELLED when Replicate cannot take the cancel', async () => {
-    standIn.behaviour = { runMs: 60_000, cancelStatus: 503 };
+    stack.standIn.behaviour = { runMs: 60_000, cancelStatus: 503 };
     const job = await submit({ num_outputs: 1 });
-    await waitForJob(stack.baseUrl, job.jobId, () => standIn.statusOf(job.predictions()[0]?.id ?? '') === 'processing');
+    await waitForJob(
+      stack.baseUrl,
+      job.jobId,
+      () => stack.standIn.statusOf(job.predictions()[0]?.id ?? '') === 'processing',
+    );
     await postJson(stack.baseUrl, `/api/v1/jobs/${job.jobId}/cancel`, {});
     const finished = await waitForJob(stack.baseUrl, job.jobId, undefined, 20_000);
     expect(finished.status).toBe('CANCELLED');
     const predictionId = job.predictions()[0]!.id;
     // Tried on the way out of the wait, then by the cancel activity until it gave up.
-    expect(standIn.cancelRequests.filter((id) => id === predictionId).length).toBeGreaterThanOrEqual(5);
+    expect(stack.standIn.cancelRequests.filter((id) => id === predictionId).length).toBeGreaterThanOrEqual(5);
   });
 
   it('keeps the API token out of workflow history, on success and on a refused token', async () => {
     const ok = await submit({ num_outputs: 1 });
     expect((await waitForJob(stack.baseUrl, ok.jobId)).status).toBe('COMPLETED');
-    standIn.failNextCreates(1, { status: 401, detail: 'You did not pass a valid authentication token' });
+    stack.standIn.failNextCreates(1, { status: 401, detail: 'You did not pass a valid authentication token' });
     const refused = await submit({ num_outputs: 1 });
     const refusedJob = await waitForJob(stack.baseUrl, refused.jobId);
     expect(refusedJob.status).toBe('FAILED');

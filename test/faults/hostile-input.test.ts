@@ -2,7 +2,9 @@ import { Readable } from 'node:stream';
 import fc from 'fast-check';
 import { LIMITS } from '../../api/schemas';
 import { runMarker, waitForJobsToEnd } from '../support/faults';
-import { getJson, postJson, startTestStack, validRequest, type TestStack } from '../support/stack';
+import { submitJob } from '../support/jobs';
+import { getJson, postJson, validRequest } from '../support/stack';
+import { useTestStack } from '../support/use-stack';
 
 /** Runs per property; FUZZ_RUNS raises it for a longer hunt. */
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
@@ -29,7 +31,7 @@ interface Anomaly {
  * carries the run's marker, so a row created by a refused request would be found).
  */
 describe('faults: hostile input', () => {
-  let stack: TestStack;
+  const stack = useTestStack({ env: { FAKE_PROVIDER_LATENCY_MS: '60000' } });
   const marker = runMarker('fuzz');
   const accepted = new Set<string>();
   const anomalies: Anomaly[] = [];
@@ -39,20 +41,14 @@ describe('faults: hostile input', () => {
   const runningJobs: string[] = [];
 
   beforeAll(async () => {
-    stack = await startTestStack({ env: { FAKE_PROVIDER_LATENCY_MS: '60000' } });
     for (let i = 0; i < 3; i++) {
-      const reply = await postJson(stack.baseUrl, '/api/v1/generate', {
-        ...validRequest,
-        prompt: `${marker} running ${i}`,
-      });
-      expect(reply.status).toBe(202);
-      accepted.add(reply.body!.job_id);
-      runningJobs.push(reply.body!.job_id);
+      const jobId = await submitJob(stack, { prompt: `${marker} running ${i}` });
+      accepted.add(jobId);
+      runningJobs.push(jobId);
     }
   });
 
-  afterAll(async () => {
-    await stack?.stop();
+  afterAll(() => {
     const byStatus = [...statuses.entries()]
       .sort(([a], [b]) => a - b)
       .map(([status, count]) => `${status}×${count}`)

@@ -2,8 +2,9 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { sql } from 'drizzle-orm';
 import { createS3Client } from '../../common/s3';
 import { createDatabase, type DatabaseHandle } from '../../db/client';
-import { checkLedger, Ledger } from '../support/books';
-import { jobState, runMarker, sleep, waitFor, waitForJobsToEnd } from '../support/faults';
+import { auditLedger, SubmissionLedger } from '../support/ledger';
+import { jobState, runMarker, submitUntilAccepted, waitForJobsToEnd } from '../support/faults';
+import { sleep, waitFor } from '../support/wait';
 import { testServers } from '../support/servers';
 import { startTestStack, validRequest, type TestStack } from '../support/stack';
 import { throughProxy, Toxiproxy, type Proxy } from '../support/toxiproxy';
@@ -25,7 +26,7 @@ describe('faults: Postgres unreachable for 30 s', () => {
   let worker: WorkerProcess;
   let direct: DatabaseHandle;
   let s3: S3Client;
-  const ledger = new Ledger(runMarker('postgres'));
+  const ledger = new SubmissionLedger(runMarker('postgres'));
 
   beforeAll(async () => {
     const databaseUrl = new URL(testServers().databaseUrl);
@@ -135,20 +136,12 @@ describe('faults: Postgres unreachable for 30 s', () => {
     const recoveryMs = Math.max(...[...ended.values()].map((entry) => entry.endedAt - restored));
 
     // The API takes submissions again, and the worker lived through it.
-    const after = await waitFor(
-      'the API to accept a job again',
-      async () => {
-        const reply = await ledger.submit(stack.baseUrl, { ...validRequest, num_outputs: 1 });
-        return reply.status === 202 ? reply : undefined;
-      },
-      15_000,
-      500,
-    );
+    const after = await submitUntilAccepted(ledger, stack.baseUrl, 15_000);
     await waitForJobsToEnd(direct.pool, [after.jobId!], 30_000);
     expect(worker.running).toBe(true);
     expect(worker.output.join('\n')).not.toMatch(/worker failed|unhandled|uncaught/i);
 
-    const summary = await checkLedger(ledger, { pool: direct.pool, s3, bucket: stack.config.S3_BUCKET_NAME });
+    const summary = await auditLedger(ledger, { pool: direct.pool, s3, bucket: stack.config.S3_BUCKET_NAME });
     console.log(
       `[faults] postgres outage: ${Math.round(outageMs / 1000)} s, ${answers.length} requests answered during it ` +
         `(max ${Math.max(...answers.map((answer) => answer.ms))} ms, all 503), ${running.length} running jobs all COMPLETED ` +

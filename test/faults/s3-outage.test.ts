@@ -1,18 +1,15 @@
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createS3Client, ensureBucket } from '../../common/s3';
 import { startS3Server } from '../../scripts/local-services';
-import { findFreePort, stopProcess, waitForPort } from '../../scripts/processes';
-import { checkBooks, Ledger, listAll } from '../support/books';
-import { runMarker, sleep, waitFor, waitForJobsToEnd, jobState } from '../support/faults';
-import { ReplicateStandIn } from '../support/replicate-stand-in';
+import { auditJobs, listObjects, SubmissionLedger } from '../support/ledger';
+import { RestartableServer } from '../support/restartable-server';
+import { jobState, runMarker, waitForJobsToEnd } from '../support/faults';
+import { sleep, waitFor } from '../support/wait';
+import { startReplicateStack, type ReplicateStack } from '../support/replicate-stack';
 import { TEST_S3_CREDENTIALS } from '../support/servers';
-import { getJson, startTestStack, validRequest, type TestStack } from '../support/stack';
+import { getJson, validRequest } from '../support/stack';
 import { Toxiproxy, type Proxy } from '../support/toxiproxy';
-import { replicateWorkerProcess, type WorkerProcess } from '../support/worker-process';
+import type { WorkerProcess } from '../support/worker-process';
 
 const TOKEN = 'r8_fault-s3-7d02';
 const BUCKET = 'media-fault';
@@ -26,28 +23,20 @@ const MiB = 1024 * 1024;
  * against the server directly.
  */
 describe('faults: S3 restarted or slow mid-upload', () => {
-  let dataDir: string;
-  let s3Port: number;
-  let s3Server: ChildProcess | undefined;
+  let s3Server: RestartableServer;
   let toxiproxy: Toxiproxy;
   let s3Proxy: Proxy;
   let direct: S3Client;
-  let standIn: ReplicateStandIn;
-  let stack: TestStack;
+  let stack: ReplicateStack;
   let worker: WorkerProcess;
-  const ledger = new Ledger(runMarker('s3'));
-
-  async function startS3(): Promise<void> {
-    s3Server = startS3Server({ port: s3Port, dataDir, ...TEST_S3_CREDENTIALS, quiet: !process.env.TEST_LOG_LEVEL });
-    await waitForPort(s3Port, 'versitygw', 30_000);
-  }
+  const ledger = new SubmissionLedger(runMarker('s3'));
 
   beforeAll(async () => {
-    dataDir = mkdtempSync(path.join(os.tmpdir(), 'media-fault-s3-'));
-    s3Port = await findFreePort();
-    await startS3();
+    s3Server = await RestartableServer.start('versitygw', (port, dataDir) =>
+      startS3Server({ port, dataDir, ...TEST_S3_CREDENTIALS, quiet: !process.env.TEST_LOG_LEVEL }),
+    );
     toxiproxy = await Toxiproxy.start();
-    s3Proxy = await toxiproxy.proxy('s3', `127.0.0.1:${s3Port}`);
+    s3Proxy = await toxiproxy.proxy('s3', `127.0.0.1:${s3Server.port}`);
     // Eight attempts per output: with half of all connections reset, an upload attempt fails about
     // one time in three once the S3 client's retry quota is spent (after the kill scenario), and
     // the default five would lose an output in about one run in fifty.
@@ -57,21 +46,17 @@ describe('faults: S3 restarted or slow mid-upload', () => {
       ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS: '2',
       PERSIST_MAX_ATTEMPTS: '8',
     };
-    stack = await startTestStack({ worker: false, env });
-    direct = createS3Client({ ...stack.config, S3_ENDPOINT_URL: `http://127.0.0.1:${s3Port}` });
+    stack = await startReplicateStack({ token: TOKEN, workers: 'processes', env });
+    direct = createS3Client({ ...stack.config, S3_ENDPOINT_URL: `http://127.0.0.1:${s3Server.port}` });
     await ensureBucket(direct, BUCKET);
-    standIn = await ReplicateStandIn.start({ token: TOKEN });
-    worker = replicateWorkerProcess(stack.config, standIn, TOKEN);
+    worker = stack.newWorkerProcess();
     await worker.start();
   }, 90_000);
 
   afterAll(async () => {
-    await worker?.kill('SIGKILL');
     await stack?.stop();
-    await standIn?.stop();
     await toxiproxy?.stop();
-    if (s3Server) await stopProcess(s3Server, 5_000);
-    rmSync(dataDir, { recursive: true, force: true });
+    await s3Server?.remove(5_000);
   });
 
   async function submit(count: number): Promise<string[]> {
@@ -95,11 +80,11 @@ describe('faults: S3 restarted or slow mid-upload', () => {
       });
     }
     // Every COMPLETED row's object exists with the recorded size and SHA-256; no object without its row.
-    return checkBooks({ pool: stack.database.pool, s3: direct, bucket: BUCKET, jobIds });
+    return auditJobs({ pool: stack.database.pool, s3: direct, bucket: BUCKET, jobIds });
   }
 
   it('the S3 server is killed mid-upload and restarted: uploads are retried, jobs finish, no half-written object is recorded', async () => {
-    standIn.behaviour = { runMs: 300, outputBytes: 12 * MiB, outputBytesPerSecond: 6 * MiB };
+    stack.standIn.behaviour = { runMs: 300, outputBytes: 12 * MiB, outputBytesPerSecond: 6 * MiB };
     const jobIds = await submit(2);
     await waitFor(
       'a multipart upload in progress',
@@ -112,9 +97,7 @@ describe('faults: S3 restarted or slow mid-upload', () => {
       30_000,
       50,
     );
-    const exited = new Promise((resolve) => s3Server!.once('exit', resolve));
-    s3Server!.kill('SIGKILL'); // a crash, not a shutdown
-    await exited;
+    await s3Server.kill();
     const downSince = Date.now();
     const ready = await getJson(stack.baseUrl, '/readyz');
     expect(ready.status).toBe(503);
@@ -128,7 +111,7 @@ describe('faults: S3 restarted or slow mid-upload', () => {
       expect((await jobState(stack.database.pool, jobId))!.media.map((row) => row.status)).not.toContain('COMPLETED');
     }
     await sleep(3_000);
-    await startS3();
+    await s3Server.restart();
     const downMs = Date.now() - downSince;
 
     const summary = await expectCompletedAndBalanced(jobIds, 90_000);
@@ -136,7 +119,7 @@ describe('faults: S3 restarted or slow mid-upload', () => {
     // The uploads cut off by the crash were aborted by their retries: no invisible parts left behind.
     expect(summary.openMultipartUploads).toBe(0);
     for (const jobId of jobIds) {
-      expect((await listAll(direct, BUCKET, `jobs/${jobId}/`)).map((object) => object.size)).toEqual([
+      expect((await listObjects(direct, BUCKET, `jobs/${jobId}/`)).map((object) => object.size)).toEqual([
         12 * MiB,
         12 * MiB,
       ]);
@@ -148,7 +131,7 @@ describe('faults: S3 restarted or slow mid-upload', () => {
   }, 150_000);
 
   it('the link to S3 turns slow (1 MiB/s): a 5 MiB part takes longer than the heartbeat timeout, and that is not taken for a dead worker', async () => {
-    standIn.behaviour = { runMs: 300, outputBytes: 6 * MiB };
+    stack.standIn.behaviour = { runMs: 300, outputBytes: 6 * MiB };
     const toxic = await s3Proxy.addToxic({ type: 'bandwidth', stream: 'upstream', attributes: { rate: 1024 } });
     try {
       const jobIds = await submit(1);
@@ -162,7 +145,7 @@ describe('faults: S3 restarted or slow mid-upload', () => {
   }, 120_000);
 
   it('connections to S3 are reset now and then (reset_peer on half of them): uploads are retried and jobs finish', async () => {
-    standIn.behaviour = { runMs: 300, outputBytes: 1 * MiB };
+    stack.standIn.behaviour = { runMs: 300, outputBytes: 1 * MiB };
     const toxic = await s3Proxy.addToxic({
       type: 'reset_peer',
       stream: 'upstream',

@@ -1,13 +1,12 @@
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { createS3Client } from '../../common/s3';
 import { startTemporalDevServer } from '../../scripts/local-services';
-import { findFreePort, isPortOpen, stopProcess, waitForPort } from '../../scripts/processes';
-import { checkLedger, Ledger } from '../support/books';
-import { jobState, runMarker, sleep, waitFor, waitForJobsToEnd } from '../support/faults';
+import { isPortOpen } from '../../scripts/processes';
+import { auditLedger, SubmissionLedger } from '../support/ledger';
+import { RestartableServer } from '../support/restartable-server';
+import { jobState, runMarker, submitUntilAccepted, waitForJobsToEnd } from '../support/faults';
+import { sleep, waitFor } from '../support/wait';
 import { getJson, startTestStack, validRequest, type TestStack } from '../support/stack';
 import { WorkerProcess, workerProcessEnv } from '../support/worker-process';
 
@@ -21,30 +20,22 @@ const ANSWER_BOUND_MS = 8_000;
  * keeps its state across the restart. The worker is a child process; the API runs in this process.
  */
 describe('faults: Temporal server restarted', () => {
-  let dataDir: string;
-  let port: number;
-  let temporal: ChildProcess | undefined;
+  let temporal: RestartableServer;
   let stack: TestStack;
   let worker: WorkerProcess;
   let s3: S3Client;
-  const ledger = new Ledger(runMarker('temporal'));
-
-  async function startTemporal(): Promise<void> {
-    temporal = startTemporalDevServer({
-      port,
-      dbFile: path.join(dataDir, 'temporal.db'),
-      quiet: !process.env.TEST_LOG_LEVEL,
-    });
-    await waitForPort(port, 'the Temporal dev server', 60_000);
-  }
+  const ledger = new SubmissionLedger(runMarker('temporal'));
 
   beforeAll(async () => {
-    dataDir = mkdtempSync(path.join(os.tmpdir(), 'media-fault-temporal-'));
-    port = await findFreePort();
-    await startTemporal();
+    temporal = await RestartableServer.start(
+      'the Temporal dev server',
+      (port, dataDir) =>
+        startTemporalDevServer({ port, dbFile: path.join(dataDir, 'temporal.db'), quiet: !process.env.TEST_LOG_LEVEL }),
+      60_000,
+    );
     stack = await startTestStack({
       worker: false,
-      env: { TEMPORAL_ADDRESS: `127.0.0.1:${port}`, ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS: '2' },
+      env: { TEMPORAL_ADDRESS: `127.0.0.1:${temporal.port}`, ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS: '2' },
     });
     s3 = createS3Client(stack.config);
     worker = new WorkerProcess(workerProcessEnv(stack.config, { FAKE_PROVIDER_LATENCY_MS: '4000' }));
@@ -54,8 +45,7 @@ describe('faults: Temporal server restarted', () => {
   afterAll(async () => {
     await worker?.kill('SIGKILL');
     await stack?.stop();
-    if (temporal) await stopProcess(temporal, 10_000);
-    rmSync(dataDir, { recursive: true, force: true });
+    await temporal?.remove();
   });
 
   it('refuses submissions with 503 and no row while it is down; jobs accepted before finish after it returns', async () => {
@@ -70,8 +60,8 @@ describe('faults: Temporal server restarted', () => {
       return states.every((state) => state?.status === 'PROCESSING');
     });
 
-    await stopProcess(temporal!, 15_000);
-    expect(await isPortOpen(port)).toBe(false);
+    await temporal.stop(15_000);
+    expect(await isPortOpen(temporal.port)).toBe(false);
     const downSince = Date.now();
 
     const refusals: { status: number; ms: number; detail?: string }[] = [];
@@ -98,25 +88,17 @@ describe('faults: Temporal server restarted', () => {
       });
     }
 
-    await startTemporal();
+    await temporal.restart();
     const restartedAt = Date.now();
     const ended = await waitForJobsToEnd(stack.database.pool, accepted, 90_000);
     for (const jobId of accepted) expect((await jobState(stack.database.pool, jobId))?.status).toBe('COMPLETED');
     const recoveryMs = Math.max(...[...ended.values()].map((entry) => entry.endedAt - restartedAt));
 
-    const after = await waitFor(
-      'the API to accept a job again',
-      async () => {
-        const reply = await ledger.submit(stack.baseUrl, { ...validRequest, num_outputs: 1 });
-        return reply.status === 202 ? reply : undefined;
-      },
-      30_000,
-      500,
-    );
+    const after = await submitUntilAccepted(ledger, stack.baseUrl, 30_000);
     await waitForJobsToEnd(stack.database.pool, [after.jobId!], 30_000);
     expect(worker.running).toBe(true);
 
-    const summary = await checkLedger(ledger, { pool: stack.database.pool, s3, bucket: stack.config.S3_BUCKET_NAME });
+    const summary = await auditLedger(ledger, { pool: stack.database.pool, s3, bucket: stack.config.S3_BUCKET_NAME });
     console.log(
       `[faults] temporal restart: down ${Math.round((restartedAt - downSince) / 1000)} s, ${refusals.length} submissions refused ` +
         `(503 in at most ${Math.max(...refusals.map((refusal) => refusal.ms))} ms, no rows), ${accepted.length} jobs accepted before all COMPLETED ` +

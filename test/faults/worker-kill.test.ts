@@ -1,10 +1,12 @@
 import { ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createS3Client } from '../../common/s3';
-import { checkLedger, Ledger, listAll } from '../support/books';
-import { jobState, runMarker, sleep, waitFor, waitForJobsToEnd } from '../support/faults';
-import { ReplicateStandIn } from '../support/replicate-stand-in';
-import { startTestStack, validRequest, type TestStack } from '../support/stack';
-import { replicateWorkerProcess, type WorkerProcess } from '../support/worker-process';
+import { auditLedger, listObjects, SubmissionLedger } from '../support/ledger';
+import { jobState, runMarker, waitForJobsToEnd } from '../support/faults';
+import { sleep, waitFor } from '../support/wait';
+import { useReplicateStack } from '../support/replicate-stack';
+import type { StandInBehaviour } from '../support/replicate-stand-in';
+import { validRequest } from '../support/stack';
+import type { WorkerProcess } from '../support/worker-process';
 
 const TOKEN = 'r8_fault-worker-kill-5e1c';
 /** A killed worker's activities must be taken over within this long of a new worker being up. */
@@ -19,25 +21,23 @@ const MiB = 1024 * 1024;
  * predictions each job created; the API runs in this process. Heartbeat timeout 2 s.
  */
 describe('faults: worker killed (SIGKILL) at each crash point', () => {
-  let standIn: ReplicateStandIn;
-  let stack: TestStack;
+  // The API puts the heartbeat timeout into each workflow's input: a dead worker is noticed in 2 s.
+  const stack = useReplicateStack({
+    token: TOKEN,
+    workers: 'processes',
+    env: { ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS: '2' },
+  });
   let worker: WorkerProcess;
   let s3: S3Client;
-  const ledger = new Ledger(runMarker('worker-kill'));
+  const ledger = new SubmissionLedger(runMarker('worker-kill'));
   const figures = { kills: 0, recoveryMs: [] as number[], orphanPredictions: 0 };
 
-  beforeAll(async () => {
-    standIn = await ReplicateStandIn.start({ token: TOKEN });
-    // The API puts the heartbeat timeout into each workflow's input: a dead worker is noticed in 2 s.
-    stack = await startTestStack({ worker: false, env: { ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS: '2' } });
+  beforeAll(() => {
     s3 = createS3Client(stack.config);
-    worker = replicateWorkerProcess(stack.config, standIn, TOKEN);
+    worker = stack.newWorkerProcess();
   });
 
-  afterAll(async () => {
-    await worker?.kill('SIGKILL');
-    await stack?.stop();
-    await standIn?.stop();
+  afterAll(() => {
     const recoveries = figures.recoveryMs.sort((a, b) => a - b);
     console.log(
       `[faults] worker kills: ${figures.kills} SIGKILLs survived, ${ledger.accepted.length} jobs, ` +
@@ -65,13 +65,30 @@ describe('faults: worker killed (SIGKILL) at each crash point', () => {
   }
 
   function predictionsFor(jobId: string) {
-    return standIn.predictions.filter((prediction) => prediction.input.prompt === promptOf(jobId));
+    return stack.standIn.predictions.filter((prediction) => prediction.input.prompt === promptOf(jobId));
   }
 
   async function submit(request: Record<string, unknown>): Promise<string> {
     const reply = await ledger.submit(stack.baseUrl, { ...validRequest, ...request });
     expect(reply.status).toBe(202);
     return reply.jobId!;
+  }
+
+  /** Submits a job to the worker (started if it is not running), the stand-in behaving as `behaviour`. */
+  async function submitToRunningWorker(behaviour: StandInBehaviour, request: Record<string, unknown>) {
+    stack.standIn.behaviour = behaviour;
+    await ensureWorker();
+    return submit(request);
+  }
+
+  /** Submits a job to a new worker that stops at `point` (FAULT_INJECTION_PAUSE_AT); resolves once it has. */
+  async function submitToWorkerPausedAt(point: 'after-upload' | 'after-create', request: Record<string, unknown>) {
+    stack.standIn.behaviour = { runMs: 300 };
+    await worker.kill('SIGKILL');
+    await worker.start({ FAULT_INJECTION_PAUSE_AT: point });
+    const jobId = await submit(request);
+    await worker.waitForLog(new RegExp(`paused at ${point}`), 30_000);
+    return jobId;
   }
 
   /** Every job COMPLETED within `boundMs` of the restart. */
@@ -113,21 +130,16 @@ describe('faults: worker killed (SIGKILL) at each crash point', () => {
   }
 
   async function expectBooksBalance(): Promise<void> {
-    const summary = await checkLedger(ledger, { pool: stack.database.pool, s3, bucket: stack.config.S3_BUCKET_NAME });
+    const summary = await auditLedger(ledger, { pool: stack.database.pool, s3, bucket: stack.config.S3_BUCKET_NAME });
     expect(summary.objects).toBe(summary.media);
     // A retried upload aborts the multipart upload its killed attempt left open.
     expect(summary.openMultipartUploads).toBe(0);
   }
 
   it('between an upload and its database write (FAULT_INJECTION_PAUSE_AT=after-upload)', async () => {
-    standIn.behaviour = { runMs: 300 };
-    await worker.kill('SIGKILL');
-    await worker.start({ FAULT_INJECTION_PAUSE_AT: 'after-upload' });
-    const jobId = await submit({ num_outputs: 2 });
-
-    await worker.waitForLog(/paused at after-upload/, 30_000);
+    const jobId = await submitToWorkerPausedAt('after-upload', { num_outputs: 2 });
     // The window: an object is in the bucket and no row says so yet.
-    expect((await listAll(s3, stack.config.S3_BUCKET_NAME, `jobs/${jobId}/`)).length).toBeGreaterThanOrEqual(1);
+    expect((await listObjects(s3, stack.config.S3_BUCKET_NAME, `jobs/${jobId}/`)).length).toBeGreaterThanOrEqual(1);
     expect((await jobState(stack.database.pool, jobId))!.media.map((row) => row.status)).not.toContain('COMPLETED');
 
     const { restartedAt } = await killAndRestart();
@@ -137,9 +149,7 @@ describe('faults: worker killed (SIGKILL) at each crash point', () => {
   }, 90_000);
 
   it('right after its prediction was created and recorded', async () => {
-    standIn.behaviour = { runMs: 4_000 };
-    await ensureWorker();
-    const jobId = await submit({ num_outputs: 2 });
+    const jobId = await submitToRunningWorker({ runMs: 4_000 }, { num_outputs: 2 });
     await waitFor(
       'the prediction id on record',
       async () => (await jobState(stack.database.pool, jobId))?.prediction_id ?? undefined,
@@ -150,17 +160,15 @@ describe('faults: worker killed (SIGKILL) at each crash point', () => {
     const { restartedAt } = await killAndRestart();
     await expectRecovered([jobId], restartedAt);
     expect(predictionsFor(jobId)).toHaveLength(1);
-    expect(standIn.cancelRequests).not.toContain(predictionsFor(jobId)[0]!.id);
+    expect(stack.standIn.cancelRequests).not.toContain(predictionsFor(jobId)[0]!.id);
     await expectBooksBalance();
   }, 90_000);
 
   it('while its prediction runs', async () => {
-    standIn.behaviour = { runMs: 6_000 };
-    await ensureWorker();
-    const jobId = await submit({ num_outputs: 3 });
+    const jobId = await submitToRunningWorker({ runMs: 6_000 }, { num_outputs: 3 });
     const prediction = await waitFor('the prediction to be processing', () => {
       const [created] = predictionsFor(jobId);
-      return created && standIn.statusOf(created.id) === 'processing' ? created : undefined;
+      return created && stack.standIn.statusOf(created.id) === 'processing' ? created : undefined;
     });
 
     const { restartedAt } = await killAndRestart();
@@ -170,9 +178,10 @@ describe('faults: worker killed (SIGKILL) at each crash point', () => {
   }, 90_000);
 
   it('in the middle of an upload (12 MiB outputs, multipart)', async () => {
-    standIn.behaviour = { runMs: 300, outputBytes: 12 * MiB, outputBytesPerSecond: 4 * MiB };
-    await ensureWorker();
-    const jobId = await submit({ num_outputs: 2 });
+    const jobId = await submitToRunningWorker(
+      { runMs: 300, outputBytes: 12 * MiB, outputBytesPerSecond: 4 * MiB },
+      { num_outputs: 2 },
+    );
     // A multipart upload exists once the first 5 MiB part is on its way: the object is half written.
     await waitFor(
       'a multipart upload in progress',
@@ -185,22 +194,18 @@ describe('faults: worker killed (SIGKILL) at each crash point', () => {
       30_000,
       50,
     );
-    expect(await listAll(s3, stack.config.S3_BUCKET_NAME, `jobs/${jobId}/`)).toEqual([]);
+    expect(await listObjects(s3, stack.config.S3_BUCKET_NAME, `jobs/${jobId}/`)).toEqual([]);
 
     const { restartedAt } = await killAndRestart();
     await expectRecovered([jobId], restartedAt);
     expect(predictionsFor(jobId)).toHaveLength(1);
-    const objects = await listAll(s3, stack.config.S3_BUCKET_NAME, `jobs/${jobId}/`);
+    const objects = await listObjects(s3, stack.config.S3_BUCKET_NAME, `jobs/${jobId}/`);
     expect(objects.map((object) => object.size)).toEqual([12 * MiB, 12 * MiB]);
     await expectBooksBalance();
   }, 90_000);
 
   it('killed between the provider answering a create and the id being recorded (FAULT_INJECTION_PAUSE_AT=after-create): one orphan at most, bounded by Cancel-After', async () => {
-    standIn.behaviour = { runMs: 300 };
-    await worker.kill('SIGKILL');
-    await worker.start({ FAULT_INJECTION_PAUSE_AT: 'after-create' });
-    const jobId = await submit({ num_outputs: 1 });
-    await worker.waitForLog(/paused at after-create/, 30_000);
+    const jobId = await submitToWorkerPausedAt('after-create', { num_outputs: 1 });
     expect(predictionsFor(jobId)).toHaveLength(1);
     expect((await jobState(stack.database.pool, jobId))!.prediction_id).toBeNull();
 
@@ -220,7 +225,7 @@ describe('faults: worker killed (SIGKILL) at each crash point', () => {
     const seed = Number(process.env.FAULT_SEED ?? Date.now() % 100_000);
     let state = seed;
     const random = () => (state = (state * 48271) % 2147483647) / 2147483647;
-    standIn.behaviour = { runMs: 2_500, outputBytes: 1 * MiB, outputBytesPerSecond: 2 * MiB };
+    stack.standIn.behaviour = { runMs: 2_500, outputBytes: 1 * MiB, outputBytesPerSecond: 2 * MiB };
     await ensureWorker();
 
     const jobIds: string[] = [];
@@ -266,7 +271,7 @@ describe('faults: worker killed (SIGKILL) at each crash point', () => {
         const fromKill = kills.map((killedAt) => killedAt - extra.createdAt).filter((ms) => ms > -1_000);
         extras.push({
           jobId,
-          cancelledByTheService: standIn.cancelRequests.includes(extra.id),
+          cancelledByTheService: stack.standIn.cancelRequests.includes(extra.id),
           msBeforeTheNextKill: fromKill.length > 0 ? Math.min(...fromKill) : undefined,
         });
       }

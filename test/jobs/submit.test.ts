@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { InterceptingCall, Metadata, status as GrpcStatus, type Interceptor } from '@grpc/grpc-js';
-import { eq, inArray } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
 import { requestHash } from '../../api/routes/generate';
 import { generateRequestSchema } from '../../api/schemas';
 import { workflowIdForJob } from '../../common/temporal';
 import type { Database } from '../../db/client';
-import { createJob, deleteJob, markJobProcessing, recordPredictionId } from '../../db/queries/jobs';
+import { createJob, deleteJob } from '../../db/queries/jobs';
 import { jobs } from '../../db/schema';
-import { postJson, startTestStack, validRequest, waitForJob, type TestStack } from '../support/stack';
+import { postJson, validRequest, waitForJob, type TestStack } from '../support/stack';
+import { useTestStack } from '../support/use-stack';
 
 /**
  * What POST /api/v1/generate does when starting the workflow fails or times out: it asks Temporal
@@ -78,15 +79,26 @@ function expectTemporalUnavailable(reply: Awaited<ReturnType<typeof postJson>>) 
   expect(reply.body!.detail).toMatch(/Temporal is unavailable/);
 }
 
+/**
+ * Replays an Idempotency-Key whose PENDING job has no workflow (a first request that died before its
+ * start) to an API that cannot start one: 503, never 200, and still no workflow (the test's own client
+ * reaches Temporal).
+ */
+async function expectReplayOfUnstartedJobUnavailable(stack: TestStack, label: string): Promise<void> {
+  const key = `${label}-${randomUUID()}`;
+  const body = { ...validRequest, prompt: `${label} ${key}` };
+  const job = await insertPendingJobWithKey(stack.database.db, body, key);
+  const reply = await postJson(stack.baseUrl, '/api/v1/generate', body, { 'Idempotency-Key': key });
+  expectTemporalUnavailable(reply);
+  await expect(stack.client.workflow.getHandle(workflowIdForJob(job.id)).describe()).rejects.toMatchObject({
+    name: 'WorkflowNotFoundError',
+  });
+  await deleteJob(stack.database.db, job.id);
+}
+
 describe('a start whose answer reaches the API only after the start deadline', () => {
-  let stack: TestStack;
-  beforeAll(async () => {
-    // 6 s: past the API's 5 s start deadline (TEMPORAL_START_DEADLINE_MS), after the server has started the workflow.
-    stack = await startTestStack({ apiTemporalInterceptors: [delayStartAnswers(6_000)] });
-  });
-  afterAll(async () => {
-    await stack?.stop();
-  });
+  // 6 s: past the API's 5 s start deadline (TEMPORAL_START_DEADLINE_MS), after the server has started the workflow.
+  const stack = useTestStack({ apiTemporalInterceptors: [delayStartAnswers(6_000)] });
 
   it('is accepted (202): the workflow exists, the row is kept and the job completes', async () => {
     const prompt = `slow start ${randomUUID()}`;
@@ -104,13 +116,7 @@ describe('a start whose answer reaches the API only after the start deadline', (
 });
 
 describe('a start that fails before it reaches Temporal', () => {
-  let stack: TestStack;
-  beforeAll(async () => {
-    stack = await startTestStack({ worker: false, apiTemporalInterceptors: [dropStarts()] });
-  });
-  afterAll(async () => {
-    await stack?.stop();
-  });
+  const stack = useTestStack({ worker: false, apiTemporalInterceptors: [dropStarts()] });
 
   it('answers 503 and removes the job: no workflow exists', async () => {
     const prompt = `dropped start ${randomUUID()}`;
@@ -120,76 +126,14 @@ describe('a start that fails before it reaches Temporal', () => {
   });
 
   it('answers 503, not 200, to a replayed Idempotency-Key whose PENDING job cannot be started', async () => {
-    const key = `dropped-replay-${randomUUID()}`;
-    const body = { ...validRequest, prompt: `dropped replay ${key}` };
-    const job = await insertPendingJobWithKey(stack.database.db, body, key);
-    const reply = await postJson(stack.baseUrl, '/api/v1/generate', body, { 'Idempotency-Key': key });
-    expectTemporalUnavailable(reply);
-    await expect(stack.client.workflow.getHandle(workflowIdForJob(job.id)).describe()).rejects.toMatchObject({
-      name: 'WorkflowNotFoundError',
-    });
-    await deleteJob(stack.database.db, job.id);
+    await expectReplayOfUnstartedJobUnavailable(stack, 'dropped-replay');
   });
 });
 
 describe('a replayed Idempotency-Key with Temporal unreachable for the API', () => {
-  let stack: TestStack;
-  beforeAll(async () => {
-    stack = await startTestStack({ worker: false, apiTemporalAddress: '127.0.0.1:1' });
-  });
-  afterAll(async () => {
-    await stack?.stop();
-  });
+  const stack = useTestStack({ worker: false, apiTemporalAddress: '127.0.0.1:1' });
 
   it('answers 503, not 200, when the PENDING job has no workflow and none can be started', async () => {
-    const key = `unreachable-replay-${randomUUID()}`;
-    const body = { ...validRequest, prompt: `unreachable replay ${key}` };
-    const job = await insertPendingJobWithKey(stack.database.db, body, key);
-    const reply = await postJson(stack.baseUrl, '/api/v1/generate', body, { 'Idempotency-Key': key });
-    expectTemporalUnavailable(reply);
-    // The test's own client reaches Temporal: there is no workflow.
-    await expect(stack.client.workflow.getHandle(workflowIdForJob(job.id)).describe()).rejects.toMatchObject({
-      name: 'WorkflowNotFoundError',
-    });
-    await deleteJob(stack.database.db, job.id);
-  });
-});
-
-describe('deleteJob', () => {
-  let stack: TestStack;
-  beforeAll(async () => {
-    stack = await startTestStack({ worker: false });
-  });
-  afterAll(async () => {
-    await stack?.stop();
-  });
-
-  const newJob = (db: Database) =>
-    createJob(db, {
-      model: validRequest.model,
-      prompt: `delete ${randomUUID()}`,
-      numOutputs: 1,
-      seed: 1,
-      outputFormat: 'png',
-    });
-
-  it('removes a PENDING job with no prediction', async () => {
-    const { db } = stack.database;
-    const job = await newJob(db);
-    expect(await deleteJob(db, job.id)).toBe(true);
-    expect(await jobRows(db, job.id)).toHaveLength(0);
-  });
-
-  it('never removes a job a workflow has started (PROCESSING) or one with a prediction', async () => {
-    const { db } = stack.database;
-    const processing = await newJob(db);
-    await markJobProcessing(db, processing.id);
-    const predicted = await newJob(db);
-    await recordPredictionId(db, predicted.id, `prediction-${randomUUID()}`);
-    expect(await deleteJob(db, processing.id)).toBe(false);
-    expect(await deleteJob(db, predicted.id)).toBe(false);
-    expect(await jobRows(db, processing.id)).toHaveLength(1);
-    expect(await jobRows(db, predicted.id)).toHaveLength(1);
-    await db.delete(jobs).where(inArray(jobs.id, [processing.id, predicted.id]));
+    await expectReplayOfUnstartedJobUnavailable(stack, 'unreachable-replay');
   });
 });

@@ -1,33 +1,7 @@
 import type { Pool } from 'pg';
-
-/** Polls `probe` until it returns something other than undefined/false, or fails after `timeoutMs` saying what it waited for. */
-export async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false> | T | undefined | false,
-  timeoutMs = 30_000,
-  intervalMs = 50,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ''}`,
-      );
-    }
-    await sleep(intervalMs);
-  }
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+import type { SubmissionLedger } from './ledger';
+import { validRequest } from './stack';
+import { waitFor } from './wait';
 
 export interface JobState {
   id: string;
@@ -84,4 +58,17 @@ export async function waitForJobsToEnd(
 /** A unique marker for one run of a fault test file, put in every prompt it submits. */
 export function runMarker(family: string): string {
   return `fault-${family}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+}
+
+/** Submits one-output jobs until the API accepts one again (after an outage); the accepted submission. */
+export function submitUntilAccepted(ledger: SubmissionLedger, baseUrl: string, timeoutMs: number) {
+  return waitFor(
+    'the API to accept a job again',
+    async () => {
+      const reply = await ledger.submit(baseUrl, { ...validRequest, num_outputs: 1 });
+      return reply.status === 202 ? reply : undefined;
+    },
+    timeoutMs,
+    500,
+  );
 }

@@ -5,8 +5,8 @@ import { postJson } from './stack';
 
 const TERMINAL = ['COMPLETED', 'FAILED', 'CANCELLED'];
 
-/** Every submission a fault test made, and what the API answered: the books checkBooks balances. */
-export class Ledger {
+/** Every submission a fault test made, and what the API answered: the entries auditLedger checks. */
+export class SubmissionLedger {
   readonly accepted: { jobId: string; prompt: string; at: number }[] = [];
   readonly rejected: { prompt: string; status: number; detail?: string }[] = [];
   private count = 0;
@@ -36,7 +36,7 @@ export class Ledger {
   }
 }
 
-export interface BooksOptions {
+export interface AuditOptions {
   pool: Pool;
   s3: S3Client;
   bucket: string;
@@ -48,7 +48,7 @@ export interface BooksOptions {
   expectedStatus?: string;
 }
 
-export interface BooksSummary {
+export interface AuditSummary {
   jobs: number;
   media: number;
   objects: number;
@@ -59,7 +59,8 @@ export interface BooksSummary {
 }
 
 /**
- * Balances the books for a set of jobs, from the database and the bucket themselves (not the API):
+ * Audits a set of jobs after a fault scenario, from the database and the bucket themselves (not the
+ * API), so that what the rows say and what is stored balance:
  * - every accepted job has a row, ended in the expected status, with exactly one media row per
  *   output index;
  * - every object under jobs/{id}/ is the object of a COMPLETED media row, with the recorded size;
@@ -67,10 +68,10 @@ export interface BooksSummary {
  * - no rejected submission left a row.
  * Throws one error listing everything that does not balance.
  */
-export async function checkBooks(options: BooksOptions): Promise<BooksSummary> {
+export async function auditJobs(options: AuditOptions): Promise<AuditSummary> {
   const { pool, s3, bucket, jobIds, expectedStatus = 'COMPLETED' } = options;
   const problems: string[] = [];
-  const summary: BooksSummary = {
+  const summary: AuditSummary = {
     jobs: jobIds.length,
     media: 0,
     objects: 0,
@@ -118,7 +119,7 @@ export async function checkBooks(options: BooksOptions): Promise<BooksSummary> {
           problems.push(`job ${jobId} is COMPLETED but output ${row.output_index} is ${row.status}`);
     }
 
-    const objects = await listAll(s3, bucket, `jobs/${jobId}/`);
+    const objects = await listObjects(s3, bucket, `jobs/${jobId}/`);
     summary.objects += objects.length;
     for (const object of objects) {
       summary.bytes += object.size;
@@ -156,19 +157,24 @@ export async function checkBooks(options: BooksOptions): Promise<BooksSummary> {
   return summary;
 }
 
-/** checkBooks for a Ledger. */
-export function checkLedger(
-  ledger: Ledger,
-  options: Omit<BooksOptions, 'jobIds' | 'rejectedPrompts'>,
-): Promise<BooksSummary> {
-  return checkBooks({
+/** auditJobs for the jobs a ledger recorded: the accepted ones, and the prompts of those refused. */
+export function auditLedger(
+  ledger: SubmissionLedger,
+  options: Omit<AuditOptions, 'jobIds' | 'rejectedPrompts'>,
+): Promise<AuditSummary> {
+  return auditJobs({
     ...options,
     jobIds: ledger.jobIds,
     rejectedPrompts: ledger.rejected.map((entry) => entry.prompt),
   });
 }
 
-export async function listAll(s3: S3Client, bucket: string, prefix: string): Promise<{ key: string; size: number }[]> {
+/** Every object under `prefix`, with its size. */
+export async function listObjects(
+  s3: S3Client,
+  bucket: string,
+  prefix: string,
+): Promise<{ key: string; size: number }[]> {
   const objects: { key: string; size: number }[] = [];
   let token: string | undefined;
   do {

@@ -12,8 +12,6 @@ export async function createTestKey(
   return { id: key.id, key: key.key, auth: { authorization: `Bearer ${key.key}` } };
 }
 
-export { startWebhookReceiver, verifyWebhook, type ReceivedWebhook } from './webhooks';
-
 export interface ServerSentEvent {
   id?: string;
   event?: string;

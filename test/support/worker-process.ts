@@ -26,19 +26,6 @@ export function workerProcessEnv(config: Config, overrides: Record<string, strin
   };
 }
 
-/** A worker process on the Replicate provider, against the stand-in at `apiUrl` with `token`. */
-export function replicateWorkerProcess(config: Config, standIn: { apiUrl: string }, token: string): WorkerProcess {
-  return new WorkerProcess(
-    workerProcessEnv(config, {
-      MEDIA_GENERATOR_PROVIDER: 'replicate',
-      REPLICATE_API_TOKEN: token,
-      REPLICATE_BASE_URL: standIn.apiUrl,
-      // The stand-in serves its outputs from 127.0.0.1.
-      MEDIA_FETCH_ALLOW_PRIVATE: 'true',
-    }),
-  );
-}
-
 /**
  * `npm run worker` as a real child process, so that a test can kill it the way a machine dies.
  * tsx runs the worker in a child of its own, so the process gets a group of its own: a SIGKILL

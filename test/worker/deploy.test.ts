@@ -1,55 +1,32 @@
-import { ReplicateStandIn } from '../support/replicate-stand-in';
-import { postJson, startTestStack, validRequest, waitForJob, type TestStack } from '../support/stack';
-import { replicateWorkerProcess, WorkerProcess, workerProcessEnv } from '../support/worker-process';
+import { submitJob } from '../support/jobs';
+import { useReplicateStack } from '../support/replicate-stack';
+import { waitForJob } from '../support/stack';
 
 const TOKEN = 'r8_deploy-token-71b0e4';
 
 /** What a deploy does to running jobs: workers stopped gracefully (SIGTERM) or killed again and again. */
 describe('a deploy', () => {
-  let standIn: ReplicateStandIn;
-  let stack: TestStack;
-  const workers: WorkerProcess[] = [];
-
-  beforeAll(async () => {
-    standIn = await ReplicateStandIn.start({ token: TOKEN });
-    // The API puts these into each job's workflow input: a dead worker is noticed in 2 s, and an
-    // output may fail twice on its own before it fails for good.
-    stack = await startTestStack({
-      worker: false,
-      env: { ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS: '2', PERSIST_MAX_ATTEMPTS: '2' },
-    });
+  // The API puts these into each job's workflow input: a dead worker is noticed in 2 s, and an
+  // output may fail twice on its own before it fails for good.
+  const stack = useReplicateStack({
+    token: TOKEN,
+    workers: 'processes',
+    env: { ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS: '2', PERSIST_MAX_ATTEMPTS: '2' },
   });
-  afterAll(async () => {
-    for (const worker of workers) await worker.kill('SIGKILL');
-    await stack?.stop();
-    await standIn?.stop();
-  });
-
-  function newWorker(make: () => WorkerProcess): WorkerProcess {
-    const worker = make();
-    workers.push(worker);
-    return worker;
-  }
 
   it('leaves a running prediction running when its worker stops; the next worker finishes the job with it', async () => {
+    const { standIn } = stack;
     standIn.behaviour = { runMs: 20_000 };
-    const first = newWorker(() => replicateWorkerProcess(stack.config, standIn, TOKEN));
+    const first = stack.newWorkerProcess();
     await first.start({ WORKER_SHUTDOWN_GRACE_SECONDS: '1' });
-    const submitted = await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, num_outputs: 2 });
-    const jobId = submitted.body!.job_id as string;
-    await waitForJob(
-      stack.baseUrl,
-      jobId,
-      () => standIn.predictions.length === 1 && standIn.statusOf(standIn.predictions[0]!.id) === 'processing',
-      30_000,
-    );
-    const predictionId = standIn.predictions[0]!.id;
+    const jobId = await submitJob(stack, { num_outputs: 2 });
+    const predictionId = await stack.onlyPredictionRunning();
 
     await first.kill('SIGTERM');
     expect(standIn.cancelRequests).toEqual([]);
     expect(standIn.statusOf(predictionId)).toBe('processing');
 
-    const second = newWorker(() => replicateWorkerProcess(stack.config, standIn, TOKEN));
+    const second = stack.newWorkerProcess();
     await second.start();
     const finished = await waitForJob(stack.baseUrl, jobId, undefined, 60_000);
     expect(finished.status).toBe('COMPLETED');
@@ -59,9 +36,8 @@ describe('a deploy', () => {
   }, 120_000);
 
   it('does not count a worker killed mid-upload against the output, however often it happens', async () => {
-    const worker = newWorker(() => new WorkerProcess(workerProcessEnv(stack.config)));
-    const submitted = await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, num_outputs: 1 });
-    const jobId = submitted.body!.job_id as string;
+    const worker = stack.newWorkerProcess({ MEDIA_GENERATOR_PROVIDER: 'fake' });
+    const jobId = await submitJob(stack, { num_outputs: 1 });
     // Three deaths between the upload and its record, one more than the output's two attempts.
     for (let kill = 0; kill < 3; kill++) {
       await worker.start({ FAULT_INJECTION_PAUSE_AT: 'after-upload' });

@@ -1,41 +1,26 @@
-import { ReplicateStandIn } from '../support/replicate-stand-in';
-import { postJson, startTestStack, validRequest, waitForJob, type TestStack } from '../support/stack';
-import { replicateWorkerProcess, type WorkerProcess } from '../support/worker-process';
+import { submitJob } from '../support/jobs';
+import { useReplicateStack } from '../support/replicate-stack';
+import { waitForJob } from '../support/stack';
 
 const TOKEN = 'r8_worker-kill-token-8c2d41';
 
 describe('a worker killed while its prediction runs', () => {
-  let standIn: ReplicateStandIn;
-  let stack: TestStack;
-  let worker: WorkerProcess;
-
-  beforeAll(async () => {
-    standIn = await ReplicateStandIn.start({ token: TOKEN });
-    // The API puts the short heartbeat timeout into the workflow input, so a dead worker is noticed in 2s.
-    stack = await startTestStack({ worker: false, env: { ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS: '2' } });
-    worker = replicateWorkerProcess(stack.config, standIn, TOKEN);
-  });
-  afterAll(async () => {
-    await worker?.kill('SIGKILL');
-    await stack?.stop();
-    await standIn?.stop();
+  // The API puts the short heartbeat timeout into the workflow input, so a dead worker is noticed in 2s.
+  const stack = useReplicateStack({
+    token: TOKEN,
+    workers: 'processes',
+    env: { ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS: '2' },
   });
 
   it('is replaced by a new worker that finishes the job without creating a second prediction', async () => {
+    const { standIn } = stack;
     standIn.behaviour = { runMs: 8_000 };
+    const worker = stack.newWorkerProcess();
     await worker.start();
-    const submitted = await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, num_outputs: 2 });
-    expect(submitted.status).toBe(202);
-    const jobId = submitted.body!.job_id as string;
+    const jobId = await submitJob(stack, { num_outputs: 2 });
 
     // Killed once the prediction is recorded and being waited on, well before it ends.
-    await waitForJob(
-      stack.baseUrl,
-      jobId,
-      () => standIn.predictions.length === 1 && standIn.statusOf(standIn.predictions[0]!.id) === 'processing',
-      30_000,
-    );
-    const predictionId = standIn.predictions[0]!.id;
+    const predictionId = await stack.onlyPredictionRunning();
     await worker.kill('SIGKILL');
     expect(worker.running).toBe(false);
     expect(standIn.statusOf(predictionId)).toBe('processing');

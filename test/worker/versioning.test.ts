@@ -12,11 +12,12 @@ import type {
 } from '../../activities/providers/provider';
 import { createS3Client } from '../../common/s3';
 import { createPresigner } from '../../common/presigner';
-import { progressQuery, workflowIdForJob } from '../../common/temporal';
+import { workflowIdForJob } from '../../common/temporal';
 import { createMediaWorker } from '../../worker/create-worker';
 import { buildIdOfBundle, makeCurrentOncePolling } from '../../worker/versioning';
 import { testServers } from '../support/servers';
-import { postJson, silentLogger, startTestStack, validRequest, waitForJob, type TestStack } from '../support/stack';
+import { submitJob, waitForPrediction } from '../support/jobs';
+import { silentLogger, startTestStack, waitForJob, type TestStack } from '../support/stack';
 import { WorkerProcess, workerProcessEnv } from '../support/worker-process';
 
 /**
@@ -26,8 +27,8 @@ import { WorkerProcess, workerProcessEnv } from '../support/worker-process';
  * own, so the test sees which build's worker ran each job's activities.
  */
 
-/** What every worker of a scenario shares: which jobs' predictions are held, and who did what. */
-class Ledger {
+/** What every worker of a scenario shares: which jobs' predictions are held, and which build did what. */
+class BuildLog {
   /** Prompts whose predictions stay `running` until released. */
   readonly held = new Set<string>();
   readonly events: { buildId: string; op: 'create' | 'open'; prompt: string }[] = [];
@@ -52,30 +53,30 @@ class Ledger {
   }
 }
 
-/** The fake provider of the worker of one build id, reporting to the scenario's ledger. */
-class LedgerProvider implements MediaProvider {
+/** The fake provider of the worker of one build id, reporting to the scenario's log. */
+class BuildLogProvider implements MediaProvider {
   readonly name = 'fake';
   private readonly fake = new FakeProvider({ latencyMs: 0 });
 
   constructor(
     private readonly buildId: string,
-    private readonly ledger: Ledger,
+    private readonly log: BuildLog,
   ) {}
 
   async createPrediction(request: GenerationRequest): Promise<string> {
     const id = await this.fake.createPrediction(request);
-    this.ledger.record(this.buildId, 'create', request.prompt, id);
+    this.log.record(this.buildId, 'create', request.prompt, id);
     return id;
   }
 
   async getPrediction(predictionId: string): Promise<PredictionState> {
-    return this.ledger.isHeld(predictionId) ? { status: 'running' } : this.fake.getPrediction(predictionId);
+    return this.log.isHeld(predictionId) ? { status: 'running' } : this.fake.getPrediction(predictionId);
   }
 
   async cancelPrediction(): Promise<void> {}
 
   async openOutput(url: string): Promise<OutputStream> {
-    this.ledger.record(this.buildId, 'open', new URL(url).searchParams.get('prompt') ?? '');
+    this.log.record(this.buildId, 'open', new URL(url).searchParams.get('prompt') ?? '');
     return this.fake.openOutput(url);
   }
 }
@@ -90,7 +91,7 @@ async function startVersionedWorker(
   stack: TestStack,
   deploymentName: string,
   buildId: string,
-  ledger: Ledger,
+  log: BuildLog,
   bundlePath: string,
 ): Promise<VersionedWorker> {
   const connection = await NativeConnection.connect({ address: stack.config.TEMPORAL_ADDRESS });
@@ -105,7 +106,7 @@ async function startVersionedWorker(
       db: stack.database.db,
       s3,
       bucket: stack.config.S3_BUCKET_NAME,
-      provider: new LedgerProvider(buildId, ledger),
+      provider: new BuildLogProvider(buildId, log),
       maxOutputBytes: stack.config.MEDIA_MAX_BYTES,
       logger: silentLogger,
       predictionPollIntervalMs: 100,
@@ -151,44 +152,28 @@ async function currentBuildId(client: Client, deploymentName: string): Promise<s
   return workerDeploymentInfo?.routingConfig?.currentDeploymentVersion?.buildId ?? undefined;
 }
 
-async function submit(stack: TestStack, prompt: string): Promise<string> {
-  const { status, body } = await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, prompt });
-  expect(status).toBe(202);
-  return body!.job_id as string;
-}
-
-/** Resolves once the job's prediction exists (its generate step is running on some worker). */
-async function waitForPrediction(stack: TestStack, jobId: string): Promise<void> {
-  const handle = stack.client.workflow.getHandle(workflowIdForJob(jobId));
-  const deadline = Date.now() + 20_000;
-  while (!(await handle.query(progressQuery)).predictionId) {
-    if (Date.now() > deadline) throw new Error(`job ${jobId} never created its prediction`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
 /**
  * A rolling deploy: build A is current and a job runs on it; build B starts and becomes current;
  * a new job runs on B; then the first job finishes. Returns what each job ran on.
  */
 async function rollingDeploy(bundlePath: string) {
-  const ledger = new Ledger();
+  const log = new BuildLog();
   const deploymentName = `media-generation-test-${randomUUID().slice(0, 8)}`;
   const stack = await startTestStack({ worker: false });
   const workers: VersionedWorker[] = [];
   try {
-    workers.push(await startVersionedWorker(stack, deploymentName, 'build-a', ledger, bundlePath));
+    workers.push(await startVersionedWorker(stack, deploymentName, 'build-a', log, bundlePath));
     expect(await makeCurrentOncePolling(stack.client, 'default', { deploymentName, buildId: 'build-a' })).toMatchObject(
       { promotion: 'made-current' },
     );
 
     const first = `versioning first ${randomUUID()}`;
-    ledger.held.add(first);
-    const firstJob = await submit(stack, first);
+    log.held.add(first);
+    const firstJob = await submitJob(stack, { prompt: first });
     await waitForPrediction(stack, firstJob);
     const firstBefore = await versioningOf(stack.client, firstJob);
 
-    workers.push(await startVersionedWorker(stack, deploymentName, 'build-b', ledger, bundlePath));
+    workers.push(await startVersionedWorker(stack, deploymentName, 'build-b', log, bundlePath));
     expect(await makeCurrentOncePolling(stack.client, 'default', { deploymentName, buildId: 'build-b' })).toMatchObject(
       { promotion: 'made-current', previous: 'build-a' },
     );
@@ -200,11 +185,11 @@ async function rollingDeploy(bundlePath: string) {
     expect(await currentBuildId(stack.client, deploymentName)).toBe('build-b');
 
     const second = `versioning second ${randomUUID()}`;
-    const secondJob = await submit(stack, second);
+    const secondJob = await submitJob(stack, { prompt: second });
     const secondDone = await waitForJob(stack.baseUrl, secondJob);
     const firstWhileSecondDone = await waitForJob(stack.baseUrl, firstJob, () => true);
 
-    ledger.held.delete(first);
+    log.held.delete(first);
     const firstDone = await waitForJob(stack.baseUrl, firstJob);
     const figures = {
       first: {
@@ -213,15 +198,15 @@ async function rollingDeploy(bundlePath: string) {
         before: firstBefore,
         after: await versioningOf(stack.client, firstJob),
         workflowTasks: await workflowTaskBuildIds(stack.client, firstJob),
-        predictionCreatedBy: ledger.workersThat('create', first),
-        outputsStoredBy: ledger.workersThat('open', first),
+        predictionCreatedBy: log.workersThat('create', first),
+        outputsStoredBy: log.workersThat('open', first),
       },
       second: {
         status: secondDone.status as string,
         after: await versioningOf(stack.client, secondJob),
         workflowTasks: await workflowTaskBuildIds(stack.client, secondJob),
-        predictionCreatedBy: ledger.workersThat('create', second),
-        outputsStoredBy: ledger.workersThat('open', second),
+        predictionCreatedBy: log.workersThat('create', second),
+        outputsStoredBy: log.workersThat('open', second),
       },
     };
     console.log(`worker versioning figures (${path.basename(bundlePath)}): ${JSON.stringify(figures)}`);
@@ -286,7 +271,7 @@ describe('Worker Versioning', () => {
       const buildId = buildIdOfBundle(testServers().workflowBundlePath);
       expect(buildId).toMatch(/^[0-9a-f]{12}$/);
       expect(await currentBuildId(stack.client, deploymentName)).toBe(buildId);
-      const jobId = await submit(stack, `versioning process ${randomUUID()}`);
+      const jobId = await submitJob(stack, { prompt: `versioning process ${randomUUID()}` });
       expect((await waitForJob(stack.baseUrl, jobId)).status).toBe('COMPLETED');
       expect(await versioningOf(stack.client, jobId)).toEqual({ behavior: 'PINNED', buildId });
       console.log(`worker process: WORKER_BUILD_ID=auto resolved to ${buildId}; job ${jobId} ran on it`);

@@ -5,21 +5,16 @@ import {
   mediaJobStatusSearchAttribute,
   MEDIA_GENERATION_WORKFLOW_TYPE,
 } from '../../common/temporal';
+import { submitJob, waitForPrediction } from '../support/jobs';
 import { ScriptedProvider } from '../support/scripted-provider';
-import { postJson, startTestStack, validRequest, waitForJob, type TestStack } from '../support/stack';
+import { postJson, validRequest, waitForJob } from '../support/stack';
+import { useTestStack } from '../support/use-stack';
+import { sleep } from '../support/wait';
 
 /** The workflow on the real Temporal dev server, with a provider whose faults the tests script. */
 describe('mediaGeneration workflow', () => {
-  let stack: TestStack;
-  let provider: ScriptedProvider;
-
-  beforeAll(async () => {
-    provider = new ScriptedProvider();
-    stack = await startTestStack({ provider, env: { PERSIST_MAX_ATTEMPTS: '2' } });
-  });
-  afterAll(async () => {
-    await stack?.stop();
-  });
+  const provider = new ScriptedProvider();
+  const stack = useTestStack({ provider, env: { PERSIST_MAX_ATTEMPTS: '2' } });
   afterEach(() => {
     provider.outputFailures.clear();
     provider.outputHangs.clear();
@@ -27,12 +22,6 @@ describe('mediaGeneration workflow', () => {
     provider.createDelayMs = 0;
     provider.createError = undefined;
   });
-
-  async function submit(body: Record<string, unknown> = validRequest): Promise<string> {
-    const { status, body: reply } = await postJson(stack.baseUrl, '/api/v1/generate', body);
-    expect(status).toBe(202);
-    return reply!.job_id as string;
-  }
 
   /** MediaJobStatus once the workflow has ended (the row ends inside its last workflow task, a moment earlier). */
   async function searchStatus(jobId: string): Promise<unknown> {
@@ -44,7 +33,7 @@ describe('mediaGeneration workflow', () => {
 
   it('retries a failing output and completes, counting the retry', async () => {
     provider.outputFailures.set(1, 1);
-    const jobId = await submit();
+    const jobId = await submitJob(stack);
     const job = await waitForJob(stack.baseUrl, jobId);
     expect(job.status).toBe('COMPLETED');
     expect(job.retry_count).toBe(1);
@@ -60,7 +49,7 @@ describe('mediaGeneration workflow', () => {
 
   it('fails the job naming the output that exhausted its retries, and keeps the outputs that were stored', async () => {
     provider.outputFailures.set(1, Infinity);
-    const jobId = await submit({ ...validRequest, num_outputs: 3 });
+    const jobId = await submitJob(stack, { num_outputs: 3 });
     const job = await waitForJob(stack.baseUrl, jobId);
     expect(job.status).toBe('FAILED');
     expect(job.error_message).toMatch(/1 of 3 outputs failed: output 1: output 1 is not ready/);
@@ -75,14 +64,14 @@ describe('mediaGeneration workflow', () => {
     provider.outputFailures.set(1, Infinity);
     provider.outputHangs.add(0);
     const prompt = `mixed outcome ${Date.now()}`;
-    const jobId = await submit({ ...validRequest, prompt });
+    const jobId = await submitJob(stack, { prompt });
     const failingUrl = () =>
       provider.opened.filter(
         (url) => new URL(url).searchParams.get('prompt') === prompt && new URL(url).searchParams.get('index') === '1',
       );
     await waitForJob(stack.baseUrl, jobId, () => failingUrl().length >= 2);
     // The second failure is its last (PERSIST_MAX_ATTEMPTS=2): let the workflow take it in.
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await sleep(500);
     expect((await postJson(stack.baseUrl, `/api/v1/jobs/${jobId}/cancel`, { reason: 'taking too long' })).status).toBe(
       202,
     );
@@ -97,7 +86,7 @@ describe('mediaGeneration workflow', () => {
     // Longer than a workflow task is held open for a local activity (8 s): the cancel is seen while the create runs.
     provider.createDelayMs = 10_000;
     provider.createError = 'the model refused the prompt';
-    const jobId = await submit();
+    const jobId = await submitJob(stack);
     await waitForJob(stack.baseUrl, jobId, () => provider.createdForJob(jobId) === 1);
     expect((await postJson(stack.baseUrl, `/api/v1/jobs/${jobId}/cancel`, { reason: 'changed my mind' })).status).toBe(
       202,
@@ -108,7 +97,7 @@ describe('mediaGeneration workflow', () => {
 
   it('fails without retrying when the prediction fails upstream, with the provider reason', async () => {
     provider.predictionError = 'NSFW content detected';
-    const jobId = await submit();
+    const jobId = await submitJob(stack);
     const job = await waitForJob(stack.baseUrl, jobId);
     expect(job.status).toBe('FAILED');
     expect(job.error_message).toBe('NSFW content detected');
@@ -128,27 +117,13 @@ describe('mediaGeneration workflow', () => {
 });
 
 describe('mediaGeneration cancellation and queries', () => {
-  let stack: TestStack;
-  let provider: ScriptedProvider;
-
-  beforeAll(async () => {
-    provider = new ScriptedProvider({ latencyMs: 60_000 });
-    stack = await startTestStack({ provider });
-  });
-  afterAll(async () => {
-    await stack?.stop();
-  });
+  const provider = new ScriptedProvider({ latencyMs: 60_000 });
+  const stack = useTestStack({ provider });
 
   /** A job whose prediction has been created and is running. */
   async function submitRunning(): Promise<string> {
-    const { body } = await postJson(stack.baseUrl, '/api/v1/generate', validRequest);
-    const jobId = body!.job_id as string;
-    const handle = stack.client.workflow.getHandle(workflowIdForJob(jobId));
-    const deadline = Date.now() + 20_000;
-    while (!(await handle.query(progressQuery)).predictionId) {
-      if (Date.now() > deadline) throw new Error(`job ${jobId} never created its prediction`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    const jobId = await submitJob(stack);
+    await waitForPrediction(stack, jobId);
     return jobId;
   }
 

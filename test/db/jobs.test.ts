@@ -1,0 +1,52 @@
+import { randomUUID } from 'node:crypto';
+import { eq, inArray } from 'drizzle-orm';
+import { createJob, deleteJob, getJob, markJobProcessing, recordPredictionId } from '../../db/queries/jobs';
+import { markMediaProcessing } from '../../db/queries/media';
+import { jobs } from '../../db/schema';
+import { useDatabase } from '../support/use-stack';
+
+/** Query functions on the real Postgres: the conditions that keep a late or repeated write from undoing another. */
+describe('job and media queries', () => {
+  const database = useDatabase();
+
+  const newJob = () =>
+    createJob(database.db, {
+      model: 'a/b',
+      prompt: `queries ${randomUUID()}`,
+      numOutputs: 1,
+      seed: 1,
+      outputFormat: 'png',
+    });
+  const jobRows = (jobId: string) => database.db.select().from(jobs).where(eq(jobs.id, jobId));
+
+  it('deleteJob removes a PENDING job with no prediction', async () => {
+    const job = await newJob();
+    expect(await deleteJob(database.db, job.id)).toBe(true);
+    expect(await jobRows(job.id)).toHaveLength(0);
+  });
+
+  it('deleteJob never removes a job a workflow has started (PROCESSING) or one with a prediction', async () => {
+    const processing = await newJob();
+    await markJobProcessing(database.db, processing.id);
+    const predicted = await newJob();
+    await recordPredictionId(database.db, predicted.id, `prediction-${randomUUID()}`);
+    expect(await deleteJob(database.db, processing.id)).toBe(false);
+    expect(await deleteJob(database.db, predicted.id)).toBe(false);
+    expect(await jobRows(processing.id)).toHaveLength(1);
+    expect(await jobRows(predicted.id)).toHaveLength(1);
+    await database.db.delete(jobs).where(inArray(jobs.id, [processing.id, predicted.id]));
+  });
+
+  it('markMediaProcessing counts an attempt once however often its start is recorded', async () => {
+    const job = await newJob();
+    const ref = { jobId: job.id, outputIndex: 0 };
+    await markMediaProcessing(database.db, ref, 'fake://image?a', 2);
+    await markMediaProcessing(database.db, ref, 'fake://image?a', 2);
+    await markMediaProcessing(database.db, ref, 'fake://image?a', 1);
+    expect((await getJob(database.db, job.id))!.media[0]).toMatchObject({
+      status: 'PROCESSING',
+      attempts: 2,
+      mediaUrl: 'fake://image?a',
+    });
+  });
+});
