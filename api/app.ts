@@ -11,6 +11,7 @@ import { traceRequests } from './tracing';
 import { eventsRouter } from './routes/events';
 import { generateRouter } from './routes/generate';
 import { healthRouter } from './routes/health';
+import { jobLifecycleRouter } from './routes/job-lifecycle';
 import { jobsRouter } from './routes/jobs';
 import { usageRouter } from './routes/usage';
 import { LIMITS } from './schemas';
@@ -48,6 +49,7 @@ export function createApp(deps: ApiDependencies): Express {
   app.use(generateRouter(deps));
   app.use(eventsRouter(deps));
   app.use(jobsRouter(deps));
+  app.use(jobLifecycleRouter(deps));
   app.use(usageRouter(deps));
 
   const openApiDocument = buildOpenApiDocument();

@@ -3,6 +3,7 @@ import { registerMetricsPaths } from './metrics';
 import { registerEventsPaths } from './routes/events';
 import { registerGeneratePaths } from './routes/generate';
 import { registerHealthPaths } from './routes/health';
+import { registerJobLifecyclePaths } from './routes/job-lifecycle';
 import { registerJobsPaths } from './routes/jobs';
 import { registerUsagePaths } from './routes/usage';
 
@@ -19,6 +20,7 @@ export function buildOpenApiDocument() {
   for (const register of [
     registerGeneratePaths,
     registerJobsPaths,
+    registerJobLifecyclePaths,
     registerUsagePaths,
     registerEventsPaths,
     registerMetricsPaths,

@@ -1,4 +1,9 @@
-import { CreateBucketCommand, HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  HeadBucketCommand,
+  PutBucketLifecycleConfigurationCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import type { Config } from './config';
 
 export function createS3Client(
@@ -31,5 +36,37 @@ export async function ensureBucket(client: S3Client, bucket: string): Promise<vo
     await client.send(new CreateBucketCommand({ Bucket: bucket })).catch((error: { name?: string }) => {
       if (error.name !== 'BucketAlreadyOwnedByYou' && error.name !== 'BucketAlreadyExists') throw error;
     });
+  }
+}
+
+/** Days after which the bucket's lifecycle rule aborts a multipart upload that was never completed. */
+export const ABORT_INCOMPLETE_UPLOADS_AFTER_DAYS = 1;
+
+/**
+ * The bucket's lifecycle rule: multipart uploads left open (a worker killed mid-upload) are
+ * aborted after a day, so their parts stop costing storage. Returns false when the server has no
+ * lifecycle support (versitygw's posix backend); the expiry sweep then aborts them itself.
+ */
+export async function applyBucketLifecycle(client: S3Client, bucket: string): Promise<boolean> {
+  try {
+    await client.send(
+      new PutBucketLifecycleConfigurationCommand({
+        Bucket: bucket,
+        LifecycleConfiguration: {
+          Rules: [
+            {
+              ID: 'abort-incomplete-multipart-uploads',
+              Status: 'Enabled',
+              Filter: { Prefix: '' },
+              AbortIncompleteMultipartUpload: { DaysAfterInitiation: ABORT_INCOMPLETE_UPLOADS_AFTER_DAYS },
+            },
+          ],
+        },
+      }),
+    );
+    return true;
+  } catch (error) {
+    if ((error as { name?: string }).name === 'NotImplemented') return false;
+    throw error;
   }
 }

@@ -71,6 +71,14 @@ export const statusReplySchema = z
         'PENDING jobs only: when it may start, from queue_position and how many jobs started per second over the last five minutes; null when nothing started lately. An estimate.',
     }),
     metrics: jobMetricsSchema,
+    expires_at: timestamp.openapi({
+      description:
+        'When the stored outputs are removed (retention_seconds or MEDIA_RETENTION_SECONDS, counted from the end of the job); null keeps them.',
+    }),
+    data_removed: z.boolean().openapi({
+      description:
+        'The stored outputs were removed (DELETE or expiry): no presigned URL any more; the job, its timings and hashes stay.',
+    }),
   })
   .openapi('JobStatus');
 
@@ -102,7 +110,8 @@ export async function toStatusReply(
       status: row.status,
       media_url: row.mediaUrl,
       s3_key: row.s3Key,
-      presigned_media_url: row.status === 'COMPLETED' ? await presignedUrl(presigner, row.s3Key) : null,
+      presigned_media_url:
+        row.status === 'COMPLETED' && !job.dataRemovedAt ? await presignedUrl(presigner, row.s3Key) : null,
       content_type: row.contentType,
       size_bytes: row.sizeBytes,
       sha256: row.sha256,
@@ -131,5 +140,7 @@ export async function toStatusReply(
         ? new Date(Date.now() + (queue.position / queue.startsPerSecond) * 1000).toISOString()
         : null,
     metrics: jobMetrics(job),
+    expires_at: iso(job.expiresAt),
+    data_removed: job.dataRemovedAt !== null,
   };
 }

@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { prettyFactory } from 'pino-pretty';
 import { loadConfigOrExit } from '../common/config';
-import { createS3Client, ensureBucket } from '../common/s3';
+import { applyBucketLifecycle, createS3Client, ensureBucket } from '../common/s3';
 import { runMigrations } from '../db/migrate';
 import { startS3Server, startTemporalDevServer } from './local-services';
 import { isPortOpen, onEachLine, spawnPrefixed, stopProcess, waitForPort } from './processes';
@@ -141,8 +141,12 @@ async function main(): Promise<void> {
 
   await runMigrations(config.DATABASE_URL);
   console.log('[dev] database migrated');
-  await ensureBucket(createS3Client(config), config.S3_BUCKET_NAME);
-  console.log(`[dev] bucket '${config.S3_BUCKET_NAME}' ready`);
+  const s3 = createS3Client(config);
+  await ensureBucket(s3, config.S3_BUCKET_NAME);
+  const lifecycle = (await applyBucketLifecycle(s3, config.S3_BUCKET_NAME))
+    ? 'its lifecycle rule aborts uploads left open'
+    : 'the server has no lifecycle rules: the expiry sweep aborts uploads left open';
+  console.log(`[dev] bucket '${config.S3_BUCKET_NAME}' ready (${lifecycle})`);
 
   const worker = supervise(
     'worker',
