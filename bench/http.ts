@@ -12,24 +12,87 @@ export interface JsonReply {
  */
 export class JsonClient {
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 256 });
+  /** Event streams hold their connection for as long as they follow: no cap, no reuse. */
+  private readonly streamAgent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
   private readonly base: URL;
 
   constructor(baseUrl: string) {
     this.base = new URL(baseUrl);
   }
 
-  async request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<JsonReply> {
+  async request(
+    method: 'GET' | 'POST',
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<JsonReply> {
     try {
-      return await this.send(method, path, body);
+      return await this.send(method, path, body, headers);
     } catch (error) {
       // A kept-alive connection the server closed as this request went out: the request never
       // reached the application, so it is sent again once on a new connection.
-      if ((error as { staleSocket?: boolean }).staleSocket) return this.send(method, path, body);
+      if ((error as { staleSocket?: boolean }).staleSocket) return this.send(method, path, body, headers);
       throw error;
     }
   }
 
-  private send(method: 'GET' | 'POST', path: string, body?: unknown): Promise<JsonReply> {
+  /**
+   * Follows a Server-Sent Events stream, handing each event to `onEvent` until it returns true
+   * (done), the stream ends, or `signal` fires. Resolves with whether `onEvent` said done.
+   */
+  followEvents(
+    path: string,
+    onEvent: (event: { id?: string; event?: string; data: string }) => boolean,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      const req = http.request(
+        { host: this.base.hostname, port: this.base.port || 80, method: 'GET', path, agent: this.streamAgent, signal },
+        (res) => {
+          if (res.statusCode !== 200) {
+            res.resume();
+            resolve(false);
+            return;
+          }
+          let buffer = '';
+          let done = false;
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            buffer += chunk;
+            for (let end = buffer.indexOf('\n\n'); end >= 0 && !done; end = buffer.indexOf('\n\n')) {
+              const block = buffer.slice(0, end);
+              buffer = buffer.slice(end + 2);
+              const fields: { id?: string; event?: string; data: string } = { data: '' };
+              for (const line of block.split('\n')) {
+                const colon = line.indexOf(':');
+                if (colon <= 0) continue;
+                const [name, value] = [line.slice(0, colon), line.slice(colon + 1).trimStart()];
+                if (name === 'id') fields.id = value;
+                else if (name === 'event') fields.event = value;
+                else if (name === 'data') fields.data += value;
+              }
+              if (fields.event && onEvent(fields)) {
+                done = true;
+                req.destroy();
+                resolve(true);
+              }
+            }
+          });
+          res.on('end', () => resolve(done));
+          res.on('error', () => resolve(done));
+        },
+      );
+      req.on('error', (error) => (signal.aborted ? resolve(false) : reject(error)));
+      req.end();
+    });
+  }
+
+  private send(
+    method: 'GET' | 'POST',
+    path: string,
+    body?: unknown,
+    extraHeaders: Record<string, string> = {},
+  ): Promise<JsonReply> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     return new Promise((resolve, reject) => {
       const req = http.request(
@@ -39,8 +102,12 @@ export class JsonClient {
           method,
           path,
           agent: this.agent,
-          headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {},
-          timeout: 30_000,
+          headers: {
+            ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
+            ...extraHeaders,
+          },
+          // A `Prefer: wait` reply may take its whole minute.
+          timeout: 75_000,
         },
         (res) => {
           const chunks: Buffer[] = [];
@@ -68,5 +135,6 @@ export class JsonClient {
 
   close(): void {
     this.agent.destroy();
+    this.streamAgent.destroy();
   }
 }

@@ -116,24 +116,61 @@ export async function runClosedLoop(options: ClosedLoopOptions, runJob: JobRunne
   };
 }
 
-/** One job through the public API, as a client does it: POST, then GET every 100 ms until it ends. */
+/** How a client learns that its job ended: polling every 100 ms, `Prefer: wait`, or following its events. */
+export type ClientKind = 'poll' | 'wait' | 'sse';
+export const CLIENT_KINDS: readonly ClientKind[] = ['poll', 'wait', 'sse'];
+
+/** One job through the public API, as a client of `kind` does it: POST, then wait for its end. */
 export function serviceJobRunner(
   client: JsonClient,
   numOutputs: number,
   prompt = 'bench: a lighthouse at dawn',
+  kind: ClientKind = 'poll',
 ): JobRunner {
   return async (sequence, signal) => {
-    const submitted = await client.request('POST', '/api/v1/generate', {
-      model: 'bench/fake',
-      prompt,
-      num_outputs: numOutputs,
-      seed: sequence,
-      output_format: 'png',
-    });
+    const submitted = await client.request(
+      'POST',
+      '/api/v1/generate',
+      { model: 'bench/fake', prompt, num_outputs: numOutputs, seed: sequence, output_format: 'png' },
+      kind === 'wait' ? { Prefer: 'wait=60' } : {},
+    );
     if (submitted.status !== 202)
       return { ok: false, error: `POST /api/v1/generate answered ${submitted.status}: ${describe(submitted.body)}` };
-    return waitForServiceJob(client, String(submitted.body.job_id), signal);
+    const jobId = String(submitted.body.job_id);
+    if (kind === 'poll') return waitForServiceJob(client, jobId, signal);
+    if (kind === 'wait') {
+      for (let reply = submitted; ;) {
+        const status = String(reply.body.status);
+        if (TERMINAL.has(status)) return endedAs(status, reply.body);
+        if (signal.aborted) return { ok: false, error: 'still running when the drain ended' };
+        reply = await client.request('GET', `/api/v1/status/${jobId}`, undefined, { Prefer: 'wait=60' });
+        if (reply.status !== 200)
+          return { ok: false, error: `GET /api/v1/status answered ${reply.status}: ${describe(reply.body)}` };
+      }
+    }
+    let ended: string | undefined;
+    await client.followEvents(
+      `/api/v1/jobs/${jobId}/events`,
+      (event) => {
+        const status = event.event === 'status' ? String(JSON.parse(event.data).status) : undefined;
+        if (status && TERMINAL.has(status)) ended = status;
+        return ended !== undefined;
+      },
+      signal,
+    );
+    if (!ended)
+      return {
+        ok: false,
+        error: signal.aborted ? 'still running when the drain ended' : 'the event stream ended early',
+      };
+    return endedAs(ended, {});
   };
+}
+
+function endedAs(status: string, body: Record<string, unknown>): JobOutcome {
+  return status === 'COMPLETED'
+    ? { ok: true }
+    : { ok: false, error: `job ended ${status}: ${String(body.error_message ?? '')}` };
 }
 
 export async function waitForServiceJob(

@@ -12,15 +12,22 @@ import {
   runClosedLoop,
   runOpenLoop,
   serviceJobRunner,
+  type ClientKind,
   type ClosedLoopOptions,
   type ClosedLoopResult,
   type OpenLoopResult,
 } from './load';
+import { runIdleStreams, type IdleStreamsResult } from './idle-streams';
 import { ratio, round } from './stats';
 
 export const TARGETS = {
-  /** Service jobs/s over bare-workflow jobs/s, closed loop, same concurrency and outputs. */
+  /** Service jobs/s over bare-workflow jobs/s, closed loop, same concurrency and outputs (clients polling). */
   throughputRatio: 0.8,
+  /** The same for clients that wait with `Prefer: wait` or follow the job's events (SSE). */
+  waitingRatio: 1.4,
+  /** 1,000 idle event streams held by one API process: its RSS growth, and database queries per second. */
+  idleStreamsRssGrowthMiB: 50,
+  idleStreamsQueriesPerS: 5,
   /** POST /api/v1/generate p99 at half the measured ceiling, open loop. */
   postP99Ms: 25,
   /** Peak RSS growth of the process storing one large output. */
@@ -29,14 +36,23 @@ export const TARGETS = {
   largeOutputRatio: 0.8,
 } as const;
 
-export type Phase = 'throughput' | 'open-loop' | 'scaling' | 'large-output';
-export const ALL_PHASES: readonly Phase[] = ['throughput', 'open-loop', 'scaling', 'large-output'];
+export type Phase = 'throughput' | 'clients' | 'open-loop' | 'scaling' | 'idle-streams' | 'large-output';
+export const ALL_PHASES: readonly Phase[] = [
+  'throughput',
+  'clients',
+  'open-loop',
+  'scaling',
+  'idle-streams',
+  'large-output',
+];
 
 export interface BenchOptions {
   apiBaseUrl: string;
   temporalAddress: string;
   namespace: string;
   s3: BenchS3Config;
+  /** The stack's database: the idle-streams phase counts its transactions and runs an API process of its own on it. */
+  databaseUrl: string;
   /** Closed-loop clients and outputs per job of the headline run. */
   concurrency: number;
   outputs: number;
@@ -118,12 +134,21 @@ export interface BenchResult {
     loadAverageAtStart: number[];
     loadAverageAtEnd: number[];
   };
-  settings: Omit<BenchOptions, 's3' | 'log' | 'phases'> & { phases: Phase[]; bareTaskQueue: string };
+  settings: Omit<BenchOptions, 's3' | 'log' | 'phases' | 'databaseUrl'> & { phases: Phase[]; bareTaskQueue: string };
   targets: typeof TARGETS;
   throughput?: ThroughputComparison;
   apiLatency?: OpenLoopResult;
   scaling?: { byOutputs: ThroughputComparison[]; byConcurrency: ThroughputComparison[] };
   largeOutput?: LargeOutputResult;
+  /** The headline run again with clients that wait (`Prefer: wait`) and that follow events (SSE), beside the bare jobs/s. */
+  clients?: {
+    kind: ClientKind;
+    jobsPerS: number;
+    bareJobsPerS: number;
+    ratio: number;
+    latency: ClosedLoopResult['latency'];
+  }[];
+  idleStreams?: IdleStreamsResult;
   /** Each target and whether this run met it (absent when its phase did not run). */
   checks: { name: string; value: number; target: string; met: boolean }[];
 }
@@ -261,6 +286,36 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       result.throughput = await compare(options.outputs, options.concurrency, options.durationS);
     }
 
+    if (phases.has('clients') && temporal) {
+      const bareJobsPerS = result.throughput?.bare.jobsPerS;
+      result.clients = [];
+      for (const kind of ['wait', 'sse'] as const) {
+        log(
+          `clients: ${options.concurrency} clients that ${kind === 'wait' ? 'wait (Prefer: wait)' : 'follow events (SSE)'}, ${options.durationS}s...`,
+        );
+        const run = await runClosedLoop(
+          loop(options.concurrency, options.durationS),
+          serviceJobRunner(http, options.outputs, undefined, kind),
+        );
+        log(`    ${kind}:    ${describeLoop(run)}`);
+        const bare =
+          bareJobsPerS ??
+          (
+            await runClosedLoop(
+              loop(options.concurrency, options.durationS),
+              bareJobRunner(temporal, bareTaskQueue, options.outputs),
+            )
+          ).jobsPerS;
+        result.clients.push({
+          kind,
+          jobsPerS: run.jobsPerS,
+          bareJobsPerS: bare,
+          ratio: ratio(run.jobsPerS, bare),
+          latency: run.latency,
+        });
+      }
+    }
+
     if (phases.has('open-loop')) {
       const ceiling = result.throughput?.service.jobsPerS;
       const rate = options.openLoopRatePerS ?? (ceiling ? ceiling / 2 : undefined);
@@ -312,6 +367,16 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     http.close();
   }
 
+  if (phases.has('idle-streams')) {
+    const streams = options.quick ? 50 : 1000;
+    log(`idle streams: ${streams} event streams held by one API process on jobs that do not change...`);
+    result.idleStreams = await runIdleStreams({ streams, databaseUrl: options.databaseUrl, log });
+    const idle = result.idleStreams;
+    log(
+      `    ${idle.streamsOpen} streams open; API RSS +${idle.rssGrowthMiB} MiB; ${idle.queriesPerS} database transactions/s while idle; change → event p50 ${idle.changeToEvent.p50Ms} ms, p99 ${idle.changeToEvent.p99Ms} ms`,
+    );
+  }
+
   if (phases.has('large-output')) {
     log(
       `large output: ${round(options.largeOutputBytes / 1024 ** 2)} MiB through storeObject and through a plain Upload, each in a child process...`,
@@ -348,6 +413,28 @@ export function checks(result: BenchResult): BenchResult['checks'] {
       value: p99,
       target: `<= ${TARGETS.postP99Ms}`,
       met: p99 <= TARGETS.postP99Ms,
+    });
+  }
+  for (const client of result.clients ?? []) {
+    list.push({
+      name: `throughput ratio, clients that ${client.kind === 'wait' ? 'wait' : 'follow events'} (service / bare)`,
+      value: client.ratio,
+      target: `>= ${TARGETS.waitingRatio}`,
+      met: client.ratio >= TARGETS.waitingRatio,
+    });
+  }
+  if (result.idleStreams) {
+    list.push({
+      name: `idle streams: API RSS growth (MiB) with ${result.idleStreams.streamsOpen} open`,
+      value: result.idleStreams.rssGrowthMiB,
+      target: `< ${TARGETS.idleStreamsRssGrowthMiB}`,
+      met: result.idleStreams.rssGrowthMiB < TARGETS.idleStreamsRssGrowthMiB,
+    });
+    list.push({
+      name: 'idle streams: database transactions/s while idle',
+      value: result.idleStreams.queriesPerS,
+      target: `< ${TARGETS.idleStreamsQueriesPerS}`,
+      met: result.idleStreams.queriesPerS < TARGETS.idleStreamsQueriesPerS,
     });
   }
   if (result.largeOutput) {

@@ -91,6 +91,27 @@ export function formatSummary(result: BenchResult): string {
     for (const p of s.byConcurrency) lines.push(...point(`${p.concurrency} clients × ${p.outputs} outputs`, p));
   }
 
+  if (result.clients?.length) {
+    lines.push('');
+    lines.push('Clients that wait or follow instead of polling (same clients and outputs as the headline):');
+    for (const c of result.clients)
+      lines.push(
+        `  ${c.kind === 'wait' ? 'Prefer: wait ' : 'SSE follow   '} ${c.jobsPerS} jobs/s, p99 ${c.latency.p99Ms} ms; bare ${c.bareJobsPerS} jobs/s; ratio ${c.ratio}   target >= ${targets.waitingRatio}: ${verdict(c.ratio >= targets.waitingRatio)}`,
+      );
+  }
+  const idle = result.idleStreams;
+  if (idle) {
+    lines.push('');
+    lines.push(`Idle event streams (${idle.streamsOpen} of ${idle.streams} open, one API process):`);
+    lines.push(
+      `  API RSS +${idle.rssGrowthMiB} MiB over ${idle.rssBeforeMiB} MiB   target < ${targets.idleStreamsRssGrowthMiB} MiB: ${verdict(idle.rssGrowthMiB < targets.idleStreamsRssGrowthMiB)}`,
+    );
+    lines.push(
+      `  database ${idle.queriesPerS} transactions/s over ${idle.idleSeconds}s idle (the whole stack's)   target < ${targets.idleStreamsQueriesPerS}: ${verdict(idle.queriesPerS < targets.idleStreamsQueriesPerS)}`,
+    );
+    lines.push(`  change → event p50 ${idle.changeToEvent.p50Ms} ms, p99 ${idle.changeToEvent.p99Ms} ms`);
+  }
+
   const l = result.largeOutput;
   if (l) {
     lines.push('');
@@ -196,6 +217,35 @@ export function formatMarkdownTable(result: BenchResult): string {
       `${p.bare.jobsPerS}, ${ms(p.bare.latency.p99Ms)} ms${losses(p.bare)}`,
       '',
       `${p.ratio}`,
+    ]);
+  }
+  for (const c of result.clients ?? []) {
+    rows.push([
+      `${result.throughput?.concurrency ?? ''} clients that ${c.kind === 'wait' ? 'wait (Prefer: wait)' : 'follow events (SSE)'} (jobs/s, p99)`,
+      `${c.jobsPerS}, ${ms(c.latency.p99Ms)} ms`,
+      `${c.bareJobsPerS}`,
+      `≥ ${result.targets.waitingRatio} × bare`,
+      `${c.ratio} ${c.ratio >= result.targets.waitingRatio ? '✅' : '❌'}`,
+    ]);
+  }
+  const idle = result.idleStreams;
+  if (idle) {
+    rows.push([
+      `${idle.streamsOpen} idle event streams: API RSS growth; database transactions/s`,
+      `${idle.rssGrowthMiB} MiB; ${idle.queriesPerS}/s`,
+      '',
+      `< ${result.targets.idleStreamsRssGrowthMiB} MiB; < ${result.targets.idleStreamsQueriesPerS}/s`,
+      idle.rssGrowthMiB < result.targets.idleStreamsRssGrowthMiB &&
+      idle.queriesPerS < result.targets.idleStreamsQueriesPerS
+        ? '✅'
+        : '❌',
+    ]);
+    rows.push([
+      'Row change → SSE event (p50 / p99)',
+      `${ms(idle.changeToEvent.p50Ms)} / ${ms(idle.changeToEvent.p99Ms)} ms`,
+      '',
+      '',
+      '',
     ]);
   }
   const l = result.largeOutput;

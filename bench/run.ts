@@ -116,6 +116,7 @@ export function buildOptions(argv: string[], env: NodeJS.ProcessEnv): { options:
   const options: BenchOptions = {
     apiBaseUrl: pick(values['api-url'], 'BENCH_API_URL') ?? `http://127.0.0.1:${config.PORT}`,
     temporalAddress: config.TEMPORAL_ADDRESS,
+    databaseUrl: config.DATABASE_URL,
     namespace: config.TEMPORAL_NAMESPACE,
     s3: {
       endpoint: config.S3_ENDPOINT_URL,

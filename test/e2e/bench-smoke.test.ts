@@ -19,6 +19,7 @@ describe('benchmark smoke run', () => {
       scalingConcurrency: [QUICK.concurrency, 8],
       apiBaseUrl: stack.baseUrl,
       temporalAddress: testServers().temporalAddress,
+      databaseUrl: config.DATABASE_URL,
       namespace: config.TEMPORAL_NAMESPACE,
       s3: {
         endpoint: config.S3_ENDPOINT_URL,
@@ -103,7 +104,15 @@ describe('benchmark smoke run', () => {
     );
     expect(listed.KeyCount ?? 0).toBe(0);
 
-    expect(result.checks.map((check) => check.name)).toHaveLength(4);
+    // Clients that wait or follow events finish every job, and the idle streams were all open and heard a change.
+    expect(result.clients!.map((client) => client.kind)).toEqual(['wait', 'sse']);
+    for (const client of result.clients!) expect(client.jobsPerS).toBeGreaterThan(0);
+    const idle = result.idleStreams!;
+    expect(idle.streamsOpen).toBe(idle.streams);
+    expect(idle.changeToEvent.count).toBeGreaterThan(0);
+    expect(idle.rssBeforeMiB).toBeGreaterThan(0);
+
+    expect(result.checks.map((check) => check.name)).toHaveLength(8);
     expect(renderChart(result)).toMatch(/^<svg[\s\S]*<\/svg>\n$/);
     expect(formatSummary(result)).toContain('Throughput, closed loop');
     expect(formatMarkdownTable(result)).toContain('| Figure |');
