@@ -1,7 +1,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger, type BundlerPlugin } from '@temporalio/worker';
-import type { Logger, LogLevel, LogMetadata } from '@temporalio/common';
+import type { Logger } from '@temporalio/common';
+import { sdkLogger } from './sdk-logger';
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
 /** Written by `npm run bundle:workflows` (the Docker image does); used when present. */
@@ -13,18 +14,10 @@ export const PREBUILT_WORKFLOW_BUNDLE = path.join(__dirname, '..', 'dist', 'work
  * build's report comes at ERROR and goes through whole.
  */
 export function quietBundlerLogger(target: Logger): Logger {
-  const log = (level: LogLevel, message: string, meta?: LogMetadata) => {
+  return sdkLogger((level, message, meta) => {
     if (level === 'WARN' || level === 'ERROR') target.log(level, message, meta);
     else if (level === 'INFO' && message.includes('WARNING in ')) target.log('WARN', message, meta);
-  };
-  return {
-    log,
-    trace: (message, meta) => log('TRACE', message, meta),
-    debug: (message, meta) => log('DEBUG', message, meta),
-    info: (message, meta) => log('INFO', message, meta),
-    warn: (message, meta) => log('WARN', message, meta),
-    error: (message, meta) => log('ERROR', message, meta),
-  };
+  });
 }
 
 /** The workflows' bundle code, built by webpack, with the plugins' workflow interceptors in it. */

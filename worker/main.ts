@@ -6,19 +6,20 @@ import { startTracing } from '../common/tracing';
 import { createProvider } from '../activities/providers';
 import { createDatabase } from '../db/client';
 import { Client, Connection } from '@temporalio/client';
-import { Runtime, type LogLevel, type LogMetadata, type Logger as SdkLogger } from '@temporalio/worker';
-import type { Logger } from 'pino';
+import { Runtime } from '@temporalio/worker';
 import { existsSync } from 'node:fs';
 import { connectWithRetry, createMediaWorker, PREBUILT_WORKFLOW_BUNDLE } from './create-worker';
 import { makeCurrentOncePolling, resolveBuildId } from './versioning';
 import { ensureReconciler } from './reconciler';
+import { ensureRetentionSchedule } from './retention-schedule';
+import { sdkLoggerOver } from './sdk-logger';
 import { createWorkerMetrics, serveWorkerMetrics } from './metrics';
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
   const logger = createLogger('worker', config.LOG_LEVEL);
   // The SDK's own messages (worker state, activity failures) go through the same logger, as JSON lines.
-  Runtime.install({ logger: sdkLogger(logger) });
+  Runtime.install({ logger: sdkLoggerOver(logger) });
   const tracing = startTracing('media-generation-worker', { endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT });
   if (tracing)
     logger.info(
@@ -38,6 +39,10 @@ async function main(): Promise<void> {
   await ensureReconciler(client, {
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     intervalSeconds: config.RECONCILE_INTERVAL_SECONDS,
+  });
+  await ensureRetentionSchedule(client, {
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    everySeconds: config.MEDIA_RETENTION_SWEEP_SECONDS,
   });
   const metrics = createWorkerMetrics();
   if (config.WORKER_METRICS_PORT > 0) {
@@ -145,22 +150,6 @@ async function main(): Promise<void> {
   await database.close();
   await tracing?.shutdown();
   logger.info('worker stopped');
-}
-
-/** The Temporal SDK's logger interface over pino, its metadata as the line's fields. */
-function sdkLogger(logger: Logger): SdkLogger {
-  const log = (level: LogLevel, message: string, meta?: LogMetadata) => {
-    const method = level.toLowerCase() as 'trace' | 'debug' | 'info' | 'warn' | 'error';
-    logger[method]({ sdk: true, ...meta }, message);
-  };
-  return {
-    log,
-    trace: (message, meta) => log('TRACE', message, meta),
-    debug: (message, meta) => log('DEBUG', message, meta),
-    info: (message, meta) => log('INFO', message, meta),
-    warn: (message, meta) => log('WARN', message, meta),
-    error: (message, meta) => log('ERROR', message, meta),
-  };
 }
 
 main().catch((error: unknown) => {
