@@ -18,6 +18,7 @@ import {
 import { heartbeatWhile, isRetryableFailure, pollRetryDelayMs, storableText, waitOutDatabaseOutage } from './helpers';
 import { storeObject } from './object-storage';
 import { reconcileUnfinishedJobs } from './reconcile';
+import { abortStaleUploads, removeExpiredBatch, type RemovalBatch } from './retention';
 import { finishJobFromWorkflow, type ReconcileResult } from '../jobs/lifecycle';
 import { deliverWebhook, type DeliveryResult, type WebhookDependencies } from './webhook-delivery';
 import type { ActivityPolicyOverrides, WebhookMessage } from '../common/temporal';
@@ -317,6 +318,15 @@ export function createActivities(deps: ActivityDependencies) {
     /** One webhook message, signed with the worker's secret; each attempt is recorded. */
     async deliverWebhook(message: WebhookMessage): Promise<DeliveryResult> {
       return deliverWebhook(db, deps.webhooks, message, Context.current().cancellationSignal);
+    },
+
+    /** One bounded batch of the retention sweep (the retention Schedule's workflow). */
+    async removeExpiredMedia(batchSize: number): Promise<RemovalBatch> {
+      return removeExpiredBatch({ db, s3, bucket, logger }, batchSize);
+    },
+
+    async abortStaleUploads(): Promise<number> {
+      return abortStaleUploads({ s3, bucket });
     },
 
     async reconcileJobs(): Promise<ReconcileResult[]> {

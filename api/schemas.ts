@@ -16,6 +16,7 @@ export const LIMITS = {
   defaultPageSize: 20,
   maxWebhookUrlLength: 2_000,
   maxDeadlineSeconds: 7 * 24 * 3600,
+  maxRetentionSeconds: 2_147_483_647,
   maxIdempotencyKeyLength: 255,
 } as const;
 
@@ -70,6 +71,11 @@ export const generateRequestSchema = z
       example: 600,
       description:
         'Past this many seconds the job ends FAILED (CANCELLED if it had not started) and its upstream work stops.',
+    }),
+    retention_seconds: z.number().int().min(1).max(LIMITS.maxRetentionSeconds).optional().openapi({
+      example: 3600,
+      description:
+        "How long the stored outputs are kept once the job ended; then they are removed (`data_removed`). At most the deployment's MEDIA_RETENTION_SECONDS, which is also the default (unset: kept until deleted).",
     }),
   })
   .superRefine((request, context) => {

@@ -62,6 +62,10 @@ export const configSchema = z.object({
   WORKFLOW_BUNDLE_PATH: z.string().min(1).optional(),
   /** How often the reconciler looks for jobs whose workflows ended without them (terminated, timed out). */
   RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(5).default(30),
+  /** How long stored outputs are kept once their job ended, and the most a request's retention_seconds may ask; unset keeps them. */
+  MEDIA_RETENTION_SECONDS: optionalPositiveInt,
+  /** How often the retention Schedule removes expired outputs. */
+  MEDIA_RETENTION_SWEEP_SECONDS: z.coerce.number().int().min(1).default(60),
   /**
    * Fault tests only: the worker's activities stop at this line until the worker is killed, so a
    * test can kill it exactly there. Unset (off) everywhere else.

@@ -9,6 +9,11 @@ export const RECONCILE_WORKFLOW_TYPE = 'reconcileJobs';
 export const LEGACY_RECONCILE_SCHEDULE_ID = 'media-jobs-reconciler';
 export const REDELIVER_WEBHOOK_WORKFLOW_TYPE = 'redeliverWebhook';
 export const SETTLE_ORPHANED_JOB_WORKFLOW_TYPE = 'settleOrphanedJob';
+export const REMOVE_EXPIRED_MEDIA_WORKFLOW_TYPE = 'removeExpiredMedia';
+/** The retention Schedule of a task queue: runs removeExpiredMedia every MEDIA_RETENTION_SWEEP_SECONDS. */
+export function retentionScheduleId(taskQueue: string): string {
+  return `media-retention-${taskQueue}`;
+}
 /** The reconciler: one long-lived workflow per task queue that continues as new. */
 export function reconcilerWorkflowId(taskQueue: string): string {
   return `reconciler-${taskQueue}`;

@@ -4,4 +4,5 @@ import './versioning';
 export { mediaGeneration } from './media-generation';
 export { reconcileJobs } from './reconcile-jobs';
 export { redeliverWebhook } from './redeliver-webhook';
+export { removeExpiredMedia } from './remove-expired-media';
 export { settleOrphanedJob } from './settle-orphaned-job';

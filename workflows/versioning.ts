@@ -3,6 +3,7 @@ import { setWorkflowOptions, workflowInfo } from '@temporalio/workflow';
 import { mediaGeneration } from './media-generation';
 import { reconcileJobs } from './reconcile-jobs';
 import { redeliverWebhook } from './redeliver-webhook';
+import { removeExpiredMedia } from './remove-expired-media';
 import { settleOrphanedJob } from './settle-orphaned-job';
 
 /**
@@ -34,5 +35,6 @@ setWorkflowOptions(onVersionedWorker('PINNED'), mediaGeneration);
  */
 setWorkflowOptions(onVersionedWorker('AUTO_UPGRADE'), reconcileJobs);
 setWorkflowOptions(onVersionedWorker('AUTO_UPGRADE'), redeliverWebhook);
+setWorkflowOptions(onVersionedWorker('AUTO_UPGRADE'), removeExpiredMedia);
 // Its webhook may retry for a day: pinned, it would hold an old build's workers that long.
 setWorkflowOptions(onVersionedWorker('AUTO_UPGRADE'), settleOrphanedJob);

@@ -63,6 +63,16 @@ function checkWebhookUrl(url: string, allowPrivate: boolean): void {
     throw invalidWebhookUrl(`${host} is not a public address`);
 }
 
+/** A request keeps its outputs at most as long as the deployment does. */
+export function checkRetention(retentionSeconds: number | undefined, deploymentSeconds: number | undefined): void {
+  if (retentionSeconds === undefined || deploymentSeconds === undefined || retentionSeconds <= deploymentSeconds)
+    return;
+  const message = `must be at most ${deploymentSeconds}, this server's MEDIA_RETENTION_SECONDS`;
+  throw new Problem(422, 'Invalid request', `The request body is invalid: retention_seconds: ${message}`, {
+    errors: [{ field: 'retention_seconds', message }],
+  });
+}
+
 function runningJobsCap(caller: Caller, limit: number | undefined): RunningJobsCap | undefined {
   if (limit === undefined) return undefined;
   return caller.authenticated ? { limit, owner: caller.owner } : { limit, clientAddress: caller.clientAddress };
@@ -81,6 +91,7 @@ export function generateRouter(deps: ApiDependencies): Router {
         throw invalidWebhookUrl('webhooks are off on this server (WEBHOOK_SIGNING_SECRET is not set)');
       checkWebhookUrl(request.webhook_url, config.MEDIA_FETCH_ALLOW_PRIVATE);
     }
+    checkRetention(request.retention_seconds, config.MEDIA_RETENTION_SECONDS);
     const submitted = await submitJob(deps, {
       job: {
         model: request.model,
@@ -93,6 +104,7 @@ export function generateRouter(deps: ApiDependencies): Router {
         webhookUrl: request.webhook_url,
         webhookEvents: request.webhook_url ? (request.webhook_events_filter ?? DEFAULT_WEBHOOK_EVENTS) : undefined,
         deadlineSeconds: request.deadline_seconds,
+        retentionSeconds: request.retention_seconds ?? config.MEDIA_RETENTION_SECONDS,
       },
       requestHash: requestHash(request),
       idempotencyKey,

@@ -19,6 +19,8 @@ export interface NewJob {
   webhookUrl?: string;
   webhookEvents?: string[];
   deadlineSeconds?: number;
+  /** How long its outputs are kept once it ended; undefined keeps them. */
+  retentionSeconds?: number;
 }
 
 export type JobWithMedia = JobRow & { media: MediaRow[] };
@@ -269,6 +271,8 @@ export async function finishJob(db: Database, jobId: string, outcome: JobOutcome
         errorMessage: outcome.errorMessage ?? null,
         retryCount: sql`${outcome.generationRetries ?? 0} + coalesce((select sum(greatest(${media.attempts} - 1, 0)) from ${media} where ${media.jobId} = ${jobId}), 0)`,
         completedAt: sql`now()`,
+        // The outputs' lifetime counts from the end; an earlier expiry (a DELETE while it ran) stays.
+        expiresAt: sql`least(${jobs.expiresAt}, now() + ${jobs.retentionSeconds} * interval '1 second')`,
       })
       .where(and(eq(jobs.id, jobId), notInArray(jobs.status, [...TERMINAL_STATUSES])))
       .returning({ id: jobs.id });
