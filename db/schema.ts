@@ -62,6 +62,10 @@ export const jobs = pgTable(
     expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }),
     /** When its stored outputs were removed (a DELETE or its expiry); the row itself stays. */
     dataRemovedAt: timestamp('data_removed_at', { withTimezone: true, mode: 'date' }),
+    /** The FAILED job this one regenerates (POST /api/v1/jobs/{id}/retry with regenerate). */
+    retryOf: uuid('retry_of'),
+    /** When the provider stops serving the prediction's outputs (Replicate: an hour after it ends); null: never. */
+    providerOutputsExpireAt: timestamp('provider_outputs_expire_at', { withTimezone: true, mode: 'date' }),
   },
   (table) => [
     index('jobs_created_at_id_idx').on(table.createdAt.desc(), table.id.desc()),
