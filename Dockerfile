@@ -14,8 +14,10 @@ COPY package.json package-lock.json ./
 RUN npm ci
 
 COPY . .
-# The image is only built from sources that type-check.
-RUN npx tsc --noEmit
+# The image is only built from sources that type-check (the server's and the console's).
+RUN npx tsc --noEmit && npx tsc --noEmit -p console
+# The web console's page, bundled into dist/console (the runtime stage ships it without its sources).
+RUN npm run build:console && test -s dist/console/index.html
 # Writes dist/workflow-bundle.js; worker/create-worker.ts uses it when present, so a worker
 # starts without webpack (and without the dev dependencies webpack would need).
 RUN npm run bundle:workflows && test -s dist/workflow-bundle.js
@@ -46,6 +48,7 @@ COPY common ./common
 COPY scripts ./scripts
 COPY --from=build /app/dist/workflow-bundle.js ./dist/workflow-bundle.js
 COPY --from=build /app/dist/worker-build-id ./dist/worker-build-id
+COPY --from=build /app/dist/console ./dist/console
 
 # Sources stay root-owned and read-only; the processes run as the unprivileged `node` user.
 USER node

@@ -13,6 +13,7 @@ const PROJECT_FOLDERS = [
   'scripts',
   'bench',
   'test',
+  'console',
 ];
 
 /** Import paths that reach the top-level `folder` from a file one to three folders deep. */
@@ -74,6 +75,35 @@ module.exports = tseslint.config(
     ['workflows', 'activities', 'jobs', 'db', 'common'],
     'worker/ wires workflows/, activities/, jobs/, db/ and common/; nothing imports api/.',
   ),
+  {
+    // The console runs in the browser: no Node built-ins, no server code; from common/ only its pure
+    // constants (statuses), which the bundle inlines.
+    files: ['console/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['node:*', 'fs', 'path', 'os', 'crypto', 'http', 'https', 'net', 'child_process', 'stream'],
+              message: 'The console runs in the browser: no Node built-ins.',
+            },
+            {
+              group: PROJECT_FOLDERS.filter((folder) => folder !== 'console' && folder !== 'common').flatMap(
+                fromParentFolders,
+              ),
+              message: 'The console calls the API over HTTP; it imports no server code.',
+            },
+            {
+              group: ['../common/*', '!../common/statuses'],
+              message: 'The console imports only common/statuses (pure constants) from common/.',
+            },
+          ],
+        },
+      ],
+      '@typescript-eslint/consistent-type-imports': 'error',
+    },
+  },
   {
     // Workflow code is replayed in a sandbox: no Node built-ins, no I/O, activities as types only.
     files: ['workflows/**/*.ts'],

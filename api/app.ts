@@ -8,6 +8,7 @@ import { buildOpenApiDocument } from './openapi';
 import { errorHandler, notFoundHandler } from './problem';
 import { rateLimit } from './rate-limit';
 import { traceRequests } from './tracing';
+import { consoleRouter } from './routes/console';
 import { eventsRouter } from './routes/events';
 import { generateRouter } from './routes/generate';
 import { healthRouter } from './routes/health';
@@ -57,6 +58,8 @@ export function createApp(deps: ApiDependencies): Express {
     res.json(openApiDocument);
   });
   app.use('/docs', swaggerUi.serve, swaggerUi.setup(openApiDocument, { customSiteTitle: 'Media generation API' }));
+  // The web console: a page for the people who submit jobs, calling the API above like any client.
+  app.use(consoleRouter(deps));
 
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger));

@@ -4,6 +4,7 @@ import { prettyFactory } from 'pino-pretty';
 import { loadConfigOrExit } from '../common/config';
 import { applyBucketLifecycle, createS3Client, ensureBucket } from '../common/s3';
 import { runMigrations } from '../db/migrate';
+import { describeBuild, watchConsole } from './build-console';
 import { startS3Server, startTemporalDevServer } from './local-services';
 import { isPortOpen, onEachLine, spawnPrefixed, stopProcess, waitForPort } from './processes';
 
@@ -32,6 +33,7 @@ interface Supervised {
 
 const supervised: Supervised[] = [];
 let stopping = false;
+let consoleWatch: { dispose: () => Promise<void> } | undefined;
 let lastOutputAt = Date.now();
 
 /** Keeps a process running: one that dies is reported and restarted, with backoff, while the others keep going. */
@@ -79,6 +81,7 @@ async function shutdown(exitCode = 0): Promise<void> {
   ];
   await Promise.all(apps.map((s) => s.child && stopProcess(s.child)));
   await Promise.all(servers.map((s) => s.child && stopProcess(s.child)));
+  await consoleWatch?.dispose();
   process.exit(exitCode);
 }
 
@@ -148,6 +151,12 @@ async function main(): Promise<void> {
     : 'the server has no lifecycle rules: the expiry sweep aborts uploads left open';
   console.log(`[dev] bucket '${config.S3_BUCKET_NAME}' ready (${lifecycle})`);
 
+  // The console is rebuilt on every change of console/; a reload of the page shows it.
+  consoleWatch = await watchConsole(
+    (build) => console.log(`[dev] ${describeBuild(build)}`),
+    (error) => console.error('[dev] the console did not build:', error instanceof Error ? error.message : error),
+  );
+
   const worker = supervise(
     'worker',
     () => spawnPrefixed('worker', TSX, [path.join(ROOT, 'worker', 'main.ts')], { env, format: prettyLine }),
@@ -162,6 +171,7 @@ async function main(): Promise<void> {
     config.WORKER_METRICS_PORT > 0 ? `, http://127.0.0.1:${config.WORKER_METRICS_PORT}/metrics (worker)` : '';
   console.log(`
 [dev] the stack is up (Ctrl-C stops all of it):
+  Web console      http://127.0.0.1:${config.PORT}/console
   API              http://127.0.0.1:${config.PORT}
   API docs         http://127.0.0.1:${config.PORT}/docs
   Temporal Web UI  http://127.0.0.1:${PORTS.temporalUi}

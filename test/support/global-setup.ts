@@ -7,6 +7,7 @@ import { mediaJobStatusSearchAttribute } from '../../common/temporal';
 import { runMigrations } from '../../db/migrate';
 import { buildWorkflowBundle } from '../../worker/build-workflow-bundle';
 import { resolveBinary } from '../../scripts/binaries';
+import { buildConsole } from '../../scripts/build-console';
 import { startS3Server } from '../../scripts/local-services';
 import { findFreePort, waitForPort } from '../../scripts/processes';
 import { TEST_S3_CREDENTIALS, type TestServers } from './servers';
@@ -32,6 +33,8 @@ export default async function globalSetup(): Promise<void> {
     }),
     runMigrations(databaseUrl.toString()),
     buildWorkflowBundle(path.join(workDir, 'workflow-bundle.js')),
+    // The web console's page, into dist/console where the API serves it from, as `npm run api` builds it.
+    buildConsole(),
   ]);
   const s3Process = startS3Server({
     port: s3Port,
