@@ -225,7 +225,7 @@ export function createActivities(deps: ActivityDependencies) {
               predictionStatus = state.status;
               switch (state.status) {
                 case 'succeeded':
-                  await untilDatabaseAnswers(() => recordJobGenerated(db, input.jobId));
+                  await untilDatabaseAnswers(() => recordJobGenerated(db, input.jobId, provider.outputLifetimeSeconds));
                   return { outputUrls: state.outputUrls, attempt: context.info.attempt };
                 case 'failed':
                   throw ApplicationFailure.create({

@@ -10,6 +10,18 @@ export const LEGACY_RECONCILE_SCHEDULE_ID = 'media-jobs-reconciler';
 export const REDELIVER_WEBHOOK_WORKFLOW_TYPE = 'redeliverWebhook';
 export const SETTLE_ORPHANED_JOB_WORKFLOW_TYPE = 'settleOrphanedJob';
 export const REMOVE_EXPIRED_MEDIA_WORKFLOW_TYPE = 'removeExpiredMedia';
+export const RETRY_FAILED_OUTPUTS_WORKFLOW_TYPE = 'retryFailedOutputs';
+
+/** A FAILED job stored again: only its failed outputs, from the prediction's recorded URLs (no new prediction). */
+export interface RetryFailedOutputsInput {
+  jobId: string;
+  numOutputs: number;
+  outputFormat: OutputFormat;
+  outputs: Array<{ index: number; sourceUrl: string }>;
+  /** What finishJob adds to the outputs' own retries so that retry_count keeps its earlier count plus this retry. */
+  baseRetries: number;
+  policies?: ActivityPolicyOverrides;
+}
 /** The retention Schedule of a task queue: runs removeExpiredMedia every MEDIA_RETENTION_SWEEP_SECONDS. */
 export function retentionScheduleId(taskQueue: string): string {
   return `media-retention-${taskQueue}`;

@@ -75,6 +75,9 @@ export const statusReplySchema = z
       description:
         'When the stored outputs are removed (retention_seconds or MEDIA_RETENTION_SECONDS, counted from the end of the job); null keeps them.',
     }),
+    retry_of: z.string().nullable().openapi({
+      description: 'The FAILED job this one generates again (POST /api/v1/jobs/{id}/retry with regenerate).',
+    }),
     data_removed: z.boolean().openapi({
       description:
         'The stored outputs were removed (DELETE or expiry): no presigned URL any more; the job, its timings and hashes stay.',
@@ -141,6 +144,7 @@ export async function toStatusReply(
         : null,
     metrics: jobMetrics(job),
     expires_at: iso(job.expiresAt),
+    retry_of: job.retryOf,
     data_removed: job.dataRemovedAt !== null,
   };
 }

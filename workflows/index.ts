@@ -5,4 +5,5 @@ export { mediaGeneration } from './media-generation';
 export { reconcileJobs } from './reconcile-jobs';
 export { redeliverWebhook } from './redeliver-webhook';
 export { removeExpiredMedia } from './remove-expired-media';
+export { retryFailedOutputs } from './retry-failed-outputs';
 export { settleOrphanedJob } from './settle-orphaned-job';

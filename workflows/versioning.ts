@@ -4,6 +4,7 @@ import { mediaGeneration } from './media-generation';
 import { reconcileJobs } from './reconcile-jobs';
 import { redeliverWebhook } from './redeliver-webhook';
 import { removeExpiredMedia } from './remove-expired-media';
+import { retryFailedOutputs } from './retry-failed-outputs';
 import { settleOrphanedJob } from './settle-orphaned-job';
 
 /**
@@ -26,6 +27,8 @@ function onVersionedWorker(behavior: VersioningBehavior): () => WorkflowDefiniti
  * workers too. The price: a build's workers stay until its pinned jobs are done (drained).
  */
 setWorkflowOptions(onVersionedWorker('PINNED'), mediaGeneration);
+// A retry of a job's outputs is the job running again: pinned the same way.
+setWorkflowOptions(onVersionedWorker('PINNED'), retryFailedOutputs);
 
 /**
  * AUTO_UPGRADE: short or looping housekeeping moves to the deployment's current build at its next

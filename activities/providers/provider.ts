@@ -25,6 +25,8 @@ export interface OutputStream {
  */
 export interface MediaProvider {
   readonly name: string;
+  /** How long the provider serves a prediction's outputs after it succeeded; undefined: for as long as they are needed. */
+  readonly outputLifetimeSeconds?: number;
   createPrediction(request: GenerationRequest): Promise<string>;
   getPrediction(predictionId: string, signal?: AbortSignal): Promise<PredictionState>;
   cancelPrediction(predictionId: string): Promise<void>;

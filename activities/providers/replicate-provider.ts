@@ -32,6 +32,8 @@ const MODEL_REF = /^([^/\s:]+)\/([^/\s:]+)(?::([^/\s:]+))?$/;
  */
 export class ReplicateProvider implements MediaProvider {
   readonly name = 'replicate';
+  // Replicate deletes the outputs of predictions made through the API an hour after they end.
+  readonly outputLifetimeSeconds = 3600;
   // Private fields stay out of JSON and logged objects; the token lives only here and in the client.
   readonly #client: Replicate;
   readonly #token: string;

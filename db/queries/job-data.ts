@@ -2,6 +2,8 @@ import { and, asc, eq, inArray, isNull, lte, sql } from 'drizzle-orm';
 import { TERMINAL_STATUSES } from '../../common/statuses';
 import type { Database } from '../client';
 import { jobs, media } from '../schema';
+import { appendJobEvent } from './events';
+import { outputEventData } from './jobs';
 
 /** The job's outputs are to go now: once it has ended, whichever removal comes first takes them. */
 export async function expireJobDataNow(db: Database, jobId: string): Promise<void> {
@@ -41,4 +43,66 @@ export async function listExpiredJobs(db: Database, limit: number): Promise<stri
     .orderBy(asc(jobs.expiresAt))
     .limit(limit);
   return rows.map((row) => row.id);
+}
+
+export interface ReopenedJob {
+  outputs: Array<{ index: number; sourceUrl: string }>;
+  retryCount: number;
+  baseRetries: number;
+}
+
+/**
+ * FAILED → PROCESSING for a retry of its failed outputs, in one transaction: retry_count counts
+ * the retry, the failed outputs are PENDING again (their attempts start over), and the events say
+ * so. Only while its objects are kept for another `marginSeconds` at least, so that the expiry
+ * sweep cannot be removing them while the retry writes. Undefined when the job is not in that state.
+ */
+export async function reopenFailedJob(
+  db: Database,
+  jobId: string,
+  marginSeconds: number,
+): Promise<ReopenedJob | undefined> {
+  return db.transaction(async (tx) => {
+    const [job] = await tx
+      .update(jobs)
+      .set({
+        status: 'PROCESSING',
+        errorMessage: null,
+        completedAt: null,
+        expiresAt: null,
+        retryCount: sql`${jobs.retryCount} + 1`,
+      })
+      .where(
+        and(
+          eq(jobs.id, jobId),
+          eq(jobs.status, 'FAILED'),
+          isNull(jobs.dataRemovedAt),
+          sql`(${jobs.expiresAt} is null or ${jobs.expiresAt} > now() + ${marginSeconds} * interval '1 second')`,
+        ),
+      )
+      .returning({ retryCount: jobs.retryCount });
+    if (!job) return undefined;
+    const reopened = await tx
+      .update(media)
+      .set({ status: 'PENDING', errorMessage: null, attempts: 0, failedAttempts: 0 })
+      .where(and(eq(media.jobId, jobId), inArray(media.status, ['FAILED', 'CANCELLED', 'PENDING', 'PROCESSING'])))
+      .returning();
+    const [kept] = await tx
+      .select({ retries: sql<string>`coalesce(sum(greatest(${media.attempts} - 1, 0)), 0)` })
+      .from(media)
+      .where(eq(media.jobId, jobId));
+    for (const row of reopened.sort((a, b) => a.outputIndex - b.outputIndex)) {
+      await appendJobEvent(tx, jobId, 'output', outputEventData(row));
+    }
+    await appendJobEvent(tx, jobId, 'status', {
+      status: 'PROCESSING',
+      error_message: null,
+      retry: { retry_count: job.retryCount, outputs: reopened.map((row) => row.outputIndex).sort() },
+    });
+    return {
+      outputs: reopened.map((row) => ({ index: row.outputIndex, sourceUrl: row.mediaUrl ?? '' })),
+      retryCount: job.retryCount,
+      baseRetries: job.retryCount - Number(kept?.retries ?? 0),
+    };
+  });
 }

@@ -233,10 +233,16 @@ export async function recordPredictionId(
 }
 
 /** The prediction succeeded: the first time on record stays (a retried wait changes nothing). */
-export async function recordJobGenerated(db: Database, jobId: string): Promise<void> {
+export async function recordJobGenerated(db: Database, jobId: string, outputLifetimeSeconds?: number): Promise<void> {
   await db
     .update(jobs)
-    .set({ generatedAt: sql`coalesce(${jobs.generatedAt}, now())` })
+    .set({
+      generatedAt: sql`coalesce(${jobs.generatedAt}, now())`,
+      providerOutputsExpireAt:
+        outputLifetimeSeconds === undefined
+          ? null
+          : sql`coalesce(${jobs.generatedAt}, now()) + ${outputLifetimeSeconds} * interval '1 second'`,
+    })
     .where(eq(jobs.id, jobId));
 }
 

@@ -1,0 +1,79 @@
+import { asc, eq, sql } from 'drizzle-orm';
+import { jobEvents, jobs } from '../../db/schema';
+import { ScriptedProvider } from '../support/scripted-provider';
+import { postJson, validRequest, waitForJob } from '../support/stack';
+import { useTestStack } from '../support/use-stack';
+
+/** POST /api/v1/jobs/{id}/retry: a FAILED job's failed outputs stored again from its recorded prediction. */
+describe('retrying a failed job', () => {
+  const provider = new ScriptedProvider();
+  const stack = useTestStack({ provider, env: { PERSIST_MAX_ATTEMPTS: '2' } });
+
+  const failedJob = async () => {
+    provider.outputFailures.set(1, Number.POSITIVE_INFINITY);
+    const submitted = await postJson(stack.baseUrl, '/api/v1/generate', validRequest);
+    const jobId = submitted.body!.job_id as string;
+    const failed = await waitForJob(stack.baseUrl, jobId);
+    provider.outputFailures.delete(1);
+    expect(failed.status).toBe('FAILED');
+    expect(failed.media.map((media: any) => media.status)).toEqual(['COMPLETED', 'FAILED']);
+    return failed;
+  };
+
+  it('stores only the failed output again, with no new prediction, and ends COMPLETED', async () => {
+    const failed = await failedJob();
+    const jobId = failed.job_id as string;
+    const opened = provider.opened.length;
+
+    const retried = await postJson(stack.baseUrl, `/api/v1/jobs/${jobId}/retry`, {});
+    expect(retried.status).toBe(202);
+    expect(retried.body!.status).toBe('PROCESSING');
+    expect(retried.body!.retry_count).toBe(failed.retry_count + 1);
+
+    const done = await waitForJob(stack.baseUrl, jobId);
+    expect(done.status).toBe('COMPLETED');
+    expect(done.error_message).toBeNull();
+    expect(done.media.map((media: any) => media.status)).toEqual(['COMPLETED', 'COMPLETED']);
+    expect(done.media[0].sha256).toBe(failed.media[0].sha256);
+    expect(done.media[1].presigned_media_url).toBeTruthy();
+    expect(done.retry_count).toBe(failed.retry_count + 1);
+    // One prediction for the job, before and after; only output 1 was fetched again.
+    expect(provider.createdForJob(jobId)).toBe(1);
+    expect(provider.opened.slice(opened).map((url) => new URL(url).searchParams.get('index'))).toEqual(['1']);
+
+    const events = await stack.database.db
+      .select()
+      .from(jobEvents)
+      .where(eq(jobEvents.jobId, jobId))
+      .orderBy(asc(jobEvents.seq));
+    const statuses = events.filter((event) => event.type === 'status').map((event) => event.data as any);
+    expect(statuses.map((event) => event.status)).toEqual([
+      'PENDING',
+      'PROCESSING',
+      'FAILED',
+      'PROCESSING',
+      'COMPLETED',
+    ]);
+    expect(statuses[3].retry).toEqual({ retry_count: failed.retry_count + 1, outputs: [1] });
+  });
+
+  it("answers 409 for a job that did not fail, and for one whose provider's outputs are gone", async () => {
+    const submitted = await postJson(stack.baseUrl, '/api/v1/generate', validRequest);
+    const completed = await waitForJob(stack.baseUrl, submitted.body!.job_id as string);
+    const notFailed = await postJson(stack.baseUrl, `/api/v1/jobs/${completed.job_id}/retry`, {});
+    expect(notFailed.status).toBe(409);
+
+    const failed = await failedJob();
+    await stack.database.db
+      .update(jobs)
+      .set({ providerOutputsExpireAt: sql`now() - interval '1 second'` })
+      .where(eq(jobs.id, failed.job_id as string));
+    const gone = await postJson(stack.baseUrl, `/api/v1/jobs/${failed.job_id}/retry`, {});
+    expect(gone.status).toBe(409);
+    expect(gone.body!.detail).toMatch(/stopped serving the prediction's outputs.*\{"regenerate": true\}/);
+    expect(provider.createdForJob(failed.job_id as string)).toBe(1);
+
+    const unknownField = await postJson(stack.baseUrl, `/api/v1/jobs/${failed.job_id}/retry`, { again: true });
+    expect(unknownField.status).toBe(422);
+  });
+});
