@@ -64,6 +64,8 @@ export const jobs = pgTable(
     dataRemovedAt: timestamp('data_removed_at', { withTimezone: true, mode: 'date' }),
     /** The FAILED job this one regenerates (POST /api/v1/jobs/{id}/retry with regenerate). */
     retryOf: uuid('retry_of'),
+    /** The batch it was submitted in (POST /api/v1/batches). */
+    batchId: uuid('batch_id'),
     /** When the provider stops serving the prediction's outputs (Replicate: an hour after it ends); null: never. */
     providerOutputsExpireAt: timestamp('provider_outputs_expire_at', { withTimezone: true, mode: 'date' }),
   },
@@ -78,6 +80,9 @@ export const jobs = pgTable(
       .on(table.expiresAt)
       .where(sql`${table.expiresAt} is not null and ${table.dataRemovedAt} is null`),
     index('jobs_client_address_status_idx').on(table.clientAddress, table.status),
+    index('jobs_batch_id_idx')
+      .on(table.batchId)
+      .where(sql`${table.batchId} is not null`),
   ],
 );
 
@@ -104,6 +109,23 @@ export const media = pgTable(
     completedAt: timestamp('completed_at', { withTimezone: true, mode: 'date' }),
   },
   (table) => [uniqueIndex('media_job_id_output_index_idx').on(table.jobId, table.outputIndex)],
+);
+
+/** A batch of jobs submitted in one request (POST /api/v1/batches); its jobs carry its id. */
+export const batches = pgTable(
+  'batches',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    owner: text('owner').notNull().default('anonymous'),
+    idempotencyKey: text('idempotency_key'),
+    requestHash: text('request_hash').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (table) => [
+    uniqueIndex('batches_owner_idempotency_key_idx')
+      .on(table.owner, table.idempotencyKey)
+      .where(sql`${table.idempotencyKey} is not null`),
+  ],
 );
 
 /** Every change of a job or one of its outputs, in order: what GET /api/v1/jobs/{id}/events streams. */
@@ -173,6 +195,7 @@ export const webhookDeliveries = pgTable(
 );
 
 export type JobRow = typeof jobs.$inferSelect;
+export type BatchRow = typeof batches.$inferSelect;
 export type NewJobRow = typeof jobs.$inferInsert;
 export type MediaRow = typeof media.$inferSelect;
 export type JobEventRow = typeof jobEvents.$inferSelect;
