@@ -25,8 +25,14 @@ const sleep = (ms: number, signal: AbortSignal) =>
 interface Watch {
   jobId: string;
   handlers: JobEventHandlers;
+  /** Aborted when the page stops following the job. */
   controller: AbortController;
   priority: boolean;
+  /** Keeps the last event id across turns, so a stream given back resumes where it left off. */
+  parser: EventStreamParser;
+  /** The current turn's stream; aborted to give its place to a job the user just submitted. */
+  turn?: AbortController;
+  yielded?: boolean;
 }
 
 /**
@@ -42,9 +48,25 @@ export class LiveJobs {
 
   /** Starts following a job; the function it returns stops. `priority`: ahead of the waiting ones. */
   watch(jobId: string, handlers: JobEventHandlers, options: { priority?: boolean } = {}): () => void {
-    const watch: Watch = { jobId, handlers, controller: new AbortController(), priority: Boolean(options.priority) };
-    if (watch.priority) this.waiting.unshift(watch);
-    else this.waiting.push(watch);
+    const watch: Watch = {
+      jobId,
+      handlers,
+      controller: new AbortController(),
+      priority: Boolean(options.priority),
+      parser: new EventStreamParser(),
+    };
+    if (watch.priority) {
+      this.waiting.unshift(watch);
+      // A job just submitted is followed at once: the oldest ordinary stream gives it its place
+      // (jobs that never change, say, could hold every place) and waits for another turn.
+      if (this.running.size >= MAX_OPEN_STREAMS) {
+        const ordinary = [...this.running].find((candidate) => !candidate.priority && !candidate.yielded);
+        if (ordinary) {
+          ordinary.yielded = true;
+          ordinary.turn?.abort();
+        }
+      }
+    } else this.waiting.push(watch);
     this.next();
     return () => {
       watch.controller.abort();
@@ -59,14 +81,19 @@ export class LiveJobs {
       this.running.add(watch);
       void this.follow(watch).finally(() => {
         this.running.delete(watch);
+        if (watch.yielded && !watch.controller.signal.aborted) {
+          watch.yielded = false;
+          this.waiting.push(watch);
+        }
         this.next();
       });
     }
   }
 
-  private async follow({ jobId, handlers, controller }: Watch): Promise<void> {
-    const { signal } = controller;
-    const parser = new EventStreamParser();
+  private async follow(watch: Watch): Promise<void> {
+    const { jobId, handlers, parser } = watch;
+    watch.turn = new AbortController();
+    const signal = AbortSignal.any([watch.controller.signal, watch.turn.signal]);
     let ended = false;
     let failures = 0;
     while (!signal.aborted && !ended) {
@@ -115,5 +142,6 @@ export class LiveJobs {
       }
     }
     if (!signal.aborted) handlers.done?.('ended');
+    watch.turn = undefined;
   }
 }

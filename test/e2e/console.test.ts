@@ -7,6 +7,7 @@
 import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import sharp from 'sharp';
+import { createJob } from '../../db/queries/jobs';
 import { collectPageErrors, launchBrowser } from '../support/browser';
 import { submitJob } from '../support/jobs';
 import { createTestKey } from '../support/public-api';
@@ -537,6 +538,28 @@ describe('the web console', () => {
         }
         expect(errors).toEqual([]);
       }
+    });
+  });
+
+  describe('among jobs that never change', () => {
+    const stack = useTestStack();
+
+    it('follows a job just submitted at once, although older unfinished jobs hold every stream', async () => {
+      // Rows no workflow works on: their streams stay open, as many as the page may hold.
+      for (let i = 0; i < 4; i++) {
+        await createJob(stack.database.db, {
+          model: 'a/b',
+          prompt: `stuck ${i}`,
+          numOutputs: 1,
+          seed: i,
+          outputFormat: 'png',
+        });
+      }
+      const { page } = await openPage(stack);
+      await page.goto('/console');
+      await page.locator('form.submit-form').waitFor();
+      const jobId = await submitThroughForm(page, { prompt: 'submitted among stuck jobs', num_outputs: '1' });
+      await page.waitForSelector(`article[data-job-id="${jobId}"][data-status="COMPLETED"]`, { timeout: 20_000 });
     });
   });
 });
