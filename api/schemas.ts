@@ -1,5 +1,6 @@
 import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
+import { JOB_PRIORITIES } from '../common/priorities';
 import { JOB_STATUSES, OUTPUT_FORMATS } from '../common/statuses';
 import { statusReplySchema } from '../jobs/status-reply';
 import { DEFAULT_WEBHOOK_EVENTS, WEBHOOK_EVENTS } from '../common/webhooks';
@@ -77,6 +78,12 @@ export const generateRequestSchema = z
       description:
         "How long the stored outputs are kept once the job ended; then they are removed (`data_removed`). At most the deployment's MEDIA_RETENTION_SECONDS, which is also the default (unset: kept until deleted).",
     }),
+    // No zod default: a request without it hashes as before (Idempotency-Key replays across a deploy).
+    priority: z.enum(JOB_PRIORITIES).optional().openapi({
+      example: 'normal',
+      description:
+        'Which of the waiting jobs a worker takes next: every `high` job before any `normal`, every `normal` before any `low`; default `normal`. An API key may ask for at most its `--max-priority` (`normal` unless the operator allows `high`); more is refused with 403.',
+    }),
   })
   .superRefine((request, context) => {
     if (request.webhook_events_filter && !request.webhook_url) {
@@ -95,6 +102,7 @@ export const jobIdParamSchema = z.object({ job_id: z.uuid('must be a job id (a U
 
 export const listJobsQuerySchema = z.strictObject({
   status: z.enum(JOB_STATUSES).optional(),
+  priority: z.enum(JOB_PRIORITIES).optional(),
   limit: z.coerce.number().int().min(1).max(LIMITS.maxPageSize).default(LIMITS.defaultPageSize),
   cursor: z.string().max(200).optional(),
 });

@@ -5,7 +5,9 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import type { Logger } from 'pino';
+import type { Priority } from '@temporalio/common';
 import type { Config } from '../common/config';
+import { PRIORITY_KEYS } from '../common/priorities';
 import { isTerminalStatus, type TerminalStatus } from '../common/statuses';
 import {
   cancelSignal,
@@ -113,8 +115,16 @@ export type SubmitOutcome =
   /** Temporal did not start the workflow: the job was not accepted (its row removed, or left to the reconciler). */
   | { outcome: 'not-started' };
 
+/** Whose share of the task queues a job takes (docs/api.md, "Priority and fairness"). */
+export interface Fairness {
+  /** The submitter: an API key id, or the client address when AUTH_MODE=off. */
+  key: string;
+  weight: number;
+}
+
 export interface Submission {
   job: NewJob;
+  fairness: Fairness;
   requestHash: string;
   idempotencyKey?: string;
   runningJobsCap?: RunningJobsCap;
@@ -127,7 +137,7 @@ export async function submitJob(deps: LifecycleDependencies, submission: Submiss
   const owner = submission.job.owner ?? 'anonymous';
   if (idempotencyKey) {
     const existing = await findJobByIdempotencyKey(db, owner, idempotencyKey);
-    if (existing) return replayJob(deps, existing, requestHash);
+    if (existing) return replayJob(deps, existing, requestHash, submission.fairness);
   }
 
   let job: JobRow;
@@ -140,7 +150,7 @@ export async function submitJob(deps: LifecycleDependencies, submission: Submiss
     if (idempotencyKey && isIdempotencyConflict(error)) {
       // A concurrent request with the same key won the insert: answer with its job.
       const existing = await findJobByIdempotencyKey(db, owner, idempotencyKey);
-      if (existing) return replayJob(deps, existing, requestHash);
+      if (existing) return replayJob(deps, existing, requestHash, submission.fairness);
     }
     throw error;
   }
@@ -148,7 +158,7 @@ export async function submitJob(deps: LifecycleDependencies, submission: Submiss
   const startingWorkflow = performance.now();
   try {
     // A start that failed or timed out may still have reached the server: if the workflow exists, the job is accepted.
-    await ensureWorkflowStarted(deps, job);
+    await ensureWorkflowStarted(deps, job, submission.fairness);
   } catch (error) {
     // No workflow, or Temporal cannot say: the row goes only if no workflow has touched it (still PENDING, no
     // prediction). A start that lands after all finds no row and fails on JobNotFound before anything billed; a row
@@ -172,14 +182,19 @@ export async function submitJob(deps: LifecycleDependencies, submission: Submiss
 }
 
 /** The job an Idempotency-Key already made; a PENDING one has its start attempted again. */
-async function replayJob(deps: LifecycleDependencies, job: JobRow, requestHash: string): Promise<SubmitOutcome> {
+async function replayJob(
+  deps: LifecycleDependencies,
+  job: JobRow,
+  requestHash: string,
+  fairness: Fairness,
+): Promise<SubmitOutcome> {
   if (job.requestHash !== requestHash) return { outcome: 'key-reused', job };
   if (job.status === 'PENDING') {
     // The first request may have died between its insert and its start: starting again is harmless (one workflow
     // id). A job that will not run is never replayed as accepted. Its row is kept: the first request may still be
     // starting it, and the reconciler fails a row whose workflow never started once its grace period is over.
     try {
-      await ensureWorkflowStarted(deps, job, { rejectDuplicate: true });
+      await ensureWorkflowStarted(deps, job, fairness, { rejectDuplicate: true });
     } catch (error) {
       deps.logger.warn({ err: error, jobId: job.id }, 'could not start the workflow of a replayed job');
       return { outcome: 'not-started' };
@@ -188,7 +203,20 @@ async function replayJob(deps: LifecycleDependencies, job: JobRow, requestHash: 
   return { outcome: 'replayed', job };
 }
 
-function startWorkflow(deps: LifecycleDependencies, job: JobRow, options: { rejectDuplicate?: boolean }) {
+/**
+ * The workflow's Temporal priority. Its activities and workflow tasks inherit it (none sets its own),
+ * so generation and storage both wait their turn by it; its local activities run inside its workflow tasks.
+ */
+export function temporalPriorityOf(job: Pick<JobRow, 'priority'>, fairness: Fairness): Priority {
+  return { priorityKey: PRIORITY_KEYS[job.priority], fairnessKey: fairness.key, fairnessWeight: fairness.weight };
+}
+
+function startWorkflow(
+  deps: LifecycleDependencies,
+  job: JobRow,
+  fairness: Fairness,
+  options: { rejectDuplicate?: boolean },
+) {
   const { temporal, config } = deps;
   return withTemporalTimeout(
     temporal.connection,
@@ -198,8 +226,10 @@ function startWorkflow(deps: LifecycleDependencies, job: JobRow, options: { reje
         workflowId: workflowIdForJob(job.id),
         args: [workflowInputFor(job, config)],
         typedSearchAttributes: [{ key: mediaJobStatusSearchAttribute, value: 'PENDING' }],
+        priority: temporalPriorityOf(job, fairness),
         memo: { model: job.model, prompt: job.prompt },
-        staticSummary: `${job.numOutputs} × ${job.outputFormat} from ${job.model}`,
+        // The Web UI shows the summary on each workflow: the priority is read there at a glance.
+        staticSummary: `${job.numOutputs} × ${job.outputFormat} from ${job.model}, priority ${job.priority}`,
         ...(options.rejectDuplicate ? { workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE } : {}),
       }),
     TEMPORAL_START_DEADLINE_MS,
@@ -210,10 +240,11 @@ function startWorkflow(deps: LifecycleDependencies, job: JobRow, options: { reje
 async function ensureWorkflowStarted(
   deps: LifecycleDependencies,
   job: JobRow,
+  fairness: Fairness,
   options: { rejectDuplicate?: boolean } = {},
 ): Promise<void> {
   try {
-    await startWorkflow(deps, job, options);
+    await startWorkflow(deps, job, fairness, options);
   } catch (startError) {
     // A concurrent request with the same Idempotency-Key may have started it first: one workflow id, one workflow.
     if ((startError as Error).name === 'WorkflowExecutionAlreadyStartedError') return;

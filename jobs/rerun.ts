@@ -3,7 +3,7 @@ import { RETRY_FAILED_OUTPUTS_WORKFLOW_TYPE, workflowIdForJob, type RetryFailedO
 import { withTemporalTimeout } from '../common/timeout';
 import { reopenFailedJob } from '../db/queries/job-data';
 import { finishJob, type JobWithMedia } from '../db/queries/jobs';
-import { policyOverrides, type LifecycleDependencies } from './lifecycle';
+import { policyOverrides, temporalPriorityOf, type Fairness, type LifecycleDependencies } from './lifecycle';
 
 /** A retry needs its objects kept this much longer at least, so that the expiry sweep cannot be removing them meanwhile. */
 const RETRY_RETENTION_MARGIN_SECONDS = 60;
@@ -36,7 +36,11 @@ export function whyOutputsAreGone(job: JobWithMedia, now = new Date()): string |
  * again with retry_count one higher, and a retryFailedOutputs workflow (under the job's workflow id)
  * stores them and ends it. No prediction is created.
  */
-export async function retryFailedJob(deps: LifecycleDependencies, job: JobWithMedia): Promise<RetryOutcome> {
+export async function retryFailedJob(
+  deps: LifecycleDependencies,
+  job: JobWithMedia,
+  fairness: Fairness,
+): Promise<RetryOutcome> {
   if (job.status !== 'FAILED') return { outcome: 'not-failed' };
   const reason = whyOutputsAreGone(job);
   if (reason) return { outcome: 'outputs-gone', reason };
@@ -59,6 +63,8 @@ export async function retryFailedJob(deps: LifecycleDependencies, job: JobWithMe
           workflowId: workflowIdForJob(job.id),
           workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
           args: [input],
+          // Storing again is the job's work: it waits its turn like the job's first run.
+          priority: temporalPriorityOf(job, fairness),
         }),
       TEMPORAL_START_DEADLINE_MS,
     );

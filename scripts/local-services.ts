@@ -1,14 +1,35 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { parse } from 'yaml';
 import { resolveBinary } from './binaries';
 import { spawnPrefixed } from './processes';
 
 export const SEARCH_ATTRIBUTES = ['MediaJobStatus=Keyword'];
 
-/** `temporal server start-dev`, persisting to `dbFile`, with the search attribute registered at start. */
+/** The server's dynamic config, shared with docker-compose.yml (task-queue priority and fairness). */
+export const TEMPORAL_DYNAMIC_CONFIG_FILE = path.join(__dirname, '..', 'temporal-dynamic-config.yaml');
+
+/**
+ * The dynamic config file as dev-server flags: each key's unconstrained value, as JSON
+ * (`--dynamic-config-value matching.enableFairness=true`); `except` leaves keys at the server's default.
+ */
+export function dynamicConfigArgs(options: { except?: string[] } = {}): string[] {
+  const settings = parse(readFileSync(TEMPORAL_DYNAMIC_CONFIG_FILE, 'utf8')) as Record<
+    string,
+    { value: unknown; constraints?: unknown }[]
+  >;
+  return Object.entries(settings).flatMap(([key, entries]) => {
+    if (options.except?.includes(key)) return [];
+    const entry = entries.find((candidate) => candidate.constraints === undefined);
+    return entry ? ['--dynamic-config-value', `${key}=${JSON.stringify(entry.value)}`] : [];
+  });
+}
+
+/** `temporal server start-dev`, persisting to `dbFile`, with the search attribute registered at start and the dynamic config. */
 export function startTemporalDevServer(options: { port: number; uiPort?: number; dbFile?: string; quiet?: boolean }) {
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(options.port), '--log-level', 'warn'];
   for (const attribute of SEARCH_ATTRIBUTES) args.push('--search-attribute', attribute);
+  args.push(...dynamicConfigArgs());
   if (options.dbFile) {
     mkdirSync(path.dirname(options.dbFile), { recursive: true });
     // WAL with normal sync: without them SQLite syncs to disk on every commit, and each workflow start waits for it.

@@ -1,6 +1,7 @@
 import { createHash, randomInt } from 'node:crypto';
 import { isIP } from 'node:net';
 import { Router } from 'express';
+import { DEFAULT_JOB_PRIORITY, isPriorityAllowed, type JobPriority } from '../../common/priorities';
 import { isPublicAddress } from '../../common/public-address';
 import { workflowIdForJob } from '../../common/temporal';
 import { DEFAULT_WEBHOOK_EVENTS } from '../../common/webhooks';
@@ -9,7 +10,7 @@ import { submitJob, waitUntilJobEnds } from '../../jobs/lifecycle';
 import { getJob } from '../../db/queries/jobs';
 import { hangUpSignal, preferredWaitSeconds } from '../prefer-wait';
 import { statusReplyOf } from './jobs';
-import { callerOf, type Caller } from '../auth';
+import { callerOf, fairnessOf, type Caller } from '../auth';
 import type { ApiDependencies } from '../dependencies';
 import { Problem } from '../problem';
 import {
@@ -63,6 +64,16 @@ function checkWebhookUrl(url: string, allowPrivate: boolean): void {
     throw invalidWebhookUrl(`${host} is not a public address`);
 }
 
+/** A key asks for at most the priority its operator allowed: a refusal says so rather than running it lower. */
+function checkPriority(caller: Caller, priority: JobPriority): void {
+  if (isPriorityAllowed(priority, caller.maxPriority)) return;
+  throw new Problem(
+    403,
+    'Priority not allowed',
+    `API key ${caller.owner} may ask for priority '${caller.maxPriority}' at most, not '${priority}'; the operator sets it with \`npm run apikey -- set ${caller.owner} --max-priority ${priority}\`.`,
+  );
+}
+
 /** A request keeps its outputs at most as long as the deployment does. */
 export function checkRetention(retentionSeconds: number | undefined, deploymentSeconds: number | undefined): void {
   if (retentionSeconds === undefined || deploymentSeconds === undefined || retentionSeconds <= deploymentSeconds)
@@ -91,6 +102,8 @@ export function generateRouter(deps: ApiDependencies): Router {
         throw invalidWebhookUrl('webhooks are off on this server (WEBHOOK_SIGNING_SECRET is not set)');
       checkWebhookUrl(request.webhook_url, config.MEDIA_FETCH_ALLOW_PRIVATE);
     }
+    const priority = request.priority ?? DEFAULT_JOB_PRIORITY;
+    checkPriority(caller, priority);
     checkRetention(request.retention_seconds, config.MEDIA_RETENTION_SECONDS);
     const submitted = await submitJob(deps, {
       job: {
@@ -105,7 +118,9 @@ export function generateRouter(deps: ApiDependencies): Router {
         webhookEvents: request.webhook_url ? (request.webhook_events_filter ?? DEFAULT_WEBHOOK_EVENTS) : undefined,
         deadlineSeconds: request.deadline_seconds,
         retentionSeconds: request.retention_seconds ?? config.MEDIA_RETENTION_SECONDS,
+        priority,
       },
+      fairness: fairnessOf(caller),
       requestHash: requestHash(request),
       idempotencyKey,
       runningJobsCap: runningJobsCap(caller, config.MAX_RUNNING_JOBS_PER_KEY),
@@ -209,6 +224,7 @@ export function registerGeneratePaths(registry: OpenApiRegistry): void {
       202: json('Accepted; poll the status URL or follow the events.', generateReplySchema),
       400: problem('Malformed JSON'),
       401: common[401],
+      403: problem("`priority` is more urgent than the API key's `--max-priority`"),
       409: problem('The Idempotency-Key was already used with a different body'),
       413: problem('Body too large'),
       415: problem('Not JSON'),

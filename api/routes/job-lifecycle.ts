@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { getJob } from '../../db/queries/jobs';
 import { deleteJobData } from '../../jobs/data-removal';
 import { retryFailedJob } from '../../jobs/rerun';
+import { callerOf, fairnessOf } from '../auth';
 import type { ApiDependencies } from '../dependencies';
 import { common, jobIdParam, json, problem, security, type OpenApiRegistry } from '../openapi-parts';
 import { Problem } from '../problem';
@@ -39,7 +40,7 @@ export function jobLifecycleRouter(deps: ApiDependencies): Router {
     if (job.status !== 'FAILED')
       throw new Problem(409, 'Job not failed', `Job '${jobId}' is ${job.status}; only a FAILED job can be retried.`);
     if (regenerate) throw new Problem(501, 'Not implemented', 'regenerate is not available on this server yet.');
-    const retried = await retryFailedJob(deps, job);
+    const retried = await retryFailedJob(deps, job, fairnessOf(callerOf(res)));
     switch (retried.outcome) {
       case 'not-failed':
         throw new Problem(409, 'Job not failed', `Job '${jobId}' is no longer FAILED (retried meanwhile).`);

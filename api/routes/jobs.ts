@@ -2,12 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { Router, type Response } from 'express';
 import { REDELIVER_WEBHOOK_WORKFLOW_TYPE, type RedeliverWebhookInput } from '../../common/temporal';
 import { getJob, listJobs, queueEstimate, type JobWithMedia } from '../../db/queries/jobs';
-import { cancelJob, waitUntilJobEnds } from '../../jobs/lifecycle';
+import { cancelJob, temporalPriorityOf, waitUntilJobEnds } from '../../jobs/lifecycle';
 import { isTerminalStatus } from '../../common/statuses';
 import { hangUpSignal, preferredWaitSeconds } from '../prefer-wait';
 import { getDelivery, listDeliveries } from '../../db/queries/webhook-deliveries';
 import type { WebhookDeliveryRow } from '../../db/schema';
-import { callerOf, canSee } from '../auth';
+import { callerOf, canSee, fairnessOf } from '../auth';
 import type { ApiDependencies } from '../dependencies';
 import { Problem } from '../problem';
 import { limitRedeliveries } from '../rate-limit';
@@ -29,6 +29,7 @@ import { withTemporalTimeout } from '../../common/timeout';
 import { parseOrThrow, requireJsonBody } from '../validation';
 import { z } from 'zod';
 import { JOB_STATUSES } from '../../common/statuses';
+import { JOB_PRIORITIES } from '../../common/priorities';
 import {
   common,
   jobIdParam,
@@ -116,6 +117,7 @@ export function jobsRouter(deps: ApiDependencies): Router {
     const caller = callerOf(res);
     const page = await listJobs(db, {
       status: query.status,
+      priority: query.priority,
       owner: caller.authenticated ? caller.owner : undefined,
       limit: query.limit + 1,
       cursor,
@@ -186,6 +188,7 @@ export function jobsRouter(deps: ApiDependencies): Router {
             taskQueue: config.TEMPORAL_TASK_QUEUE,
             workflowId,
             args: [input],
+            priority: temporalPriorityOf(job, fairnessOf(callerOf(res))),
           }),
         3_000,
       );
@@ -227,6 +230,7 @@ export function registerJobsPaths(registry: OpenApiRegistry): void {
     request: {
       query: z.object({
         status: z.enum(JOB_STATUSES).optional(),
+        priority: z.enum(JOB_PRIORITIES).optional(),
         limit: z.number().int().min(1).max(LIMITS.maxPageSize).optional().openapi({ default: LIMITS.defaultPageSize }),
         cursor: z.string().optional().openapi({ description: 'next_cursor of the previous page' }),
       }),

@@ -1,10 +1,11 @@
 import { and, asc, eq, isNull, sql } from 'drizzle-orm';
 import type { Database } from '../client';
+import type { JobPriority } from '../../common/priorities';
 import { apiKeys, type ApiKeyRow } from '../schema';
 
 export async function insertApiKey(
   db: Database,
-  key: { id: string; name: string; keyHash: string },
+  key: { id: string; name: string; keyHash: string; fairnessWeight?: number; maxPriority?: JobPriority },
 ): Promise<ApiKeyRow> {
   const [row] = await db.insert(apiKeys).values(key).returning();
   return row!;
@@ -31,4 +32,14 @@ export async function revokeApiKey(db: Database, id: string): Promise<boolean> {
 
 export async function listApiKeys(db: Database): Promise<ApiKeyRow[]> {
   return db.select().from(apiKeys).orderBy(asc(apiKeys.createdAt));
+}
+
+/** Changes a key's fairness weight or most urgent priority; returns false when no such key exists. */
+export async function updateApiKeyScheduling(
+  db: Database,
+  id: string,
+  changes: { fairnessWeight?: number; maxPriority?: JobPriority },
+): Promise<boolean> {
+  const rows = await db.update(apiKeys).set(changes).where(eq(apiKeys.id, id)).returning({ id: apiKeys.id });
+  return rows.length > 0;
 }

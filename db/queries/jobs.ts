@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { and, asc, count, desc, eq, gt, inArray, isNull, lt, notInArray, or, sql, type SQL } from 'drizzle-orm';
+import type { JobPriority } from '../../common/priorities';
 import { TERMINAL_STATUSES, type JobStatus, type OutputFormat, type TerminalStatus } from '../../common/statuses';
 import { mediaObjectKey } from '../../common/storage-keys';
 import type { Database } from '../client';
@@ -21,6 +22,7 @@ export interface NewJob {
   deadlineSeconds?: number;
   /** How long its outputs are kept once it ended; undefined keeps them. */
   retentionSeconds?: number;
+  priority?: JobPriority;
 }
 
 export type JobWithMedia = JobRow & { media: MediaRow[] };
@@ -155,6 +157,7 @@ export async function getJob(db: Database, jobId: string): Promise<JobWithMedia 
 
 export interface ListJobsParams {
   status?: JobStatus;
+  priority?: JobPriority;
   /** Only this owner's jobs (AUTH_MODE=required). */
   owner?: string;
   limit: number;
@@ -164,10 +167,11 @@ export interface ListJobsParams {
 /** Newest first, keyset-paginated on (created_at, id); returns at most `limit` jobs with their media. */
 export async function listJobs(
   db: Database,
-  { status, owner, limit, cursor }: ListJobsParams,
+  { status, priority, owner, limit, cursor }: ListJobsParams,
 ): Promise<JobWithMedia[]> {
   const conditions = [
     status ? eq(jobs.status, status) : undefined,
+    priority ? eq(jobs.priority, priority) : undefined,
     owner !== undefined ? eq(jobs.owner, owner) : undefined,
     cursor
       ? or(lt(jobs.createdAt, cursor.createdAt), and(eq(jobs.createdAt, cursor.createdAt), lt(jobs.id, cursor.id)))

@@ -8,7 +8,7 @@ import { runMigrations } from '../../db/migrate';
 import { buildWorkflowBundle } from '../../worker/build-workflow-bundle';
 import { resolveBinary } from '../../scripts/binaries';
 import { buildConsole } from '../../scripts/build-console';
-import { startS3Server } from '../../scripts/local-services';
+import { dynamicConfigArgs, startS3Server } from '../../scripts/local-services';
 import { findFreePort, waitForPort } from '../../scripts/processes';
 import { TEST_S3_CREDENTIALS, type TestServers } from './servers';
 
@@ -28,7 +28,8 @@ export default async function globalSetup(): Promise<void> {
         ip: '127.0.0.1',
         port: temporalPort,
         searchAttributes: [mediaJobStatusSearchAttribute],
-        extraArgs: ['--log-level', 'error'],
+        // Task-queue priority and fairness on, as in `npm run dev` and compose.
+        extraArgs: ['--log-level', 'error', ...dynamicConfigArgs()],
       },
     }),
     runMigrations(databaseUrl.toString()),

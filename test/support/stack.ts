@@ -13,7 +13,7 @@ import { createS3Client } from '../../common/s3';
 import { createPresigner } from '../../common/presigner';
 import { createDatabase, type DatabaseHandle } from '../../db/client';
 import { JobChanges } from '../../db/job-changes';
-import { createMediaWorker } from '../../worker/create-worker';
+import { createMediaWorker, type MediaWorkerOptions } from '../../worker/create-worker';
 import { createWorkerMetrics, type WorkerMetrics } from '../../worker/metrics';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
@@ -56,6 +56,8 @@ export interface TestStackOptions {
   provider?: MediaProvider;
   /** false: no worker polls the task queue (jobs stay PENDING). */
   worker?: boolean;
+  /** The worker's slots (a small worker makes a backlog on purpose). */
+  workerTuning?: MediaWorkerOptions['tuning'];
   /** Where the API's Temporal client connects, when it must differ (an unreachable address). */
   apiTemporalAddress?: string;
   /** gRPC interceptors of the API's own Temporal connection (they replace the client's default retry interceptor). */
@@ -109,7 +111,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
       },
       metrics: workerMetrics,
       tracing,
-      tuning: { shutdownGraceTime: '1s' },
+      tuning: { shutdownGraceTime: '1s', ...options.workerTuning },
     });
     workerRun = worker.run();
   }
