@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { and, asc, count, desc, eq, gt, inArray, isNull, lt, notInArray, or, sql, type SQL } from 'drizzle-orm';
-import type { JobPriority } from '../../common/priorities';
+import { JOB_PRIORITIES, PRIORITY_KEYS, type JobPriority } from '../../common/priorities';
 import { TERMINAL_STATUSES, type JobStatus, type OutputFormat, type TerminalStatus } from '../../common/statuses';
 import { mediaObjectKey } from '../../common/storage-keys';
 import type { Database } from '../client';
@@ -349,18 +349,33 @@ export async function countJobsByStatus(db: Database): Promise<Array<{ status: J
 }
 
 export interface QueueEstimate {
-  /** 1 for the next job to start: the PENDING jobs submitted before this one, plus one. */
+  /** 1 for the next job to start: the PENDING jobs that go before this one, plus one. */
   position: number;
   /** Jobs started per second over the last five minutes, across every worker. */
   startsPerSecond: number;
 }
 
-/** Where a PENDING job stands: what the rows know (jobs ahead of it, how fast jobs started lately). */
-export async function queueEstimate(db: Database, job: Pick<JobRow, 'id' | 'createdAt'>): Promise<QueueEstimate> {
+/** The Temporal priority key of a priority column, in SQL (constants of the code, not input). */
+function priorityKeyOf(column: typeof jobs.priority): SQL {
+  const cases = JOB_PRIORITIES.map((priority) => sql.raw(`when '${priority}' then ${PRIORITY_KEYS[priority]}`));
+  return sql`(case ${column} ${sql.join(cases, sql` `)} end)`;
+}
+
+/**
+ * Where a PENDING job stands: what the rows know (jobs ahead of it, how fast jobs started lately).
+ * Ahead of it are the PENDING jobs of a more urgent priority, and those of its own submitted before
+ * it; how fairness interleaves the keys is not counted.
+ */
+export async function queueEstimate(
+  db: Database,
+  job: Pick<JobRow, 'id' | 'createdAt' | 'priority'>,
+): Promise<QueueEstimate> {
   const result = await db.execute<{ ahead: string; started: string }>(sql`
     select
       (select count(*) from ${jobs} where status = 'PENDING'
-         and (created_at, id) < (${job.createdAt.toISOString()}::timestamptz, ${job.id}::uuid)) as ahead,
+         and (${priorityKeyOf(jobs.priority)} < ${sql.raw(String(PRIORITY_KEYS[job.priority]))}
+           or (priority = ${job.priority}
+             and (created_at, id) < (${job.createdAt.toISOString()}::timestamptz, ${job.id}::uuid)))) as ahead,
       (select count(*) from ${jobs} where started_at > now() - interval '5 minutes') as started`);
   const row = result.rows[0];
   return { position: Number(row?.ahead ?? 0) + 1, startsPerSecond: Number(row?.started ?? 0) / 300 };

@@ -94,6 +94,18 @@ describe('priority and fairness keys (AUTH_MODE=required)', () => {
     expect((await getJson(stack.baseUrl, '/api/v1/jobs', key.auth)).body!.jobs).toHaveLength(3);
   });
 
+  it('counts the more urgent PENDING jobs ahead of a job, whenever they came', async () => {
+    const key = await createKey(stack, { maxPriority: 'high' });
+    const ids: string[] = [];
+    for (const priority of ['normal', 'high', 'low'] as const)
+      ids.push((await submit(stack, key.auth, { priority })).body!.job_id as string);
+    const [normal, high, low] = (
+      await Promise.all(ids.map((id) => getJson(stack.baseUrl, `/api/v1/status/${id}`, key.auth)))
+    ).map((reply) => reply.body!.queue_position as number);
+    expect(high).toBeLessThan(normal!);
+    expect(normal).toBeLessThan(low!);
+  });
+
   it('sets weights and priorities with npm run apikey (create, set, list), refusing what Temporal would not take', async () => {
     const apikey = (...args: string[]) =>
       run(path.join(ROOT, 'node_modules', '.bin', 'tsx'), [path.join(ROOT, 'scripts', 'apikey.ts'), ...args], {
