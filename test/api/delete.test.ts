@@ -1,9 +1,9 @@
-import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { applyBucketLifecycle, createS3Client } from '../../common/s3';
 import { ScriptedProvider } from '../support/scripted-provider';
 import { createTestKey } from '../support/public-api';
 import { getJson, postJson, validRequest } from '../support/stack';
 import { useTestStack } from '../support/use-stack';
+import { objectExists as objectExistsIn } from '../support/jobs';
 
 /** DELETE /api/v1/jobs/{id}: the objects go, the row stays (data_removed), a running job is cancelled first. */
 describe('deleting a job', () => {
@@ -27,18 +27,7 @@ describe('deleting a job', () => {
     const response = await fetch(`${stack.baseUrl}/api/v1/jobs/${jobId}`, { method: 'DELETE', headers });
     return { status: response.status, body: (await response.json()) as Record<string, any> };
   };
-  const objectExists = async (key: string) => {
-    const s3 = createS3Client(stack.config);
-    try {
-      await s3.send(new HeadObjectCommand({ Bucket: stack.config.S3_BUCKET_NAME, Key: key }));
-      return true;
-    } catch (error) {
-      if ((error as { name?: string }).name === 'NotFound') return false;
-      throw error;
-    } finally {
-      s3.destroy();
-    }
-  };
+  const objectExists = (key: string) => objectExistsIn(stack.config, key);
 
   it("deletes an ended job's objects and keeps its row; a second DELETE answers the same", async () => {
     const submitted = await postJson(stack.baseUrl, '/api/v1/generate', validRequest, auth);

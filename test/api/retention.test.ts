@@ -1,13 +1,12 @@
-import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
 import { eq, sql } from 'drizzle-orm';
-import { createS3Client } from '../../common/s3';
 import { retentionScheduleId } from '../../common/temporal';
 import { jobs } from '../../db/schema';
 import { ensureRetentionSchedule } from '../../worker/retention-schedule';
 import { ScriptedProvider } from '../support/scripted-provider';
 import { getJson, postJson, validRequest, waitForJob } from '../support/stack';
 import { useTestStack } from '../support/use-stack';
+import { objectExists as objectExistsIn } from '../support/jobs';
 
 /** retention_seconds and MEDIA_RETENTION_SECONDS: the retention Schedule removes expired outputs, never a running job's. */
 describe('retention', () => {
@@ -24,18 +23,7 @@ describe('retention', () => {
     await connection.close();
   });
 
-  const objectExists = async (key: string) => {
-    const s3 = createS3Client(stack.config);
-    try {
-      await s3.send(new HeadObjectCommand({ Bucket: stack.config.S3_BUCKET_NAME, Key: key }));
-      return true;
-    } catch (error) {
-      if ((error as { name?: string }).name === 'NotFound') return false;
-      throw error;
-    } finally {
-      s3.destroy();
-    }
-  };
+  const objectExists = (key: string) => objectExistsIn(stack.config, key);
 
   it('removes the objects of a job kept for 2 s once they expire, and says so in the status reply', async () => {
     const submitted = await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, retention_seconds: 2 });

@@ -1,3 +1,6 @@
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import type { Config } from '../../common/config';
+import { createS3Client } from '../../common/s3';
 import { randomUUID } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import { progressQuery, RECONCILE_WORKFLOW_TYPE, workflowIdForJob } from '../../common/temporal';
@@ -52,4 +55,18 @@ export function reconcileOnce(stack: Pick<TestStack, 'client' | 'config'>): Prom
     taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
     workflowId: `reconcile-${randomUUID()}`,
   });
+}
+
+/** Whether the bucket holds `key`: what a deletion or retention test checks, straight from S3. */
+export async function objectExists(config: Config, key: string): Promise<boolean> {
+  const s3 = createS3Client(config);
+  try {
+    await s3.send(new HeadObjectCommand({ Bucket: config.S3_BUCKET_NAME, Key: key }));
+    return true;
+  } catch (error) {
+    if ((error as { name?: string }).name === 'NotFound') return false;
+    throw error;
+  } finally {
+    s3.destroy();
+  }
 }
