@@ -20,6 +20,9 @@ export interface RetryFailedOutputsInput {
   outputs: Array<{ index: number; sourceUrl: string }>;
   /** What finishJob adds to the outputs' own retries so that retry_count keeps its earlier count plus this retry. */
   baseRetries: number;
+  /** The job's retry_count with this retry: its webhook messages are this retry's own (webhookMessageId). */
+  retryCount?: number;
+  webhook?: WebhookTarget;
   policies?: ActivityPolicyOverrides;
 }
 /** The retention Schedule of a task queue: runs removeExpiredMedia every MEDIA_RETENTION_SWEEP_SECONDS. */
@@ -66,8 +69,14 @@ export interface WebhookMessage {
   outputIndex?: number;
 }
 
-export function webhookMessageId(jobId: string, event: WebhookEvent, outputIndex?: number): string {
-  return `msg_${jobId}_${event}${outputIndex === undefined ? '' : `_${outputIndex}`}`;
+/**
+ * The webhook-id of a job's message: `msg_{job}_{event}[_{output}]`; a retry's messages (POST
+ * …/retry) are its own, `msg_{job}_retry_{n}_{event}[_{output}]`, so that a receiver that drops
+ * duplicate ids still hears that the retry ended, FAILED again included.
+ */
+export function webhookMessageId(jobId: string, event: WebhookEvent, outputIndex?: number, retry?: number): string {
+  const retryPart = retry === undefined ? '' : `_retry_${retry}`;
+  return `msg_${jobId}${retryPart}_${event}${outputIndex === undefined ? '' : `_${outputIndex}`}`;
 }
 
 /**

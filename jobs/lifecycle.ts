@@ -18,6 +18,7 @@ import {
   workflowIdForJob,
   type ActivityPolicyOverrides,
   type MediaGenerationInput,
+  type WebhookTarget,
 } from '../common/temporal';
 import { withTemporalTimeout } from '../common/timeout';
 import { DEFAULT_WEBHOOK_EVENTS, type WebhookEvent } from '../common/webhooks';
@@ -99,7 +100,8 @@ export function workflowInputFor(job: JobRow, config: LifecycleConfig): MediaGen
   };
 }
 
-function webhookOf(job: Pick<JobRow, 'webhookUrl' | 'webhookEvents'>) {
+/** Where the job's webhooks go and for which events, as its workflows carry it. */
+export function webhookOf(job: Pick<JobRow, 'webhookUrl' | 'webhookEvents'>): WebhookTarget | undefined {
   return job.webhookUrl
     ? { url: job.webhookUrl, events: (job.webhookEvents ?? DEFAULT_WEBHOOK_EVENTS) as WebhookEvent[] }
     : undefined;

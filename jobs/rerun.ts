@@ -3,7 +3,7 @@ import { RETRY_FAILED_OUTPUTS_WORKFLOW_TYPE, workflowIdForJob, type RetryFailedO
 import { withTemporalTimeout } from '../common/timeout';
 import { reopenFailedJob } from '../db/queries/job-data';
 import { finishJob, type JobWithMedia } from '../db/queries/jobs';
-import { policyOverrides, temporalPriorityOf, type Fairness, type LifecycleDependencies } from './lifecycle';
+import { policyOverrides, temporalPriorityOf, webhookOf, type Fairness, type LifecycleDependencies } from './lifecycle';
 
 /** A retry needs its objects kept this much longer at least, so that the expiry sweep cannot be removing them meanwhile. */
 const RETRY_RETENTION_MARGIN_SECONDS = 60;
@@ -52,6 +52,8 @@ export async function retryFailedJob(
     outputFormat: job.outputFormat,
     outputs: reopened.outputs,
     baseRetries: reopened.baseRetries,
+    retryCount: reopened.retryCount,
+    ...(webhookOf(job) ? { webhook: webhookOf(job) } : {}),
     policies: policyOverrides(deps.config),
   };
   try {

@@ -1,25 +1,40 @@
 import {
   CancellationScope,
   isCancellation,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
 } from '@temporalio/workflow';
 import type { MediaActivities } from '../activities/create-activities';
-import { cancelSignal, type RetryFailedOutputsInput } from '../common/temporal';
+import type { TerminalStatus } from '../common/statuses';
+import { cancelSignal, webhookMessageId, type RetryFailedOutputsInput } from '../common/temporal';
+import type { WebhookEvent } from '../common/webhooks';
 import { activityPolicies } from './policies';
+
+/** Retries started before a retry announced its end ran without webhooks: they replay without them. */
+const ANNOUNCE_RETRY = 'announce-retry';
+
+const TERMINAL_EVENT: Record<TerminalStatus, WebhookEvent> = {
+  COMPLETED: 'completed',
+  FAILED: 'failed',
+  CANCELLED: 'cancelled',
+};
 
 /**
  * A FAILED job's failed outputs stored again from the prediction's recorded output URLs: no
  * prediction is created or awaited, so nothing is billed again. Then the job ends COMPLETED, or
- * FAILED once more with what failed this time. Runs under the job's workflow id, so a cancel
- * (API, signal, workflow cancel) reaches it as it reaches the job's first run.
+ * FAILED once more with what failed this time, and its webhook says so (the retry's own messages).
+ * Runs under the job's workflow id, so a cancel (API, signal, workflow cancel) reaches it as it
+ * reaches the job's first run.
  */
 export async function retryFailedOutputs(input: RetryFailedOutputsInput): Promise<void> {
   const policies = activityPolicies(input.policies);
   const jobRows = proxyLocalActivities<MediaActivities>(policies.database);
   const { persistOutput } = proxyActivities<MediaActivities>(policies.persist);
+  const { deliverWebhook } = proxyActivities<MediaActivities>(policies.webhook);
   const { jobId } = input;
+  const announces = patched(ANNOUNCE_RETRY);
 
   let cancelReason: string | undefined;
   const work = new CancellationScope();
@@ -27,23 +42,50 @@ export async function retryFailedOutputs(input: RetryFailedOutputsInput): Promis
     cancelReason ??= signal?.reason?.trim() || 'Cancelled by an operator signal';
     work.cancel();
   });
-  const finish = (status: 'COMPLETED' | 'FAILED' | 'CANCELLED', errorMessage?: string) =>
-    CancellationScope.nonCancellable(() =>
-      jobRows.finishJob({ jobId, status, errorMessage, generationRetries: input.baseRetries }),
+
+  // As in the job's first run: each message is an activity with the webhook policy, and a cancel does not stop it.
+  const deliveryScope = new CancellationScope({ cancellable: false });
+  const deliveries: Promise<void>[] = [];
+  const notify = (event: WebhookEvent, outputIndex?: number): void => {
+    const webhook = input.webhook;
+    if (!announces || !webhook?.events.includes(event)) return;
+    const message = {
+      jobId,
+      messageId: webhookMessageId(jobId, event, outputIndex, input.retryCount),
+      event,
+      url: webhook.url,
+      outputIndex,
+    };
+    deliveries.push(
+      deliveryScope
+        .run(() => deliverWebhook(message))
+        .then(
+          () => undefined,
+          () => undefined,
+        ),
     );
+  };
+  const finish = (status: TerminalStatus, errorMessage?: string) =>
+    CancellationScope.nonCancellable(async () => {
+      const ended = await jobRows.finishJob({ jobId, status, errorMessage, generationRetries: input.baseRetries });
+      if (ended) notify(TERMINAL_EVENT[status]);
+      await Promise.all(deliveries);
+    });
 
   try {
     const outcomes = await work.run(() =>
       Promise.allSettled(
-        input.outputs.map((output) =>
-          persistOutput({
+        input.outputs.map(async (output) => {
+          const stored = await persistOutput({
             jobId,
             outputIndex: output.index,
             sourceUrl: output.sourceUrl,
             outputFormat: input.outputFormat,
             maxFailedAttempts: input.policies?.persistMaxAttempts,
-          }),
-        ),
+          });
+          notify('output', output.index);
+          return stored;
+        }),
       ),
     );
     if (work.consideredCancelled) throw new Error('cancelled');

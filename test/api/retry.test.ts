@@ -3,15 +3,22 @@ import { jobEvents, jobs } from '../../db/schema';
 import { ScriptedProvider } from '../support/scripted-provider';
 import { postJson, validRequest, waitForJob } from '../support/stack';
 import { useTestStack } from '../support/use-stack';
+import {
+  TEST_WEBHOOK_SECRET,
+  useWebhookReceivers,
+  verifyWebhook,
+  WEBHOOKS_TO_LOCAL_RECEIVERS,
+} from '../support/webhooks';
 
 /** POST /api/v1/jobs/{id}/retry: a FAILED job's failed outputs stored again from its recorded prediction. */
 describe('retrying a failed job', () => {
   const provider = new ScriptedProvider();
-  const stack = useTestStack({ provider, env: { PERSIST_MAX_ATTEMPTS: '2' } });
+  const stack = useTestStack({ provider, env: { PERSIST_MAX_ATTEMPTS: '2', ...WEBHOOKS_TO_LOCAL_RECEIVERS } });
+  const receivers = useWebhookReceivers();
 
-  const failedJob = async () => {
+  const failedJob = async (fields: Record<string, unknown> = {}) => {
     provider.outputFailures.set(1, Number.POSITIVE_INFINITY);
-    const submitted = await postJson(stack.baseUrl, '/api/v1/generate', validRequest);
+    const submitted = await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, ...fields });
     const jobId = submitted.body!.job_id as string;
     const failed = await waitForJob(stack.baseUrl, jobId);
     provider.outputFailures.delete(1);
@@ -55,6 +62,31 @@ describe('retrying a failed job', () => {
       'COMPLETED',
     ]);
     expect(statuses[3].retry).toEqual({ retry_count: failed.retry_count + 1, outputs: [1] });
+  });
+
+  it("tells the job's webhook how the retry ended, in messages of the retry's own", async () => {
+    const receiver = await receivers.start();
+    const failed = await failedJob({
+      webhook_url: receiver.url,
+      webhook_events_filter: ['completed', 'failed', 'output'],
+    });
+    const jobId = failed.job_id as string;
+    const before = await receiver.waitFor(2);
+    expect(before.map((message) => message.headers['webhook-id']).sort()).toEqual(
+      [`msg_${jobId}_failed`, `msg_${jobId}_output_0`].sort(),
+    );
+
+    const retried = await postJson(stack.baseUrl, `/api/v1/jobs/${jobId}/retry`, {});
+    expect(retried.status).toBe(202);
+    const retryCount = retried.body!.retry_count as number;
+    const after = (await receiver.waitFor(4)).slice(2);
+    expect(after.map((message) => message.headers['webhook-id'])).toEqual([
+      `msg_${jobId}_retry_${retryCount}_output_1`,
+      `msg_${jobId}_retry_${retryCount}_completed`,
+    ]);
+    const ended = after[1]!;
+    expect(verifyWebhook(TEST_WEBHOOK_SECRET, ended.headers, ended.body)).toBe(true);
+    expect(JSON.parse(ended.body)).toMatchObject({ event: 'completed', job_id: jobId, status: 'COMPLETED' });
   });
 
   it("answers 409 for a job that did not fail, and for one whose provider's outputs are gone", async () => {

@@ -41,4 +41,10 @@ describe('Standard Webhooks signer', () => {
     expect(webhookMessageId('job-1', 'output', 0)).toBe('msg_job-1_output_0');
     expect(webhookMessageId('job-1', 'output', 1)).not.toBe(webhookMessageId('job-1', 'output', 0));
   });
+
+  it("gives a retry's messages ids of their own, so that a FAILED again is not a duplicate", () => {
+    expect(webhookMessageId('job-1', 'failed', undefined, 2)).toBe('msg_job-1_retry_2_failed');
+    expect(webhookMessageId('job-1', 'output', 1, 2)).toBe('msg_job-1_retry_2_output_1');
+    expect(webhookMessageId('job-1', 'failed', undefined, 2)).not.toBe(webhookMessageId('job-1', 'failed'));
+  });
 });
