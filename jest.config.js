@@ -20,7 +20,8 @@ module.exports = {
       ...shared,
       displayName: 'servers',
       testMatch: ['**/*.test.ts'],
-      testPathIgnorePatterns: ['/node_modules/', '\\.unit\\.test\\.ts$'],
+      // test/cluster is its own tier (jest.cluster.config.js, `npm run test:cluster`).
+      testPathIgnorePatterns: ['/node_modules/', '\\.unit\\.test\\.ts$', '<rootDir>/test/cluster/'],
       globalSetup: '<rootDir>/test/support/global-setup.ts',
       globalTeardown: '<rootDir>/test/support/global-teardown.ts',
       setupFiles: ['<rootDir>/test/support/quiet-runtime.ts'],

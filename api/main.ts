@@ -5,6 +5,7 @@ import { createLogger } from '../common/logger';
 import { createS3Client } from '../common/s3';
 import { createPresigner } from '../common/presigner';
 import { startTracing } from '../common/tracing';
+import { temporalConnectionSettings } from '../common/temporal-connection';
 import { createDatabase } from '../db/client';
 import { JobChanges } from '../db/job-changes';
 import { createApp } from './app';
@@ -21,7 +22,7 @@ function main(): void {
     onIdleClientError: (error) => logger.warn({ err: error }, 'idle database connection lost'),
   });
   // Lazy: the API starts, and answers /healthz and 503s, while Temporal is still coming up.
-  const connection = Connection.lazy({ address: config.TEMPORAL_ADDRESS, connectTimeout: '3s' });
+  const connection = Connection.lazy({ ...temporalConnectionSettings(config), connectTimeout: '3s' });
   const temporal = new Client({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,

@@ -8,7 +8,8 @@ import { round } from './stats';
  * Read from /proc, so Linux only; elsewhere the figures are left out.
  */
 const GROUPS: ReadonlyArray<readonly [group: string, pattern: RegExp]> = [
-  ['temporal', /\btemporal\S* server start-dev\b/],
+  // The dev server, or the cluster's Temporal server (scripts/cluster.ts).
+  ['temporal', /\btemporal\S* server start-dev\b|\btemporal-server\b.* start\b/],
   ['s3', /\bversitygw\b/],
   ['postgres', /^postgres[: ]/],
   ['worker', /\bworker\/main\.[jt]s\b/],

@@ -14,10 +14,16 @@ export class JsonClient {
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 256 });
   /** Event streams hold their connection for as long as they follow: no cap, no reuse. */
   private readonly streamAgent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
-  private readonly base: URL;
+  private readonly bases: URL[];
+  private turn = 0;
 
-  constructor(baseUrl: string) {
-    this.base = new URL(baseUrl);
+  /** Several base URLs (the API processes of a cluster): each request goes to the next, as a round-robin load balancer sends it. */
+  constructor(baseUrl: string | string[]) {
+    this.bases = (Array.isArray(baseUrl) ? baseUrl : [baseUrl]).map((url) => new URL(url));
+  }
+
+  private nextBase(): URL {
+    return this.bases[this.turn++ % this.bases.length]!;
   }
 
   async request(
@@ -45,9 +51,10 @@ export class JsonClient {
     onEvent: (event: { id?: string; event?: string; data: string }) => boolean,
     signal: AbortSignal,
   ): Promise<boolean> {
+    const base = this.nextBase();
     return new Promise((resolve, reject) => {
       const req = http.request(
-        { host: this.base.hostname, port: this.base.port || 80, method: 'GET', path, agent: this.streamAgent, signal },
+        { host: base.hostname, port: base.port || 80, method: 'GET', path, agent: this.streamAgent, signal },
         (res) => {
           if (res.statusCode !== 200) {
             res.resume();
@@ -94,11 +101,12 @@ export class JsonClient {
     extraHeaders: Record<string, string> = {},
   ): Promise<JsonReply> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const base = this.nextBase();
     return new Promise((resolve, reject) => {
       const req = http.request(
         {
-          host: this.base.hostname,
-          port: this.base.port || 80,
+          host: base.hostname,
+          port: base.port || 80,
           method,
           path,
           agent: this.agent,

@@ -47,7 +47,10 @@ export const ALL_PHASES: readonly Phase[] = [
 ];
 
 export interface BenchOptions {
-  apiBaseUrl: string;
+  /** The API processes; requests go to each in turn, as a round-robin load balancer sends them. */
+  apiBaseUrls: string[];
+  /** Which Temporal the stack runs on: the dev server (`npm run dev`) or the production engine (`npm run dev -- --cluster`). */
+  engine: 'dev-server' | 'cluster';
   temporalAddress: string;
   namespace: string;
   s3: BenchS3Config;
@@ -172,14 +175,17 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const startedAt = new Date();
   const { log } = options;
   const phases = new Set(options.phases);
-  const http = new JsonClient(options.apiBaseUrl);
+  const http = new JsonClient(options.apiBaseUrls);
   const bareTaskQueue = `bench-bare-${randomUUID()}`;
 
-  const ready = await http.request('GET', '/readyz').catch((error: unknown) => ({ status: 0, body: String(error) }));
+  // One readiness check per API process (the client sends each request to the next one).
+  let ready: { status: number; body: unknown } = { status: 200, body: undefined };
+  for (let index = 0; index < options.apiBaseUrls.length && ready.status === 200; index++)
+    ready = await http.request('GET', '/readyz').catch((error: unknown) => ({ status: 0, body: String(error) }));
   if (ready.status !== 200) {
     http.close();
     throw new Error(
-      `the API at ${options.apiBaseUrl} is not ready (${ready.status}: ${JSON.stringify(ready.body)}); is the dev stack running (npm run dev)?`,
+      `the API at ${options.apiBaseUrls.join(', ')} is not ready (${ready.status}: ${JSON.stringify(ready.body)}); is the stack running (${options.engine === 'cluster' ? 'npm run dev -- --cluster' : 'npm run dev'})?`,
     );
   }
 
@@ -199,7 +205,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       loadAverageAtEnd: [],
     },
     settings: {
-      apiBaseUrl: options.apiBaseUrl,
+      apiBaseUrls: options.apiBaseUrls,
+      engine: options.engine,
       temporalAddress: options.temporalAddress,
       namespace: options.namespace,
       concurrency: options.concurrency,

@@ -33,7 +33,7 @@ export function formatSummary(result: BenchResult): string {
   const lines: string[] = [];
   lines.push('');
   lines.push(
-    `== media-generation benchmark${result.quick ? ' (quick)' : ''}: ${result.settings.apiBaseUrl}, Temporal ${result.settings.temporalAddress}`,
+    `== media-generation benchmark${result.quick ? ' (quick)' : ''}: ${result.settings.apiBaseUrls.join(', ')}, Temporal ${result.settings.temporalAddress} (${result.settings.engine === 'cluster' ? 'the production engine: Temporal server on Postgres' : 'dev server'})`,
   );
   lines.push(
     `   ${result.host.cpus} CPU ${result.host.cpuModel}, ${result.host.memoryGiB} GiB, Node ${result.host.node}; ${result.startedAt}`,
@@ -150,6 +150,40 @@ const losses = (run: ClosedLoopResult) =>
     .join('');
 
 /** The table of latest figures for bench/README.md. */
+/**
+ * The headline figures of the two engines side by side (README.md): the latest full run on the dev
+ * server and the latest on the production engine, each beside the bare workflow on its own server.
+ */
+export function formatEnginesTable(devServer?: BenchResult, cluster?: BenchResult): string {
+  const runs = [devServer, cluster];
+  const cell = (run: BenchResult | undefined, pick: (run: BenchResult) => string | undefined) =>
+    (run && pick(run)) ?? '–';
+  const client = (kind: string) => (run: BenchResult) => {
+    const entry = run.clients?.find((candidate) => candidate.kind === kind);
+    return entry && `${entry.jobsPerS} jobs/s (${entry.ratio} × bare)`;
+  };
+  const rows: [string, (run: BenchResult) => string | undefined][] = [
+    [
+      'Bare workflow (same shape, no-op activities)',
+      (run) => run.throughput && `${run.throughput.bare.jobsPerS} jobs/s`,
+    ],
+    [
+      'Service, pollers',
+      (run) => run.throughput && `${run.throughput.service.jobsPerS} jobs/s (${run.throughput.ratio} × bare)`,
+    ],
+    ['Service, waiters (`Prefer: wait`)', client('wait')],
+    ['Service, SSE followers', client('sse')],
+    ['POST p99 at half the ceiling', (run) => run.apiLatency && `${ms(run.apiLatency.post.p99Ms)} ms`],
+    ['CPU per job, Temporal server', (run) => run.throughput?.cpuMsPerJob?.service?.temporal?.toString().concat(' ms')],
+    ['Run', (run) => `${run.startedAt.slice(0, 16).replace('T', ' ')} UTC, load ${run.host.loadAverageAtStart[0]}`],
+  ];
+  return [
+    '| | dev server (SQLite, one process) | production engine (Temporal server on Postgres, 2 APIs, 2 workers) |',
+    '|---|---|---|',
+    ...rows.map(([label, pick]) => `| ${label} | ${runs.map((run) => cell(run, pick)).join(' | ')} |`),
+  ].join('\n');
+}
+
 export function formatMarkdownTable(result: BenchResult): string {
   const rows: string[][] = [];
   const t = result.throughput;

@@ -1,7 +1,10 @@
 /**
  * `npm run bench`: the benchmark against the running dev stack (`npm run dev`), beside a bare
- * workflow of the same shape on the same Temporal server. The last line of output is one JSON
- * object of figures; results go to bench/results/ and the figures table in bench/README.md.
+ * workflow of the same shape on the same Temporal server; `npm run bench -- --cluster` against the
+ * running production engine (`npm run dev -- --cluster`: its two API processes in turn). The last
+ * line of output is one JSON object of figures; results go to bench/results/ (latest.json,
+ * latest-cluster.json), the engine's figures table in bench/README.md and the two engines side by
+ * side in README.md.
  *
  *   npm run bench                       # the full run (5-7 minutes)
  *   npm run bench -- --quick            # a smoke run: every phase, a few jobs (not saved as latest)
@@ -13,7 +16,8 @@
  * --scaling-outputs 1,4,10 (BENCH_SCALING_OUTPUTS), --scaling-concurrency 4,16,64
  * (BENCH_SCALING_CONCURRENCY), --large-bytes 1GiB (BENCH_LARGE_BYTES), --max-jobs per run
  * (BENCH_MAX_JOBS), --drain seconds (BENCH_DRAIN), --warmup jobs (BENCH_WARMUP), --phases
- * throughput,open-loop,scaling,large-output (BENCH_PHASES), --api-url (BENCH_API_URL),
+ * throughput,open-loop,scaling,large-output (BENCH_PHASES), --api-url (BENCH_API_URL; a comma-separated
+ * list for several API processes), --cluster (BENCH_CLUSTER=1),
  * --save / --no-save (write results; default on except with --quick).
  */
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -23,15 +27,43 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { loadConfigOrExit } from '../common/config';
+import { DEFAULT_CLUSTER_PORTS } from '../scripts/cluster';
 import { ALL_PHASES, DEFAULTS, QUICK, runBench, type BenchOptions, type BenchResult, type Phase } from './phases';
 import { renderChart } from './chart';
-import { formatMarkdownTable, formatSummary } from './report';
+import { formatEnginesTable, formatMarkdownTable, formatSummary } from './report';
 
 const ROOT = path.join(__dirname, '..');
 const RESULTS_DIR = path.join(__dirname, 'results');
 const DOCS_FILE = path.join(__dirname, 'README.md');
-export const TABLE_START = '<!-- bench:table:start -->';
-export const TABLE_END = '<!-- bench:table:end -->';
+const README_FILE = path.join(ROOT, 'README.md');
+/** bench/README.md keeps one table per engine; README.md the two side by side. */
+export const TABLE_MARKERS = {
+  'dev-server': ['<!-- bench:table:start -->', '<!-- bench:table:end -->'],
+  cluster: ['<!-- bench:cluster-table:start -->', '<!-- bench:cluster-table:end -->'],
+  engines: ['<!-- bench:engines:start -->', '<!-- bench:engines:end -->'],
+} as const;
+
+/** Replaces what stands between a file's two markers; false when the file has no such markers. */
+function replaceBetween(file: string, [start, end]: readonly [string, string], content: string): boolean {
+  try {
+    const text = readFileSync(file, 'utf8');
+    const from = text.indexOf(start);
+    const to = text.indexOf(end);
+    if (from < 0 || to < from) return false;
+    writeFileSync(file, `${text.slice(0, from)}${start}\n${content}\n${end}${text.slice(to + end.length)}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function readResult(file: string): BenchResult | undefined {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as BenchResult;
+  } catch {
+    return undefined;
+  }
+}
 
 const SIZE_UNITS: Record<string, number> = {
   '': 1,
@@ -85,6 +117,7 @@ export function buildOptions(argv: string[], env: NodeJS.ProcessEnv): { options:
       warmup: { type: 'string' },
       phases: { type: 'string' },
       'api-url': { type: 'string' },
+      cluster: { type: 'boolean' },
       save: { type: 'boolean' },
       'no-save': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -113,8 +146,15 @@ export function buildOptions(argv: string[], env: NodeJS.ProcessEnv): { options:
   const largeText = pick(values['large-bytes'], 'BENCH_LARGE_BYTES');
 
   const config = loadConfigOrExit(env);
+  const cluster = values.cluster ?? ['1', 'true'].includes(env.BENCH_CLUSTER ?? '');
   const options: BenchOptions = {
-    apiBaseUrl: pick(values['api-url'], 'BENCH_API_URL') ?? `http://127.0.0.1:${config.PORT}`,
+    apiBaseUrls: (
+      pick(values['api-url'], 'BENCH_API_URL') ??
+      (cluster ? DEFAULT_CLUSTER_PORTS.apis : [config.PORT]).map((port) => `http://127.0.0.1:${port}`).join(',')
+    )
+      .split(',')
+      .map((url) => url.trim()),
+    engine: cluster ? 'cluster' : 'dev-server',
     temporalAddress: config.TEMPORAL_ADDRESS,
     databaseUrl: config.DATABASE_URL,
     namespace: config.TEMPORAL_NAMESPACE,
@@ -147,32 +187,34 @@ export function buildOptions(argv: string[], env: NodeJS.ProcessEnv): { options:
   return { options, save };
 }
 
-/** Writes the run's JSON, latest.json, the chart and the figures table in bench/README.md; returns what it wrote. */
+/**
+ * Writes the run's JSON, the engine's latest result and chart, its figures table in bench/README.md
+ * and the two engines side by side in README.md; returns what it wrote.
+ */
 export function saveResults(result: BenchResult): string[] {
   mkdirSync(RESULTS_DIR, { recursive: true });
   const stamp = result.startedAt.replace(/[:.]/g, '-');
+  const cluster = result.settings.engine === 'cluster';
+  const suffix = cluster ? '-cluster' : '';
   const json = `${JSON.stringify(result, null, 2)}\n`;
-  const written = [path.join(RESULTS_DIR, `${stamp}${result.quick ? '-quick' : ''}.json`)];
+  const written = [path.join(RESULTS_DIR, `${stamp}${suffix}${result.quick ? '-quick' : ''}.json`)];
   writeFileSync(written[0]!, json);
-  if (!result.quick) {
-    writeFileSync(path.join(RESULTS_DIR, 'latest.json'), json);
-    writeFileSync(path.join(RESULTS_DIR, 'chart.svg'), renderChart(result));
-    written.push(path.join(RESULTS_DIR, 'latest.json'), path.join(RESULTS_DIR, 'chart.svg'));
-    try {
-      const docs = readFileSync(DOCS_FILE, 'utf8');
-      const start = docs.indexOf(TABLE_START);
-      const end = docs.indexOf(TABLE_END);
-      if (start >= 0 && end > start) {
-        const load = `load average ${result.host.loadAverageAtStart[0]} at the start, ${result.host.loadAverageAtEnd[0]} at the end`;
-        const stampLine = `_Latest run: ${result.startedAt.slice(0, 16).replace('T', ' ')} UTC, ${result.host.cpus} CPU ${result.host.cpuModel}, Node ${result.host.node}, ${load}._`;
-        const table = `${TABLE_START}\n${stampLine}\n\n${formatMarkdownTable(result)}\n${TABLE_END}`;
-        writeFileSync(DOCS_FILE, docs.slice(0, start) + table + docs.slice(end + TABLE_END.length));
-        written.push(DOCS_FILE);
-      }
-    } catch {
-      // No bench/README.md: nothing to update.
-    }
-  }
+  if (result.quick) return written;
+  const latest = path.join(RESULTS_DIR, `latest${suffix}.json`);
+  writeFileSync(latest, json);
+  writeFileSync(path.join(RESULTS_DIR, `chart${suffix}.svg`), renderChart(result));
+  written.push(latest, path.join(RESULTS_DIR, `chart${suffix}.svg`));
+  const load = `load average ${result.host.loadAverageAtStart[0]} at the start, ${result.host.loadAverageAtEnd[0]} at the end`;
+  const stampLine = `_Latest run: ${result.startedAt.slice(0, 16).replace('T', ' ')} UTC, ${result.host.cpus} CPU ${result.host.cpuModel}, Node ${result.host.node}, ${load}._`;
+  if (
+    replaceBetween(DOCS_FILE, TABLE_MARKERS[result.settings.engine], `${stampLine}\n\n${formatMarkdownTable(result)}`)
+  )
+    written.push(DOCS_FILE);
+  const engines = formatEnginesTable(
+    readResult(path.join(RESULTS_DIR, 'latest.json')),
+    readResult(path.join(RESULTS_DIR, 'latest-cluster.json')),
+  );
+  if (replaceBetween(README_FILE, TABLE_MARKERS.engines, engines)) written.push(README_FILE);
   return written;
 }
 

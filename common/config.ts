@@ -25,6 +25,13 @@ export const configSchema = z.object({
   TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('media-generation'),
+  /** A managed Temporal (Temporal Cloud): an API key, sent over TLS. */
+  TEMPORAL_API_KEY: z.string().min(1).optional(),
+  /** A managed Temporal with mTLS: the client certificate and its key (PEM files), both or neither. */
+  TEMPORAL_TLS_CERT_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_KEY_PATH: z.string().min(1).optional(),
+  /** TLS to the frontend; on by default when an API key or a client certificate is set. */
+  TEMPORAL_TLS: booleanFlag.optional(),
   /** The Temporal Web UI as the console's users reach it: the console links each job to its workflow there. */
   TEMPORAL_UI_URL: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:8233'),
   S3_ENDPOINT_URL: z.url().default('http://127.0.0.1:9000'),
@@ -159,6 +166,16 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   if (config.SSE_DATABASE_CONNECTIONS !== undefined && config.SSE_DATABASE_CONNECTIONS >= config.DATABASE_POOL_SIZE) {
     throw new ConfigError(
       `Invalid configuration:\n  SSE_DATABASE_CONNECTIONS: must be less than DATABASE_POOL_SIZE (${config.DATABASE_POOL_SIZE}), so that event streams leave connections to the other routes`,
+    );
+  }
+  if (Boolean(config.TEMPORAL_TLS_CERT_PATH) !== Boolean(config.TEMPORAL_TLS_KEY_PATH)) {
+    throw new ConfigError(
+      `Invalid configuration:\n  ${config.TEMPORAL_TLS_CERT_PATH ? 'TEMPORAL_TLS_KEY_PATH' : 'TEMPORAL_TLS_CERT_PATH'}: required with ${config.TEMPORAL_TLS_CERT_PATH ? 'TEMPORAL_TLS_CERT_PATH' : 'TEMPORAL_TLS_KEY_PATH'} (mTLS needs the certificate and its key)`,
+    );
+  }
+  if (config.TEMPORAL_TLS === false && (config.TEMPORAL_API_KEY || config.TEMPORAL_TLS_CERT_PATH)) {
+    throw new ConfigError(
+      `Invalid configuration:\n  TEMPORAL_TLS: cannot be off with ${config.TEMPORAL_API_KEY ? 'TEMPORAL_API_KEY' : 'TEMPORAL_TLS_CERT_PATH'} set (the credentials would cross the network in the clear)`,
     );
   }
   if (config.MEDIA_GENERATOR_PROVIDER === 'replicate' && !config.REPLICATE_API_TOKEN) {

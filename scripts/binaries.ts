@@ -2,7 +2,14 @@ import { accessSync, constants } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-export type ProvisionedBinary = 'temporal' | 'versitygw' | 'toxiproxy-server';
+export type ProvisionedBinary =
+  | 'temporal'
+  | 'versitygw'
+  | 'toxiproxy-server'
+  | 'temporal-server'
+  | 'temporal-sql-tool'
+  | 'temporal-ui-server'
+  | 'jaeger';
 
 export function toolsDir(env: NodeJS.ProcessEnv = process.env): string {
   return (

@@ -6,5 +6,9 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   echo "installing npm packages..."
   npm ci --no-audit --no-fund
 fi
-bash scripts/provision-binaries.sh temporal versitygw
-exec node_modules/.bin/tsx scripts/dev.ts
+if [[ " $* " == *" --cluster "* ]]; then
+  bash scripts/provision-binaries.sh temporal versitygw cluster
+else
+  bash scripts/provision-binaries.sh temporal versitygw
+fi
+exec node_modules/.bin/tsx scripts/dev.ts "$@"

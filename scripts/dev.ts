@@ -4,7 +4,8 @@ import { prettyFactory } from 'pino-pretty';
 import { loadConfigOrExit } from '../common/config';
 import { applyBucketLifecycle, createS3Client, ensureBucket } from '../common/s3';
 import { runMigrations } from '../db/migrate';
-import { describeBuild, watchConsole } from './build-console';
+import { buildConsole, describeBuild, watchConsole } from './build-console';
+import { DEFAULT_CLUSTER_PORTS, startCluster, type Cluster } from './cluster';
 import { startS3Server, startTemporalDevServer } from './local-services';
 import { isPortOpen, onEachLine, spawnPrefixed, stopProcess, waitForPort } from './processes';
 
@@ -35,6 +36,7 @@ const supervised: Supervised[] = [];
 let stopping = false;
 let consoleWatch: { dispose: () => Promise<void> } | undefined;
 let lastOutputAt = Date.now();
+let cluster: Cluster | undefined;
 
 /** Keeps a process running: one that dies is reported and restarted, with backoff, while the others keep going. */
 function supervise(name: string, start: () => ChildProcess, readyLine?: RegExp): Supervised {
@@ -81,6 +83,7 @@ async function shutdown(exitCode = 0): Promise<void> {
   ];
   await Promise.all(apps.map((s) => s.child && stopProcess(s.child)));
   await Promise.all(servers.map((s) => s.child && stopProcess(s.child)));
+  await cluster?.stop();
   await consoleWatch?.dispose();
   process.exit(exitCode);
 }
@@ -88,6 +91,7 @@ async function shutdown(exitCode = 0): Promise<void> {
 async function main(): Promise<void> {
   process.on('SIGINT', () => void shutdown());
   process.on('SIGTERM', () => void shutdown());
+  const clusterMode = process.argv.includes('--cluster');
   // The AWS SDK warns once per process on Node < 22; the supervisor says it once, for all of them.
   const nodeMajor = Number(process.versions.node.split('.')[0]);
   if (nodeMajor < 22 && process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED !== 'true') {
@@ -97,6 +101,7 @@ async function main(): Promise<void> {
   }
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
   const env = { ...process.env };
+  if (clusterMode) return startProductionShape();
 
   if (!process.env.DATABASE_URL && !(await isPortOpen(PORTS.postgres))) {
     console.log(
@@ -179,6 +184,54 @@ async function main(): Promise<void> {
   S3               ${config.S3_ENDPOINT_URL} (bucket '${config.S3_BUCKET_NAME}'; console http://127.0.0.1:${PORTS.s3Console})
   Postgres         ${config.DATABASE_URL.replace(/:[^:@/]+@/, ':***@')}${embedded}
   Metrics          http://127.0.0.1:${config.PORT}/metrics (API)${workerMetrics}
+`);
+}
+
+/**
+ * `npm run dev -- --cluster`: the production shape (scripts/cluster.ts) instead of the dev server: a
+ * Temporal server on Postgres with its Web UI, Jaeger, two workers and two API processes.
+ */
+async function startProductionShape(): Promise<void> {
+  const config = loadConfigOrExit();
+  const ports = DEFAULT_CLUSTER_PORTS;
+  const database = new URL(config.DATABASE_URL);
+  if (!(await isPortOpen(Number(database.port || 5432), database.hostname))) {
+    throw new Error(
+      `the cluster's Temporal server keeps its data in Postgres, and none answers at ${database.host} (DATABASE_URL): start Postgres first`,
+    );
+  }
+  const taken = [7233, ports.temporalUi, ports.s3, ...ports.apis, ports.jaegerOtlpHttp, ports.jaegerUi];
+  for (const port of taken) {
+    if (await isPortOpen(port))
+      throw new Error(`port ${port} is taken: stop what listens there (another \`npm run dev\`?)`);
+  }
+  const adminUrl = new URL(config.DATABASE_URL);
+  adminUrl.pathname = '/postgres';
+  await buildConsole();
+  cluster = await startCluster({
+    ports,
+    postgresAdminUrl: adminUrl.toString(),
+    databaseUrl: config.DATABASE_URL,
+    temporalDatabases: { default: 'temporal', visibility: 'temporal_visibility' },
+    dataDir: path.join(DATA_DIR, 'cluster'),
+    s3: { accessKey: config.S3_ACCESS_KEY_ID, secretKey: config.S3_SECRET_ACCESS_KEY, bucket: config.S3_BUCKET_NAME },
+    restartOnExit: true,
+    format: (line) => {
+      lastOutputAt = Date.now();
+      return prettyLine(line);
+    },
+    log: (message) => console.log(`[dev] ${message}`),
+  });
+  await outputSettled();
+  console.log(`
+[dev] the production shape is up (Ctrl-C stops all of it):
+  API processes    ${cluster.apiUrls.join(', ')}   (each serves /console, /docs, /metrics)
+  Workers          2, metrics on ${ports.workerMetrics.map((port) => `http://127.0.0.1:${port}/metrics`).join(', ')}
+  Temporal server  ${cluster.temporalAddress} (Postgres: databases temporal, temporal_visibility; metrics http://127.0.0.1:9090/metrics)
+  Temporal Web UI  ${cluster.temporalUiUrl}
+  Jaeger (traces)  ${cluster.jaegerUiUrl}
+  S3               ${cluster.s3Endpoint} (bucket '${config.S3_BUCKET_NAME}')
+  Postgres         ${config.DATABASE_URL.replace(/:[^:@/]+@/, ':***@')}
 `);
 }
 

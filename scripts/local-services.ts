@@ -7,7 +7,7 @@ import { spawnPrefixed } from './processes';
 export const SEARCH_ATTRIBUTES = ['MediaJobStatus=Keyword'];
 
 /** The server's dynamic config, shared with docker-compose.yml (task-queue priority and fairness). */
-export const TEMPORAL_DYNAMIC_CONFIG_FILE = path.join(__dirname, '..', 'temporal-dynamic-config.yaml');
+export const TEMPORAL_DYNAMIC_CONFIG_FILE = path.join(__dirname, '..', 'deploy', 'temporal-dynamic-config.yaml');
 
 /**
  * The dynamic config file as dev-server flags: each key's unconstrained value, as JSON

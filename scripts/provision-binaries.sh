@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Provisions the binaries the project needs that npm does not ship, into a cache outside git.
-# A binary already on PATH is used as it is. Usage: provision-binaries.sh [temporal] [versitygw] [toxiproxy-server]
+# A binary already on PATH is used as it is.
+# Usage: provision-binaries.sh [temporal] [versitygw] [toxiproxy-server] [temporal-server] [temporal-sql-tool]
+#   [temporal-ui-server] [jaeger]
+# With no names it provisions what `npm test` needs; `cluster` adds what the production engine needs.
 set -euo pipefail
 
 TOOLS_DIR="${MEDIA_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/media-generation/bin}"
@@ -11,6 +14,12 @@ module_for() {
     temporal) echo "github.com/temporalio/cli/cmd/temporal@v1.5.1" ;;
     versitygw) echo "github.com/versity/versitygw/cmd/versitygw@v1.7.0" ;;
     toxiproxy-server) echo "github.com/Shopify/toxiproxy/v2/cmd/server@v2.12.0" ;;
+    # The server release the CLI's dev server embeds (CLI v1.5.1 → server 1.29.1).
+    temporal-server) echo "go.temporal.io/server/cmd/server@v1.29.1" ;;
+    temporal-sql-tool) echo "go.temporal.io/server/cmd/tools/sql@v1.29.1" ;;
+    # The Web UI server of the release the CLI embeds (its Web UI is not served apart from the dev server).
+    temporal-ui-server) echo "github.com/temporalio/ui-server/v2/cmd/server@v2.42.1" ;;
+    jaeger) echo "github.com/jaegertracing/jaeger/cmd/jaeger@v1.76.0" ;;
     *) echo "unknown binary: $1" >&2; return 1 ;;
   esac
 }
@@ -18,7 +27,8 @@ module_for() {
 # go install names the binary after the package folder; toxiproxy's is plain "server".
 installed_name_for() {
   case "$1" in
-    toxiproxy-server) echo "server" ;;
+    toxiproxy-server | temporal-server | temporal-ui-server) echo "server" ;;
+    temporal-sql-tool) echo "sql" ;;
     *) echo "$1" ;;
   esac
 }
@@ -52,11 +62,22 @@ MSG
   module="$(module_for "$name")"
   build_dir="$(mktemp -d)"
   echo "$name: building $module (first time only; the Temporal CLI takes a few minutes)"
-  GOBIN="$build_dir" GOFLAGS="${GOFLAGS:-} -trimpath" "$go" install "$module"
+  if [ "$name" = jaeger ]; then
+    # Jaeger's module has replace directives, which `go install pkg@version` refuses: it builds as
+    # a tool of a scratch module instead.
+    (cd "$build_dir" && "$go" mod init jaeger-tool >/dev/null 2>&1 && "$go" get -tool "$module" &&
+      GOBIN="$build_dir" GOFLAGS="${GOFLAGS:-} -trimpath" "$go" install tool)
+  else
+    GOBIN="$build_dir" GOFLAGS="${GOFLAGS:-} -trimpath" "$go" install "$module"
+  fi
   mv "$build_dir/$(installed_name_for "$name")" "$TOOLS_DIR/$name"
-  rmdir "$build_dir"
+  rm -rf "$build_dir"
   echo "$name: built into $TOOLS_DIR/$name"
 }
 
 if [ "$#" -eq 0 ]; then set -- temporal versitygw toxiproxy-server; fi
-for name in "$@"; do provision "$name"; done
+names=()
+for name in "$@"; do
+  if [ "$name" = cluster ]; then names+=(temporal-server temporal-sql-tool temporal-ui-server jaeger); else names+=("$name"); fi
+done
+for name in "${names[@]}"; do provision "$name"; done

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { createActivities, type ActivityDependencies } from '../activities/create-activities';
 import { OpenTelemetryPlugin } from '@temporalio/interceptors-opentelemetry';
 import type { Tracing } from '../common/tracing';
+import type { TemporalConnectionSettings } from '../common/temporal-connection';
 import type { WorkerMetrics } from './metrics';
 import { bundleWorkflows, PREBUILT_WORKFLOW_BUNDLE } from './build-workflow-bundle';
 
@@ -85,10 +86,15 @@ export async function createMediaWorker(options: MediaWorkerOptions): Promise<Wo
 }
 
 /** Connects to Temporal, waiting for it to come up instead of dying while it starts. */
-export async function connectWithRetry(address: string, logger: Logger, attempts = 60): Promise<NativeConnection> {
+export async function connectWithRetry(
+  settings: TemporalConnectionSettings,
+  logger: Logger,
+  attempts = 60,
+): Promise<NativeConnection> {
+  const { address } = settings;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await NativeConnection.connect({ address });
+      return await NativeConnection.connect(settings);
     } catch (error) {
       if (attempt >= attempts) throw error;
       logger.warn({ address, attempt, err: error }, 'Temporal is not reachable yet; retrying');

@@ -3,6 +3,7 @@ import { createLogger } from '../common/logger';
 import { createS3Client } from '../common/s3';
 import { createPresigner } from '../common/presigner';
 import { startTracing } from '../common/tracing';
+import { temporalConnectionSettings } from '../common/temporal-connection';
 import { createProvider } from '../activities/providers';
 import { createDatabase } from '../db/client';
 import { Client, Connection } from '@temporalio/client';
@@ -31,9 +32,10 @@ async function main(): Promise<void> {
     poolSize: config.DATABASE_POOL_SIZE,
     onIdleClientError: (error) => logger.warn({ err: error }, 'idle database connection lost'),
   });
-  const connection = await connectWithRetry(config.TEMPORAL_ADDRESS, logger);
+  const temporalConnection = temporalConnectionSettings(config);
+  const connection = await connectWithRetry(temporalConnection, logger);
   const client = new Client({
-    connection: await Connection.connect({ address: config.TEMPORAL_ADDRESS }),
+    connection: await Connection.connect(temporalConnection),
     namespace: config.TEMPORAL_NAMESPACE,
   });
   await ensureReconciler(client, {

@@ -17,7 +17,8 @@ describe('benchmark smoke run', () => {
       // The headline point (2 outputs, 4 clients) is reused, so two more points are measured.
       scalingOutputs: [1, QUICK.outputs],
       scalingConcurrency: [QUICK.concurrency, 8],
-      apiBaseUrl: stack.baseUrl,
+      apiBaseUrls: [stack.baseUrl],
+      engine: 'dev-server',
       temporalAddress: testServers().temporalAddress,
       databaseUrl: config.DATABASE_URL,
       namespace: config.TEMPORAL_NAMESPACE,

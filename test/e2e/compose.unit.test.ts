@@ -23,6 +23,7 @@ interface Service {
   depends_on?: string[] | Record<string, { condition?: string } | null>;
   healthcheck?: { test?: string | string[]; disable?: boolean };
   container_name?: string;
+  volumes?: string[];
   restart?: string;
 }
 interface ComposeFile {
@@ -347,28 +348,31 @@ describe('docker-compose.yml', () => {
     expect(dependencies('migrate')).toContainEqual(['postgres', 'service_healthy']);
   });
 
-  it('sets up both Temporal schemas on Postgres before the server starts', () => {
-    const setup = commandText('temporal-admin-tools');
+  it('sets up both Temporal schemas on Postgres before the server starts, with the script the local cluster runs', () => {
     expect(service('temporal-admin-tools').image).toMatch(/^temporalio\/admin-tools:/);
-    expect(setup).toMatch(/temporal-sql-tool --plugin postgres12/);
-    for (const database of ['temporal', 'temporal_visibility']) {
-      expect(setup).toMatch(new RegExp(`--db ${database} setup-schema -v 0\\.0`));
-      expect(setup).toMatch(
-        new RegExp(
-          `--db ${database} update-schema -d /etc/temporal/schema/postgresql/v12/${database === 'temporal' ? 'temporal' : 'visibility'}/versioned`,
-        ),
-      );
-    }
+    expect(service('temporal-admin-tools').volumes).toContain('./deploy:/etc/media-generation:ro');
+    expect(commandText('temporal-admin-tools')).toBe('sh /etc/media-generation/temporal-setup-schema.sh');
+    const setup = readFileSync(path.join(ROOT, 'deploy', 'temporal-setup-schema.sh'), 'utf8');
+    expect(setup).toMatch(/--plugin postgres12/);
+    expect(setup).toMatch(/setup "\$\{TEMPORAL_DB_NAME:-temporal\}" postgresql\/v12\/temporal/);
+    expect(setup).toMatch(/setup "\$\{TEMPORAL_VISIBILITY_DB_NAME:-temporal_visibility\}" postgresql\/v12\/visibility/);
+    expect(setup).toMatch(/setup-schema -v 0\.0/);
+    expect(containerEnv('temporal-admin-tools')).toMatchObject({ TEMPORAL_DB_HOST: 'postgres' });
+    expect(containerEnv('temporal-admin-tools').SQL_PASSWORD).toBe(containerEnv('postgres').POSTGRES_PASSWORD);
     expect(dependencies('temporal')).toContainEqual(['temporal-admin-tools', 'service_completed_successfully']);
+  });
+
+  it("runs the Temporal server with deploy/temporal-server.yaml, the local cluster's config", () => {
+    expect(service('temporal').volumes).toContain('./deploy:/etc/media-generation:ro');
+    expect(commandText('temporal')).toMatch(
+      /temporal-server --root \/ --config etc\/media-generation --env temporal-server --allow-no-auth start/,
+    );
     const env = containerEnv('temporal');
-    expect(env).toMatchObject({
-      DB: 'postgres12',
-      DB_PORT: '5432',
-      POSTGRES_SEEDS: 'postgres',
-      DBNAME: 'temporal',
-      VISIBILITY_DBNAME: 'temporal_visibility',
-    });
-    expect(env.POSTGRES_PWD).toBe(containerEnv('postgres').POSTGRES_PASSWORD);
+    expect(env).toMatchObject({ TEMPORAL_DB_HOST: 'postgres', TEMPORAL_BIND_IP: '0.0.0.0' });
+    expect(env.TEMPORAL_DB_PASSWORD).toBe(containerEnv('postgres').POSTGRES_PASSWORD);
+    // Every variable compose sets is one the config reads.
+    const serverConfig = readFileSync(path.join(ROOT, 'deploy', 'temporal-server.yaml'), 'utf8');
+    for (const name of Object.keys(env)) expect(serverConfig).toContain(`env "${name}"`);
   });
 
   it('creates the namespace and registers the MediaJobStatus search attribute (Keyword)', () => {

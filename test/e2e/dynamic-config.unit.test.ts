@@ -31,9 +31,11 @@ describe('the Temporal dynamic config', () => {
       services: Record<string, { environment?: Record<string, string>; volumes?: string[] }>;
     };
     const temporal = compose.services.temporal!;
-    const target = temporal.environment?.DYNAMIC_CONFIG_FILE_PATH;
-    expect(target).toMatch(/^\/etc\/temporal\/config\/dynamicconfig\//);
-    const source = `./${path.relative(ROOT, TEMPORAL_DYNAMIC_CONFIG_FILE)}`;
-    expect(temporal.volumes).toContain(`${source}:${target}:ro`);
+    const target = temporal.environment?.TEMPORAL_DYNAMIC_CONFIG_FILE;
+    // deploy/ is mounted at /etc/media-generation: the file there is the repository's.
+    expect(temporal.volumes).toContain('./deploy:/etc/media-generation:ro');
+    expect(target).toBe(
+      `/etc/media-generation/${path.relative(path.join(ROOT, 'deploy'), TEMPORAL_DYNAMIC_CONFIG_FILE)}`,
+    );
   });
 });
