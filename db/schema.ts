@@ -62,7 +62,7 @@ export const jobs = pgTable(
     expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }),
     /** When its stored outputs were removed (a DELETE or its expiry); the row itself stays. */
     dataRemovedAt: timestamp('data_removed_at', { withTimezone: true, mode: 'date' }),
-    /** The FAILED job this one regenerates (POST /api/v1/jobs/{id}/retry with regenerate). */
+    /** The FAILED job this one regenerates (POST /api/v1/jobs/{id}/retry with regenerate); one per job. */
     retryOf: uuid('retry_of'),
     /** The batch it was submitted in (POST /api/v1/batches). */
     batchId: uuid('batch_id'),
@@ -80,6 +80,10 @@ export const jobs = pgTable(
       .on(table.expiresAt)
       .where(sql`${table.expiresAt} is not null and ${table.dataRemovedAt} is null`),
     index('jobs_client_address_status_idx').on(table.clientAddress, table.status),
+    // A FAILED job is regenerated once: a second regenerate answers with the job the first made.
+    uniqueIndex('jobs_retry_of_idx')
+      .on(table.retryOf)
+      .where(sql`${table.retryOf} is not null`),
     index('jobs_batch_id_idx')
       .on(table.batchId)
       .where(sql`${table.batchId} is not null`),

@@ -28,9 +28,11 @@ import {
   createJob,
   deleteJob,
   findJobByIdempotencyKey,
+  findRegeneration,
   finishJob,
   getJobStatus,
   isIdempotencyConflict,
+  isRegenerationConflict,
   RunningJobsCapReached,
   type JobOutcome,
   type NewJob,
@@ -109,7 +111,7 @@ export function webhookOf(job: Pick<JobRow, 'webhookUrl' | 'webhookEvents'>): We
 
 export type SubmitOutcome =
   | { outcome: 'accepted'; job: JobRow; recordingMs: number; startingMs: number }
-  /** The Idempotency-Key already made this job, with the same request. */
+  /** The Idempotency-Key already made this job, with the same request; or the failed job was already regenerated. */
   | { outcome: 'replayed'; job: JobRow }
   /** The Idempotency-Key already made a job from another request. */
   | { outcome: 'key-reused'; job: JobRow }
@@ -127,20 +129,38 @@ export interface Fairness {
 export interface Submission {
   job: NewJob;
   fairness: Fairness;
-  requestHash: string;
+  /** The validated request's hash: a replay of an Idempotency-Key must bring the same. */
+  requestHash?: string;
   idempotencyKey?: string;
   runningJobsCap?: RunningJobsCap;
 }
 
-/** Records the job and starts its workflow; with an Idempotency-Key, a repeat answers with the first job. */
+/**
+ * The job this submission already made, if any: the one of its Idempotency-Key, or the job that
+ * regenerates the same failed job (one per failed job).
+ */
+async function earlierJob(db: Database, submission: Submission): Promise<JobRow | undefined> {
+  const { idempotencyKey, job } = submission;
+  if (idempotencyKey) return findJobByIdempotencyKey(db, job.owner ?? 'anonymous', idempotencyKey);
+  if (job.retryOf) return findRegeneration(db, job.retryOf);
+  return undefined;
+}
+
+/** Whether an insert was refused because a concurrent submission made its job first. */
+function lostToConcurrentSubmission(error: unknown, submission: Submission): boolean {
+  if (submission.idempotencyKey) return isIdempotencyConflict(error);
+  return submission.job.retryOf !== undefined && isRegenerationConflict(error);
+}
+
+/**
+ * Records the job and starts its workflow. With an Idempotency-Key, a repeat answers with the first
+ * job; so does a second regeneration of one failed job (`retryOf`).
+ */
 export async function submitJob(deps: LifecycleDependencies, submission: Submission): Promise<SubmitOutcome> {
   const { db } = deps;
   const { idempotencyKey, requestHash } = submission;
-  const owner = submission.job.owner ?? 'anonymous';
-  if (idempotencyKey) {
-    const existing = await findJobByIdempotencyKey(db, owner, idempotencyKey);
-    if (existing) return replayJob(deps, existing, requestHash, submission.fairness);
-  }
+  const existing = await earlierJob(db, submission);
+  if (existing) return replayJob(deps, existing, submission);
 
   let job: JobRow;
   const recordingStarted = performance.now();
@@ -149,10 +169,10 @@ export async function submitJob(deps: LifecycleDependencies, submission: Submiss
   } catch (error) {
     if (error instanceof RunningJobsCapReached)
       return { outcome: 'running-jobs-cap', running: error.running, limit: error.limit };
-    if (idempotencyKey && isIdempotencyConflict(error)) {
-      // A concurrent request with the same key won the insert: answer with its job.
-      const existing = await findJobByIdempotencyKey(db, owner, idempotencyKey);
-      if (existing) return replayJob(deps, existing, requestHash, submission.fairness);
+    if (lostToConcurrentSubmission(error, submission)) {
+      // A concurrent request with the same key (or regenerating the same job) won the insert: answer with its job.
+      const existing = await earlierJob(db, submission);
+      if (existing) return replayJob(deps, existing, submission);
     }
     throw error;
   }
@@ -183,14 +203,10 @@ export async function submitJob(deps: LifecycleDependencies, submission: Submiss
   };
 }
 
-/** The job an Idempotency-Key already made; a PENDING one has its start attempted again. */
-async function replayJob(
-  deps: LifecycleDependencies,
-  job: JobRow,
-  requestHash: string,
-  fairness: Fairness,
-): Promise<SubmitOutcome> {
-  if (job.requestHash !== requestHash) return { outcome: 'key-reused', job };
+/** The job a submission already made (earlierJob); a PENDING one has its start attempted again. */
+async function replayJob(deps: LifecycleDependencies, job: JobRow, submission: Submission): Promise<SubmitOutcome> {
+  const { fairness } = submission;
+  if (submission.idempotencyKey && job.requestHash !== submission.requestHash) return { outcome: 'key-reused', job };
   if (job.status === 'PENDING') {
     // The first request may have died between its insert and its start: starting again is harmless (one workflow
     // id). A job that will not run is never replayed as accepted. Its row is kept: the first request may still be

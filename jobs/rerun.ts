@@ -2,8 +2,17 @@ import { WorkflowIdReusePolicy } from '@temporalio/client';
 import { RETRY_FAILED_OUTPUTS_WORKFLOW_TYPE, workflowIdForJob, type RetryFailedOutputsInput } from '../common/temporal';
 import { withTemporalTimeout } from '../common/timeout';
 import { reopenFailedJob } from '../db/queries/job-data';
-import { finishJob, type JobWithMedia } from '../db/queries/jobs';
-import { policyOverrides, temporalPriorityOf, webhookOf, type Fairness, type LifecycleDependencies } from './lifecycle';
+import { finishJob, type JobWithMedia, type RunningJobsCap } from '../db/queries/jobs';
+import type { JobRow } from '../db/schema';
+import {
+  policyOverrides,
+  submitJob,
+  temporalPriorityOf,
+  webhookOf,
+  type Fairness,
+  type LifecycleDependencies,
+  type SubmitOutcome,
+} from './lifecycle';
 
 /** A retry needs its objects kept this much longer at least, so that the expiry sweep cannot be removing them meanwhile. */
 const RETRY_RETENTION_MARGIN_SECONDS = 60;
@@ -85,4 +94,54 @@ export async function retryFailedJob(
     retryCount: reopened.retryCount,
     outputs: reopened.outputs.map((output) => output.index),
   };
+}
+
+export type RegenerateOutcome =
+  | Exclude<SubmitOutcome, { outcome: 'key-reused' }>
+  /** Not FAILED: only a failed job is generated again. */
+  | { outcome: 'not-failed' };
+
+export interface Regenerator {
+  /** Who asks: its address (the cap's subject when AUTH_MODE=off) and its share of the task queues. */
+  clientAddress: string;
+  fairness: Fairness;
+  runningJobsCap?: RunningJobsCap;
+}
+
+/**
+ * A new job with a FAILED job's request (model, prompt, outputs, seed, format, priority, webhook,
+ * deadline and retention), linked to it by retry_of and submitted as POST /api/v1/generate submits:
+ * recorded, then started as its own workflow, with a new prediction. A failed job is regenerated
+ * once: asking again answers with the job the first request made ('replayed'), so a client that
+ * repeats the request is not billed twice; a regeneration that fails too is regenerated in turn.
+ */
+export async function regenerateFailedJob(
+  deps: LifecycleDependencies,
+  job: JobRow,
+  regenerator: Regenerator,
+): Promise<RegenerateOutcome> {
+  if (job.status !== 'FAILED') return { outcome: 'not-failed' };
+  const submitted = await submitJob(deps, {
+    job: {
+      model: job.model,
+      prompt: job.prompt,
+      numOutputs: job.numOutputs,
+      seed: job.seed,
+      outputFormat: job.outputFormat,
+      owner: job.owner,
+      clientAddress: regenerator.clientAddress,
+      webhookUrl: job.webhookUrl ?? undefined,
+      webhookEvents: job.webhookEvents ?? undefined,
+      deadlineSeconds: job.deadlineSeconds ?? undefined,
+      retentionSeconds: job.retentionSeconds ?? undefined,
+      priority: job.priority,
+      retryOf: job.id,
+    },
+    fairness: regenerator.fairness,
+    requestHash: job.requestHash ?? undefined,
+    runningJobsCap: regenerator.runningJobsCap,
+  });
+  // Without an Idempotency-Key, a submission is never refused for another request's key.
+  if (submitted.outcome === 'key-reused') return { outcome: 'replayed', job: submitted.job };
+  return submitted;
 }

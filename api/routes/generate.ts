@@ -1,93 +1,24 @@
-import { createHash, randomInt } from 'node:crypto';
-import { isIP } from 'node:net';
 import { Router } from 'express';
-import { DEFAULT_JOB_PRIORITY, isPriorityAllowed, type JobPriority } from '../../common/priorities';
-import { isPublicAddress } from '../../common/public-address';
-import { workflowIdForJob } from '../../common/temporal';
-import { DEFAULT_WEBHOOK_EVENTS } from '../../common/webhooks';
-import type { RunningJobsCap } from '../../db/queries/jobs';
-import { submitJob, waitUntilJobEnds } from '../../jobs/lifecycle';
-import { getJob } from '../../db/queries/jobs';
-import { hangUpSignal, preferredWaitSeconds } from '../prefer-wait';
-import { statusReplyOf } from './jobs';
-import { callerOf, fairnessOf, type Caller } from '../auth';
-import type { ApiDependencies } from '../dependencies';
-import { Problem } from '../problem';
-import {
-  generateReplayedReplySchema,
-  generateReplySchema,
-  type GenerateRequest,
-  generateRequestSchema,
-  LIMITS,
-} from '../schemas';
-import { parseOrThrow, requireJsonBody } from '../validation';
 import { z } from 'zod';
+import { workflowIdForJob } from '../../common/temporal';
+import { getJob } from '../../db/queries/jobs';
+import { submitJob, waitUntilJobEnds } from '../../jobs/lifecycle';
+import { callerOf, fairnessOf } from '../auth';
+import type { ApiDependencies } from '../dependencies';
 import { common, json, preferWaitHeader, problem, security, type OpenApiRegistry } from '../openapi-parts';
-
-const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
-
-/** A stable hash of the validated request: key order and defaults do not change it. */
-export function requestHash(request: GenerateRequest): string {
-  const canonical = JSON.stringify(
-    Object.fromEntries(
-      Object.entries(request)
-        .filter(([, value]) => value !== undefined)
-        .sort(([a], [b]) => a.localeCompare(b)),
-    ),
-  );
-  return createHash('sha256').update(canonical).digest('hex');
-}
-
-function parseIdempotencyKey(value: string | undefined): string | undefined {
-  if (value === undefined) return undefined;
-  if (!IDEMPOTENCY_KEY_PATTERN.test(value)) {
-    const message = `must be 1 to ${LIMITS.maxIdempotencyKeyLength} visible ASCII characters`;
-    throw new Problem(422, 'Invalid request', `The request header is invalid: Idempotency-Key: ${message}`, {
-      errors: [{ field: 'Idempotency-Key', message }],
-    });
-  }
-  return value;
-}
-
-function invalidWebhookUrl(message: string): Problem {
-  return new Problem(422, 'Invalid request', `The request body is invalid: webhook_url: ${message}`, {
-    errors: [{ field: 'webhook_url', message }],
-  });
-}
-
-/** The address rules of downloads, as far as they can be checked before delivery (names are checked after DNS, at delivery). */
-function checkWebhookUrl(url: string, allowPrivate: boolean): void {
-  const parsed = new URL(url);
-  if (parsed.protocol !== 'https:' && !allowPrivate) throw invalidWebhookUrl('must be an https URL');
-  const host = parsed.hostname.replace(/^\[|\]$/g, '');
-  if (!allowPrivate && (host === 'localhost' || (isIP(host) && !isPublicAddress(host))))
-    throw invalidWebhookUrl(`${host} is not a public address`);
-}
-
-/** A key asks for at most the priority its operator allowed: a refusal says so rather than running it lower. */
-function checkPriority(caller: Caller, priority: JobPriority): void {
-  if (isPriorityAllowed(priority, caller.maxPriority)) return;
-  throw new Problem(
-    403,
-    'Priority not allowed',
-    `API key ${caller.owner} may ask for priority '${caller.maxPriority}' at most, not '${priority}'; the operator sets it with \`npm run apikey -- set ${caller.owner} --max-priority ${priority}\`.`,
-  );
-}
-
-/** A request keeps its outputs at most as long as the deployment does. */
-export function checkRetention(retentionSeconds: number | undefined, deploymentSeconds: number | undefined): void {
-  if (retentionSeconds === undefined || deploymentSeconds === undefined || retentionSeconds <= deploymentSeconds)
-    return;
-  const message = `must be at most ${deploymentSeconds}, this server's MEDIA_RETENTION_SECONDS`;
-  throw new Problem(422, 'Invalid request', `The request body is invalid: retention_seconds: ${message}`, {
-    errors: [{ field: 'retention_seconds', message }],
-  });
-}
-
-function runningJobsCap(caller: Caller, limit: number | undefined): RunningJobsCap | undefined {
-  if (limit === undefined) return undefined;
-  return caller.authenticated ? { limit, owner: caller.owner } : { limit, clientAddress: caller.clientAddress };
-}
+import { hangUpSignal, preferredWaitSeconds } from '../prefer-wait';
+import { Problem } from '../problem';
+import { generateReplayedReplySchema, generateReplySchema, generateRequestSchema, LIMITS } from '../schemas';
+import {
+  checkRequest,
+  newJobOf,
+  parseIdempotencyKey,
+  requestHash,
+  runningJobsCap,
+  tooManyRunningJobs,
+} from '../submission';
+import { parseOrThrow, requireJsonBody } from '../validation';
+import { statusReplyOf } from './jobs';
 
 export function generateRouter(deps: ApiDependencies): Router {
   const { config } = deps;
@@ -97,29 +28,9 @@ export function generateRouter(deps: ApiDependencies): Router {
     const caller = callerOf(res);
     const idempotencyKey = parseIdempotencyKey(req.header('idempotency-key'));
     const request = parseOrThrow(generateRequestSchema, req.body, 'body');
-    if (request.webhook_url) {
-      if (!config.WEBHOOK_SIGNING_SECRET)
-        throw invalidWebhookUrl('webhooks are off on this server (WEBHOOK_SIGNING_SECRET is not set)');
-      checkWebhookUrl(request.webhook_url, config.MEDIA_FETCH_ALLOW_PRIVATE);
-    }
-    const priority = request.priority ?? DEFAULT_JOB_PRIORITY;
-    checkPriority(caller, priority);
-    checkRetention(request.retention_seconds, config.MEDIA_RETENTION_SECONDS);
+    checkRequest(request, caller, config);
     const submitted = await submitJob(deps, {
-      job: {
-        model: request.model,
-        prompt: request.prompt,
-        numOutputs: request.num_outputs,
-        seed: request.seed ?? randomInt(0, LIMITS.maxSeed + 1),
-        outputFormat: request.output_format,
-        owner: caller.owner,
-        clientAddress: caller.clientAddress,
-        webhookUrl: request.webhook_url,
-        webhookEvents: request.webhook_url ? (request.webhook_events_filter ?? DEFAULT_WEBHOOK_EVENTS) : undefined,
-        deadlineSeconds: request.deadline_seconds,
-        retentionSeconds: request.retention_seconds ?? config.MEDIA_RETENTION_SECONDS,
-        priority,
-      },
+      job: newJobOf(request, caller, config),
       fairness: fairnessOf(caller),
       requestHash: requestHash(request),
       idempotencyKey,
@@ -127,15 +38,8 @@ export function generateRouter(deps: ApiDependencies): Router {
     });
 
     switch (submitted.outcome) {
-      case 'running-jobs-cap': {
-        const who = caller.authenticated ? `API key ${caller.owner}` : `client address ${caller.clientAddress}`;
-        throw new Problem(
-          429,
-          'Too many running jobs',
-          `${who} already has ${submitted.running} jobs PENDING or PROCESSING, the most allowed at once (MAX_RUNNING_JOBS_PER_KEY=${submitted.limit}); submit again when one ends.`,
-          { headers: { 'Retry-After': '10' } },
-        );
-      }
+      case 'running-jobs-cap':
+        throw tooManyRunningJobs(caller, submitted.running, submitted.limit);
       case 'key-reused':
         throw new Problem(
           409,

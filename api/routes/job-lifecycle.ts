@@ -2,19 +2,20 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { getJob } from '../../db/queries/jobs';
 import { deleteJobData } from '../../jobs/data-removal';
-import { retryFailedJob } from '../../jobs/rerun';
+import { regenerateFailedJob, retryFailedJob } from '../../jobs/rerun';
 import { callerOf, fairnessOf } from '../auth';
 import type { ApiDependencies } from '../dependencies';
 import { common, jobIdParam, json, problem, security, type OpenApiRegistry } from '../openapi-parts';
 import { Problem } from '../problem';
 import { statusReplySchema } from '../schemas';
+import { checkPriority, runningJobsCap, tooManyRunningJobs } from '../submission';
 import { parseOrThrow, requireJsonBody } from '../validation';
 
 export const retryRequestSchema = z
   .strictObject({
     regenerate: z.boolean().optional().openapi({
       description:
-        "true: a new prediction in a new job linked to this one (`retry_of`), for when the provider's outputs are gone. Billed again.",
+        "true: a new job with this job's request (a new prediction, billed again), linked to it by `retry_of`, for when the provider's outputs are gone. Once per failed job: asking again answers with that job (200).",
     }),
   })
   .openapi('RetryRequest');
@@ -39,7 +40,32 @@ export function jobLifecycleRouter(deps: ApiDependencies): Router {
     const job = await visibleJob(db, res, jobId);
     if (job.status !== 'FAILED')
       throw new Problem(409, 'Job not failed', `Job '${jobId}' is ${job.status}; only a FAILED job can be retried.`);
-    if (regenerate) throw new Problem(501, 'Not implemented', 'regenerate is not available on this server yet.');
+    if (regenerate) {
+      const caller = callerOf(res);
+      checkPriority(caller, job.priority);
+      const regenerated = await regenerateFailedJob(deps, job, {
+        clientAddress: caller.clientAddress,
+        fairness: fairnessOf(caller),
+        runningJobsCap: runningJobsCap(caller, config.MAX_RUNNING_JOBS_PER_KEY),
+      });
+      switch (regenerated.outcome) {
+        case 'not-failed':
+          throw new Problem(409, 'Job not failed', `Job '${jobId}' is no longer FAILED.`);
+        case 'running-jobs-cap':
+          throw tooManyRunningJobs(caller, regenerated.running, regenerated.limit);
+        case 'not-started':
+          throw Problem.unavailable('Temporal');
+        case 'replayed':
+          res.status(200).setHeader('Idempotent-Replayed', 'true');
+          break;
+        case 'accepted':
+          res.status(202);
+      }
+      const created = await getJob(db, regenerated.job.id);
+      if (!created) throw Problem.unavailable('The database');
+      res.location(`/api/v1/status/${created.id}`).json(await statusReplyOf(deps, created));
+      return;
+    }
     const retried = await retryFailedJob(deps, job, fairnessOf(callerOf(res)));
     switch (retried.outcome) {
       case 'not-failed':
@@ -83,20 +109,32 @@ export function registerJobLifecyclePaths(registry: OpenApiRegistry): void {
   registry.registerPath({
     method: 'post',
     path: '/api/v1/jobs/{job_id}/retry',
-    summary: "Store a FAILED job's failed outputs again, without a new prediction",
+    summary: "Store a FAILED job's failed outputs again, or generate it again in a new job",
     description:
-      '`{}`: the outputs that failed are stored again from the prediction\'s recorded output URLs; nothing is generated or billed again. The job is PROCESSING again with `retry_count` one higher (its event stream says so) and ends COMPLETED or FAILED again. 409 when the job is not FAILED, or when the provider\'s outputs are gone (Replicate deletes them an hour after the prediction); then `{"regenerate": true}` makes a new job with the same request, linked by `retry_of`.',
+      '`{}`: the outputs that failed are stored again from the prediction\'s recorded output URLs; nothing is generated or billed again. The job is PROCESSING again with `retry_count` one higher (its event stream and its webhook say so) and ends COMPLETED or FAILED again. 409 when the job is not FAILED, or when the provider\'s outputs are gone (Replicate deletes them an hour after the prediction). `{"regenerate": true}`: a new job with the same request (model, prompt, num_outputs, seed, output_format, priority, webhook, deadline_seconds, retention), linked by `retry_of`, submitted as POST /api/v1/generate submits it (a new prediction, billed again); 202 with its status reply. A failed job is regenerated once: asking again answers 200 with the same new job (`Idempotent-Replayed: true`), so a repeated request is not billed twice; regenerate the new job if it fails too.',
     security,
     request: {
       params: jobIdParam,
       body: { required: false, content: { 'application/json': { schema: retryRequestSchema } } },
     },
     responses: {
-      202: json('The retry started: the status reply, PROCESSING', statusReplySchema),
+      200: {
+        ...json('regenerate: the job an earlier regenerate of this job made, in its current status', statusReplySchema),
+        headers: { 'Idempotent-Replayed': { description: 'Always `true`', schema: { type: 'string' as const } } },
+      },
+      202: json(
+        "`{}`: the retry started, the status reply, PROCESSING. regenerate: the new job's status reply, PENDING (`Location` names it)",
+        statusReplySchema,
+      ),
       ...common,
+      403: problem("regenerate: the job's `priority` is more urgent than the API key's `--max-priority` now"),
       404: problem("Unknown job, or another key's"),
-      409: problem("The job is not FAILED, or the provider's outputs are gone"),
-      503: problem('A dependency is down'),
+      409: problem("The job is not FAILED, or (`{}`) the provider's outputs are gone"),
+      429: {
+        ...common[429],
+        description: `${common[429].description} regenerate: also MAX_RUNNING_JOBS_PER_KEY jobs are already PENDING or PROCESSING.`,
+      },
+      503: problem('A dependency is down; nothing was created'),
     },
   });
 }

@@ -23,6 +23,8 @@ export interface NewJob {
   /** How long its outputs are kept once it ended; undefined keeps them. */
   retentionSeconds?: number;
   priority?: JobPriority;
+  /** The FAILED job it regenerates: one per failed job (a unique index). */
+  retryOf?: string;
 }
 
 export type JobWithMedia = JobRow & { media: MediaRow[] };
@@ -105,16 +107,32 @@ export async function findJobByIdempotencyKey(
   return job;
 }
 
-/** Whether an error is the unique index on (owner, idempotency_key) refusing a second job. */
-export function isIdempotencyConflict(error: unknown): boolean {
+/** The job that regenerates `jobId` (POST /api/v1/jobs/{id}/retry with regenerate), if one was made. */
+export async function findRegeneration(db: Database, jobId: string): Promise<JobRow | undefined> {
+  const [job] = await db.select().from(jobs).where(eq(jobs.retryOf, jobId));
+  return job;
+}
+
+/** Whether an error, or one of its causes, is the unique index `index` refusing a row. */
+export function violatesUniqueIndex(error: unknown, index: string): boolean {
   for (
     let current = error as { code?: string; constraint?: string; cause?: unknown } | undefined;
     current;
     current = current.cause as typeof current
   ) {
-    if (current.code === '23505' && current.constraint === 'jobs_owner_idempotency_key_idx') return true;
+    if (current.code === '23505' && current.constraint === index) return true;
   }
   return false;
+}
+
+/** Whether an error is the unique index on (owner, idempotency_key) refusing a second job. */
+export function isIdempotencyConflict(error: unknown): boolean {
+  return violatesUniqueIndex(error, 'jobs_owner_idempotency_key_idx');
+}
+
+/** Whether an error is the unique index on retry_of refusing a second regeneration of one job. */
+export function isRegenerationConflict(error: unknown): boolean {
+  return violatesUniqueIndex(error, 'jobs_retry_of_idx');
 }
 
 /**

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { InterceptingCall, Metadata, status as GrpcStatus, type Interceptor } from '@grpc/grpc-js';
 import { eq } from 'drizzle-orm';
-import { requestHash } from '../../api/routes/generate';
+import { requestHash } from '../../api/submission';
 import { generateRequestSchema } from '../../api/schemas';
 import { workflowIdForJob } from '../../common/temporal';
 import type { Database } from '../../db/client';

@@ -1,0 +1,1 @@
+CREATE UNIQUE INDEX "jobs_retry_of_idx" ON "jobs" USING btree ("retry_of") WHERE "jobs"."retry_of" is not null;
