@@ -80,11 +80,12 @@ export class ClusterProcess {
   constructor(
     readonly name: string,
     private readonly launch: () => ChildProcess,
-    private readonly options: { restartOnExit: boolean; log: (message: string) => void },
+    private readonly options: { restartOnExit: boolean; log: (message: string) => void; started?: ClusterProcess[] },
   ) {}
 
   start(): this {
     this.stopping = false;
+    if (this.options.started && !this.options.started.includes(this)) this.options.started.push(this);
     const startedAt = Date.now();
     const child = this.launch();
     this.child = child;
@@ -160,11 +161,24 @@ async function retry<T>(what: string, attempt: () => Promise<T>, timeoutMs: numb
   }
 }
 
-/** Starts the whole topology and resolves once a job can be submitted to every API process. */
+/**
+ * Starts the whole topology and resolves once a job can be submitted to every API process. A step
+ * that fails stops what was started before it throws.
+ */
 export async function startCluster(options: ClusterOptions): Promise<Cluster> {
+  const started: ClusterProcess[] = [];
+  try {
+    return await startTopology(options, started);
+  } catch (error) {
+    await Promise.all(started.reverse().map((process) => process.stop(5_000)));
+    throw error;
+  }
+}
+
+async function startTopology(options: ClusterOptions, started: ClusterProcess[]): Promise<Cluster> {
   const { ports } = options;
   const log = options.log ?? ((message: string) => console.log(`[cluster] ${message}`));
-  const processOptions = { restartOnExit: options.restartOnExit ?? false, log };
+  const processOptions = { restartOnExit: options.restartOnExit ?? false, log, started };
   const spawnOptions = { quiet: options.quiet, format: options.format };
   mkdirSync(options.dataDir, { recursive: true });
   const temporalAddress = `127.0.0.1:${7233 + ports.temporalOffset}`;
@@ -329,6 +343,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     S3_FORCE_PATH_STYLE: 'true',
     OTEL_EXPORTER_OTLP_ENDPOINT: otlpEndpoint,
     ...options.appEnv,
+    // The cluster learns from the workers' info lines that they have started.
+    LOG_LEVEL: 'info',
   };
   const workers = ports.workerMetrics.map(
     (metricsPort, index) =>

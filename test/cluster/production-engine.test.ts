@@ -73,7 +73,6 @@ describe('production engine: Temporal server on Postgres, two workers, two API p
       quiet: process.env.TEST_LOG_LEVEL === undefined,
       log: () => {},
       appEnv: {
-        LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
         TEMPORAL_TASK_QUEUE: `cluster-${stamp}`,
         MEDIA_GENERATOR_PROVIDER: 'replicate',
         REPLICATE_API_TOKEN: TOKEN,
@@ -112,15 +111,16 @@ describe('production engine: Temporal server on Postgres, two workers, two API p
     for (const [index, apiUrl] of cluster.apiUrls.entries()) {
       const prompt = `${runMarker('cluster')} through API ${index + 1}`;
       const submitted = await postJson(apiUrl, '/api/v1/generate', { ...validRequest, prompt }, { Prefer: 'wait=60' });
-      expect(submitted.status).toBe(200);
+      // A submit keeps its 202 under `Prefer: wait`; the body is the job as it ended.
+      expect(submitted.status).toBe(202);
       expect(submitted.body).toMatchObject({ status: 'COMPLETED', prompt });
       const otherApi = cluster.apiUrls[(index + 1) % cluster.apiUrls.length]!;
       const status = await getJson(otherApi, `/api/v1/status/${submitted.body!.job_id}`);
       expect(status.body).toMatchObject({ job_id: submitted.body!.job_id, status: 'COMPLETED' });
-      const outputs = status.body!.outputs as { url: string; sha256: string }[];
+      const outputs = status.body!.media as { presigned_media_url: string }[];
       expect(outputs).toHaveLength(validRequest.num_outputs);
       for (const output of outputs) {
-        const download = await fetch(output.url);
+        const download = await fetch(output.presigned_media_url);
         expect(download.status).toBe(200);
         expect(
           Buffer.from(await download.arrayBuffer())
@@ -183,23 +183,31 @@ describe('production engine: Temporal server on Postgres, two workers, two API p
     const [api1, api2] = cluster.apis as [Cluster['apis'][number], Cluster['apis'][number]];
     const [worker1] = cluster.workers as [Cluster['workers'][number]];
     const request = { ...validRequest, num_outputs: 2 };
+    const before = standIn.predictions.length;
 
     for (let index = 0; index < 12; index++) {
       const reply = await ledger.submit(cluster.apiUrls[index % 2]!, request);
       expect(reply.status).toBe(202);
     }
     // Mid-run: predictions are running on both workers.
-    await waitFor('predictions to be running', () => standIn.predictions.length >= 8, 30_000);
+    await waitFor('predictions to be running', () => standIn.predictions.length >= before + 8, 30_000);
     await Promise.all([worker1.kill(), api2.kill()]);
+    const { rows: endedAtKill } = await pool.query<{ count: string }>(
+      `select count(*) from jobs where id = any($1::uuid[]) and status in ('COMPLETED', 'FAILED', 'CANCELLED')`,
+      [ledger.jobIds],
+    );
+    expect(Number(endedAtKill[0]!.count)).toBeLessThan(ledger.jobIds.length);
     for (let index = 0; index < 4; index++) {
       const reply = await ledger.submit(cluster.apiUrls[0]!, request);
       expect(reply.status).toBe(202);
     }
 
+    const serverBefore = cluster.temporal.child!.pid;
     await cluster.temporal.stop();
     await sleep(2_000);
     cluster.temporal.start();
     await cluster.temporalReady();
+    expect(cluster.temporal.child!.pid).not.toBe(serverBefore);
 
     worker1.start();
     api2.start();
@@ -214,5 +222,14 @@ describe('production engine: Temporal server on Postgres, two workers, two API p
     const summary = await auditLedger(ledger, { pool, s3, bucket: S3_CREDENTIALS.bucket });
     expect(summary).toMatchObject({ jobs: 20, media: 40, objects: 40 });
     for (const entry of ledger.accepted) expect(predictionsWithPrompt(entry.prompt)).toHaveLength(1);
+
+    // The server kept them in Postgres: each job's workflow is in its visibility database.
+    const visibility = new Pool({ connectionString: databaseUrlFor(ADMIN_URL, databases.visibility), max: 1 });
+    const { rows: workflows } = await visibility.query<{ count: string }>(
+      `select count(*) from executions_visibility where workflow_id = any($1::text[])`,
+      [ledger.jobIds.map((jobId) => `media-job-${jobId}`)],
+    );
+    await visibility.end();
+    expect(Number(workflows[0]!.count)).toBe(ledger.jobIds.length);
   });
 });
