@@ -8,6 +8,7 @@ import { buildOpenApiDocument } from './openapi';
 import { errorHandler, notFoundHandler } from './problem';
 import { rateLimit } from './rate-limit';
 import { traceRequests } from './tracing';
+import { batchesRouter } from './routes/batches';
 import { consoleRouter } from './routes/console';
 import { eventsRouter } from './routes/events';
 import { generateRouter } from './routes/generate';
@@ -39,6 +40,11 @@ export function createApp(deps: ApiDependencies): Express {
               : 'info',
     }),
   );
+  // A batch carries up to 100 requests: its own, larger limit (the parser below then finds the body read).
+  app.use(
+    '/api/v1/batches',
+    express.json({ limit: LIMITS.maxBatchBodyBytes, type: 'application/json', strict: false }),
+  );
   app.use(express.json({ limit: LIMITS.maxBodyBytes, type: 'application/json', strict: false }));
 
   app.use(healthRouter(deps));
@@ -51,6 +57,7 @@ export function createApp(deps: ApiDependencies): Express {
   app.use(eventsRouter(deps));
   app.use(jobsRouter(deps));
   app.use(jobLifecycleRouter(deps));
+  app.use(batchesRouter(deps));
   app.use(usageRouter(deps));
 
   const openApiDocument = buildOpenApiDocument();

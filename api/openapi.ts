@@ -1,5 +1,6 @@
 import { OpenApiGeneratorV31, OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { registerMetricsPaths } from './metrics';
+import { registerBatchesPaths } from './routes/batches';
 import { registerEventsPaths } from './routes/events';
 import { registerGeneratePaths } from './routes/generate';
 import { registerHealthPaths } from './routes/health';
@@ -21,6 +22,7 @@ export function buildOpenApiDocument() {
     registerGeneratePaths,
     registerJobsPaths,
     registerJobLifecyclePaths,
+    registerBatchesPaths,
     registerUsagePaths,
     registerEventsPaths,
     registerMetricsPaths,

@@ -19,12 +19,32 @@ export class Problem extends Error {
     super(detail);
   }
 
-  static validation(error: z.ZodError, where: 'body' | 'query' | 'path'): Problem {
+  /**
+   * A 422 naming each bad field by its path: `a.b.0`, or with `indexes: 'brackets'` `jobs[3].prompt`
+   * (the items of a batch; the other routes keep the dotted paths their clients know).
+   */
+  static validation(
+    error: z.ZodError,
+    where: 'body' | 'query' | 'path',
+    options: { indexes?: 'dots' | 'brackets' } = {},
+  ): Problem {
+    const name = (path: PropertyKey[]) =>
+      options.indexes === 'brackets'
+        ? path.reduce<string>(
+            (field, segment) =>
+              typeof segment === 'number'
+                ? `${field}[${segment}]`
+                : field
+                  ? `${field}.${String(segment)}`
+                  : String(segment),
+            '',
+          )
+        : path.join('.');
     const errors = error.issues.flatMap((issue): FieldError[] => {
       if (issue.code === 'unrecognized_keys') {
-        return issue.keys.map((key) => ({ field: [...issue.path, key].join('.'), message: 'is not a known field' }));
+        return issue.keys.map((key) => ({ field: name([...issue.path, key]), message: 'is not a known field' }));
       }
-      return [{ field: issue.path.join('.') || where, message: issue.message }];
+      return [{ field: name(issue.path) || where, message: issue.message }];
     });
     const detail = errors.map((e) => `${e.field}: ${e.message}`).join('; ');
     return new Problem(422, 'Invalid request', `The request ${where} is invalid: ${detail}`, { errors });

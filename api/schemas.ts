@@ -19,6 +19,9 @@ export const LIMITS = {
   maxDeadlineSeconds: 7 * 24 * 3600,
   maxRetentionSeconds: 2_147_483_647,
   maxIdempotencyKeyLength: 255,
+  maxBatchJobs: 100,
+  /** A batch carries up to 100 requests: its body may be larger than one request's. */
+  maxBatchBodyBytes: 1024 * 1024,
 } as const;
 
 /** Text Postgres stores as sent: no NUL (it refuses it) and no lone surrogate (it would be altered). */
@@ -94,11 +97,27 @@ export const generateRequestSchema = z
 
 export type GenerateRequest = z.infer<typeof generateRequestSchema>;
 
+export const batchRequestSchema = z
+  .strictObject({
+    jobs: z
+      .array(generateRequestSchema)
+      .min(1)
+      .max(LIMITS.maxBatchJobs)
+      .openapi({
+        description: `1 to ${LIMITS.maxBatchJobs} requests, each exactly the body of POST /api/v1/generate. One bad item rejects the whole batch (422 naming \`jobs[i].field\`); nothing is created.`,
+      }),
+  })
+  .openapi('BatchRequest');
+
+export type BatchRequest = z.infer<typeof batchRequestSchema>;
+
 export const cancelRequestSchema = z
   .strictObject({ reason: z.string().trim().min(1).max(500).refine(isStorableText, STORABLE_TEXT).optional() })
   .openapi('CancelRequest');
 
 export const jobIdParamSchema = z.object({ job_id: z.uuid('must be a job id (a UUID)') });
+
+export const batchIdParamSchema = z.object({ batch_id: z.uuid('must be a batch id (a UUID)') });
 
 export const listJobsQuerySchema = z.strictObject({
   status: z.enum(JOB_STATUSES).optional(),
@@ -108,6 +127,7 @@ export const listJobsQuerySchema = z.strictObject({
 });
 
 export { mediaReplySchema, statusReplySchema } from '../jobs/status-reply';
+export { batchReplySchema } from '../jobs/batch-reply';
 
 export const generateReplySchema = z
   .object({

@@ -6,9 +6,10 @@ export function parseOrThrow<T extends z.ZodType>(
   schema: T,
   value: unknown,
   where: 'body' | 'query' | 'path',
+  options?: Parameters<typeof Problem.validation>[2],
 ): z.infer<T> {
   const result = schema.safeParse(value);
-  if (!result.success) throw Problem.validation(result.error, where);
+  if (!result.success) throw Problem.validation(result.error, where, options);
   return result.data;
 }
 

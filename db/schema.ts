@@ -64,8 +64,9 @@ export const jobs = pgTable(
     dataRemovedAt: timestamp('data_removed_at', { withTimezone: true, mode: 'date' }),
     /** The FAILED job this one regenerates (POST /api/v1/jobs/{id}/retry with regenerate); one per job. */
     retryOf: uuid('retry_of'),
-    /** The batch it was submitted in (POST /api/v1/batches). */
+    /** The batch it was submitted in (POST /api/v1/batches), and its place in the batch's `jobs`. */
     batchId: uuid('batch_id'),
+    batchIndex: integer('batch_index'),
     /** When the provider stops serving the prediction's outputs (Replicate: an hour after it ends); null: never. */
     providerOutputsExpireAt: timestamp('provider_outputs_expire_at', { withTimezone: true, mode: 'date' }),
   },
@@ -84,8 +85,8 @@ export const jobs = pgTable(
     uniqueIndex('jobs_retry_of_idx')
       .on(table.retryOf)
       .where(sql`${table.retryOf} is not null`),
-    index('jobs_batch_id_idx')
-      .on(table.batchId)
+    uniqueIndex('jobs_batch_id_batch_index_idx')
+      .on(table.batchId, table.batchIndex)
       .where(sql`${table.batchId} is not null`),
   ],
 );

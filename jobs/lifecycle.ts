@@ -255,7 +255,7 @@ function startWorkflow(
 }
 
 /** Starts the job's workflow; a start that failed but did create the workflow counts as started. */
-async function ensureWorkflowStarted(
+export async function ensureWorkflowStarted(
   deps: LifecycleDependencies,
   job: JobRow,
   fairness: Fairness,

@@ -5,7 +5,7 @@ import { TERMINAL_STATUSES, type JobStatus, type OutputFormat, type TerminalStat
 import { mediaObjectKey } from '../../common/storage-keys';
 import type { Database } from '../client';
 import { jobEvents, jobs, media, type JobRow, type MediaRow } from '../schema';
-import { appendJobEvent } from './events';
+import { appendJobEvent, type Executor } from './events';
 
 export interface NewJob {
   model: string;
@@ -83,16 +83,26 @@ export async function createJob(db: Database, request: NewJob, cap?: RunningJobs
   };
   if (!cap) return insert(db);
   return db.transaction(async (tx) => {
-    const subject = 'owner' in cap ? eq(jobs.owner, cap.owner) : eq(jobs.clientAddress, cap.clientAddress);
-    const lockKey = 'owner' in cap ? `owner:${cap.owner}` : `address:${cap.clientAddress}`;
-    await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${lockKey}))`);
-    const [row] = await tx
-      .select({ running: count() })
-      .from(jobs)
-      .where(and(subject, inArray(jobs.status, ['PENDING', 'PROCESSING'])));
-    if ((row?.running ?? 0) >= cap.limit) throw new RunningJobsCapReached(cap.limit, row?.running ?? 0);
+    await checkRunningJobsCap(tx, cap);
     return insert(tx);
   });
+}
+
+/**
+ * Throws RunningJobsCapReached when `adding` more jobs would take the subject past its cap. Counts
+ * under a transaction-scoped advisory lock per subject, held until the transaction that inserts the
+ * jobs commits, so that concurrent submits (from any number of API processes) cannot pass it together.
+ */
+export async function checkRunningJobsCap(tx: Executor, cap: RunningJobsCap, adding = 1): Promise<void> {
+  const subject = 'owner' in cap ? eq(jobs.owner, cap.owner) : eq(jobs.clientAddress, cap.clientAddress);
+  const lockKey = 'owner' in cap ? `owner:${cap.owner}` : `address:${cap.clientAddress}`;
+  await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${lockKey}))`);
+  const [row] = await tx
+    .select({ running: count() })
+    .from(jobs)
+    .where(and(subject, inArray(jobs.status, ['PENDING', 'PROCESSING'])));
+  const running = row?.running ?? 0;
+  if (running + adding > cap.limit) throw new RunningJobsCapReached(cap.limit, running);
 }
 
 export async function findJobByIdempotencyKey(
