@@ -20,7 +20,11 @@ import { onEachLine, spawnPrefixed, stopProcess, waitForPort } from './processes
 const execFileAsync = promisify(execFile);
 const ROOT = path.join(__dirname, '..');
 const DEPLOY_DIR = path.join(ROOT, 'deploy');
-const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
+/**
+ * Node with tsx's loader, in the process itself: the `tsx` command runs the program in a child of
+ * its own, and a SIGKILL to it would leave that child running on.
+ */
+const nodeWithTsx = (file: string): [string, string[]] => [process.execPath, ['--import', 'tsx', file]];
 
 export interface ClusterPorts {
   /** Added to each of the Temporal server's ports (7233 frontend, 7234 history, 7235 matching, 7239 worker, 6933-6939 membership, 9090 metrics). */
@@ -351,8 +355,9 @@ async function startTopology(options: ClusterOptions, started: ClusterProcess[])
       new ClusterProcess(
         `worker-${index + 1}`,
         () =>
-          spawnPrefixed(`worker-${index + 1}`, TSX, [path.join(ROOT, 'worker', 'main.ts')], {
+          spawnPrefixed(`worker-${index + 1}`, ...nodeWithTsx(path.join(ROOT, 'worker', 'main.ts')), {
             ...spawnOptions,
+            cwd: ROOT,
             env: { ...appEnv, WORKER_METRICS_PORT: String(metricsPort) },
           }),
         processOptions,
@@ -363,8 +368,9 @@ async function startTopology(options: ClusterOptions, started: ClusterProcess[])
       new ClusterProcess(
         `api-${index + 1}`,
         () =>
-          spawnPrefixed(`api-${index + 1}`, TSX, [path.join(ROOT, 'api', 'main.ts')], {
+          spawnPrefixed(`api-${index + 1}`, ...nodeWithTsx(path.join(ROOT, 'api', 'main.ts')), {
             ...spawnOptions,
+            cwd: ROOT,
             env: { ...appEnv, PORT: String(port) },
           }),
         processOptions,
