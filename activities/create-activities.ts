@@ -20,8 +20,9 @@ import { storeObject } from './object-storage';
 import { reconcileUnfinishedJobs } from './reconcile';
 import { abortStaleUploads, removeExpiredBatch, type RemovalBatch } from './retention';
 import { finishJobFromWorkflow, type ReconcileResult } from '../jobs/lifecycle';
-import { deliverWebhook, type DeliveryResult, type WebhookDependencies } from './webhook-delivery';
-import type { ActivityPolicyOverrides, WebhookMessage } from '../common/temporal';
+import { announceBatchEnd, announceOverdueBatches, type BatchWebhookDependencies } from '../jobs/batch-webhook';
+import { deliverBatchWebhook, deliverWebhook, type DeliveryResult, type WebhookDependencies } from './webhook-delivery';
+import type { ActivityPolicyOverrides, BatchWebhookMessage, WebhookMessage } from '../common/temporal';
 import type { GenerationRequest, MediaProvider, PredictionState } from './providers/provider';
 
 export interface ActivityDependencies {
@@ -85,6 +86,16 @@ export function createActivities(deps: ActivityDependencies) {
     logger.warn({ point }, `fault injection: paused at ${point}`);
     await Context.current().sleep(2 ** 31 - 1);
   };
+
+  /** Where a batch's webhook workflow runs (this activity's task queue) and how its delivery retries. */
+  const batchWebhookDependencies = (temporal: Client): BatchWebhookDependencies => ({
+    db,
+    temporal,
+    config: {
+      TEMPORAL_TASK_QUEUE: Context.current().info.taskQueue,
+      WEBHOOK_RETRY_INITIAL_INTERVAL_SECONDS: deps.settlePolicies?.webhookInitialIntervalSeconds,
+    },
+  });
 
   /** One attempt at storing an output: its source streamed into S3, then its row. */
   const storeOutput = async (
@@ -309,15 +320,24 @@ export function createActivities(deps: ActivityDependencies) {
      */
     async finishJob(input: FinishJobInput): Promise<boolean> {
       const { jobId, ...outcome } = input;
-      return finishJobFromWorkflow(db, jobId, {
+      const ended = await finishJobFromWorkflow(db, jobId, {
         ...outcome,
         errorMessage: outcome.errorMessage === undefined ? undefined : storableText(outcome.errorMessage),
       });
+      // The last job of a batch to end starts the batch's webhook; a failure here retries this step, which
+      // finds the job ended and the batch still due.
+      if (deps.temporal) await announceBatchEnd(batchWebhookDependencies(deps.temporal), jobId);
+      return ended;
     },
 
     /** One webhook message, signed with the worker's secret; each attempt is recorded. */
     async deliverWebhook(message: WebhookMessage): Promise<DeliveryResult> {
       return deliverWebhook(db, deps.webhooks, message, Context.current().cancellationSignal);
+    },
+
+    /** A batch's one webhook, once all its jobs have ended, signed like a job's messages. */
+    async deliverBatchWebhook(message: BatchWebhookMessage): Promise<{ statusCode: number }> {
+      return deliverBatchWebhook(db, deps.webhooks, message, Context.current().cancellationSignal);
     },
 
     /** One bounded batch of the retention sweep (the retention Schedule's workflow). */
@@ -331,7 +351,7 @@ export function createActivities(deps: ActivityDependencies) {
 
     async reconcileJobs(): Promise<ReconcileResult[]> {
       if (!deps.temporal) throw new Error('the reconciler needs a Temporal client');
-      return reconcileUnfinishedJobs({
+      const reconciled = await reconcileUnfinishedJobs({
         db,
         temporal: deps.temporal,
         logger,
@@ -340,6 +360,8 @@ export function createActivities(deps: ActivityDependencies) {
           WEBHOOK_RETRY_INITIAL_INTERVAL_SECONDS: deps.settlePolicies?.webhookInitialIntervalSeconds,
         },
       });
+      await announceOverdueBatches({ ...batchWebhookDependencies(deps.temporal), logger });
+      return reconciled;
     },
   };
 }

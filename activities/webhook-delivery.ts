@@ -4,10 +4,12 @@ import { isIP } from 'node:net';
 import { ApplicationFailure } from '@temporalio/activity';
 import { NonRetryable } from '../common/errors';
 import { type Presigner } from '../common/presigner';
+import { toBatchReply } from '../jobs/batch-reply';
 import { toStatusReply } from '../jobs/status-reply';
-import type { WebhookMessage } from '../common/temporal';
+import type { BatchWebhookMessage, WebhookMessage } from '../common/temporal';
 import { signWebhook } from '../common/webhooks';
 import type { Database } from '../db/client';
+import { getBatch, listBatchJobs } from '../db/queries/batches';
 import { getJob } from '../db/queries/jobs';
 import { recordDeliveryAttempt } from '../db/queries/webhook-deliveries';
 import { checkedLookup, isPublicAddress } from '../common/public-address';
@@ -68,39 +70,8 @@ export async function deliverWebhook(
     ...(message.outputIndex !== undefined ? { output_index: message.outputIndex } : {}),
     ...reply,
   });
-  const timestamp = Math.floor(Date.now() / 1000);
-  const headers = {
-    'content-type': 'application/json',
-    'user-agent': 'media-generation-webhooks',
-    'webhook-id': message.messageId,
-    'webhook-timestamp': String(timestamp),
-    'webhook-signature': signWebhook(deps.signingSecret, message.messageId, timestamp, body),
-  };
-
   const startedAt = new Date();
-  let answer: Answer | undefined;
-  let failure: ApplicationFailure | undefined;
-  try {
-    answer = await post(new URL(message.url), headers, body, {
-      allowPrivate: deps.allowPrivate,
-      timeoutMs: deps.timeoutMs ?? 15_000,
-      signal,
-    });
-    if (answer.statusCode < 200 || answer.statusCode >= 300) {
-      const delay =
-        answer.statusCode === 429 || answer.statusCode === 503 ? retryAfterSeconds(answer.retryAfter) : undefined;
-      failure = ApplicationFailure.create({
-        type: WEBHOOK_REJECTED,
-        message: `the receiver answered ${answer.statusCode}`,
-        ...(delay !== undefined ? { nextRetryDelay: `${delay}s` as const } : {}),
-      });
-    }
-  } catch (error) {
-    failure =
-      error instanceof ApplicationFailure
-        ? error
-        : ApplicationFailure.create({ type: WEBHOOK_REJECTED, message: (error as Error).message });
-  }
+  const { answer, failure } = await sendSigned(deps, deps.signingSecret, message.url, message.messageId, body, signal);
   const row = await recordDeliveryAttempt(db, {
     jobId: message.jobId,
     messageId: message.messageId,
@@ -114,6 +85,82 @@ export async function deliverWebhook(
   });
   if (failure) throw failure;
   return { statusCode: answer!.statusCode, attempt: row.attempt };
+}
+
+/**
+ * Sends a batch's webhook: the batch as GET /api/v1/batches/{id} answers it (each job's status reply,
+ * presigned URLs included) plus `"event": "batch_ended"`, signed and sent as a job's messages are.
+ * Its attempts are the activity's, in the history of the batch's webhook workflow.
+ */
+export async function deliverBatchWebhook(
+  db: Database,
+  deps: WebhookDependencies | undefined,
+  message: BatchWebhookMessage,
+  signal: AbortSignal,
+): Promise<{ statusCode: number }> {
+  if (!deps?.signingSecret) {
+    throw ApplicationFailure.create({
+      type: NonRetryable.WebhookNotConfigured,
+      message: 'WEBHOOK_SIGNING_SECRET is not set on the worker',
+      nonRetryable: true,
+    });
+  }
+  const batch = await getBatch(db, message.batchId);
+  if (!batch)
+    throw ApplicationFailure.create({
+      type: NonRetryable.BatchNotFound,
+      message: `batch ${message.batchId} has no row in the database`,
+      nonRetryable: true,
+    });
+  const reply = await toBatchReply(batch, await listBatchJobs(db, batch.id), deps.presigner);
+  const body = JSON.stringify({ event: 'batch_ended', ...reply });
+  const { answer, failure } = await sendSigned(deps, deps.signingSecret, message.url, message.messageId, body, signal);
+  if (failure) throw failure;
+  return { statusCode: answer!.statusCode };
+}
+
+/** One signed POST; what the receiver answered, and the failure to throw for anything but a 2xx. */
+async function sendSigned(
+  deps: WebhookDependencies,
+  signingSecret: string,
+  url: string,
+  messageId: string,
+  body: string,
+  signal: AbortSignal,
+): Promise<{ answer?: Answer; failure?: ApplicationFailure }> {
+  const timestamp = Math.floor(Date.now() / 1000);
+  const headers = {
+    'content-type': 'application/json',
+    'user-agent': 'media-generation-webhooks',
+    'webhook-id': messageId,
+    'webhook-timestamp': String(timestamp),
+    'webhook-signature': signWebhook(signingSecret, messageId, timestamp, body),
+  };
+  try {
+    const answer = await post(new URL(url), headers, body, {
+      allowPrivate: deps.allowPrivate,
+      timeoutMs: deps.timeoutMs ?? 15_000,
+      signal,
+    });
+    if (answer.statusCode >= 200 && answer.statusCode < 300) return { answer };
+    const delay =
+      answer.statusCode === 429 || answer.statusCode === 503 ? retryAfterSeconds(answer.retryAfter) : undefined;
+    return {
+      answer,
+      failure: ApplicationFailure.create({
+        type: WEBHOOK_REJECTED,
+        message: `the receiver answered ${answer.statusCode}`,
+        ...(delay !== undefined ? { nextRetryDelay: `${delay}s` as const } : {}),
+      }),
+    };
+  } catch (error) {
+    return {
+      failure:
+        error instanceof ApplicationFailure
+          ? error
+          : ApplicationFailure.create({ type: WEBHOOK_REJECTED, message: (error as Error).message }),
+    };
+  }
 }
 
 function forbidden(message: string): ApplicationFailure {

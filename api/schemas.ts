@@ -106,6 +106,15 @@ export const batchRequestSchema = z
       .openapi({
         description: `1 to ${LIMITS.maxBatchJobs} requests, each exactly the body of POST /api/v1/generate. One bad item rejects the whole batch (422 naming \`jobs[i].field\`); nothing is created.`,
       }),
+    webhook_url: z
+      .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
+      .max(LIMITS.maxWebhookUrlLength)
+      .optional()
+      .openapi({
+        example: 'https://example.com/hooks/batches',
+        description:
+          'Receives one signed POST (Standard Webhooks, as a job\'s webhooks) once every job of the batch has ended: the batch as GET /api/v1/batches/{id} answers it, plus `"event": "batch_ended"`. The same address rules as a job\'s `webhook_url`; each job keeps its own.',
+      }),
   })
   .openapi('BatchRequest');
 

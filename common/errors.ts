@@ -4,6 +4,7 @@
  */
 export const NonRetryable = {
   JobNotFound: 'JobNotFound',
+  BatchNotFound: 'BatchNotFound',
   /** The provider rejected the request (4xx other than 429): the same request fails again. */
   InvalidInput: 'InvalidInput',
   /** The prediction ran and failed, or was cancelled, upstream. */

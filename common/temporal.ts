@@ -11,6 +11,28 @@ export const REDELIVER_WEBHOOK_WORKFLOW_TYPE = 'redeliverWebhook';
 export const SETTLE_ORPHANED_JOB_WORKFLOW_TYPE = 'settleOrphanedJob';
 export const REMOVE_EXPIRED_MEDIA_WORKFLOW_TYPE = 'removeExpiredMedia';
 export const RETRY_FAILED_OUTPUTS_WORKFLOW_TYPE = 'retryFailedOutputs';
+export const BATCH_ENDED_WEBHOOK_WORKFLOW_TYPE = 'batchEndedWebhook';
+
+/** A batch's webhook, sent once every job of it has ended; one workflow per batch. */
+export interface BatchWebhookMessage {
+  batchId: string;
+  messageId: string;
+  url: string;
+}
+
+export interface BatchEndedWebhookInput {
+  message: BatchWebhookMessage;
+  policies?: ActivityPolicyOverrides;
+}
+
+export function batchWebhookWorkflowId(batchId: string): string {
+  return `batch-webhook-${batchId}`;
+}
+
+/** The batch webhook's webhook-id: one message per batch. */
+export function batchWebhookMessageId(batchId: string): string {
+  return `msg_batch_${batchId}_ended`;
+}
 
 /** A FAILED job stored again: only its failed outputs, from the prediction's recorded URLs (no new prediction). */
 export interface RetryFailedOutputsInput {

@@ -124,12 +124,22 @@ export const batches = pgTable(
     owner: text('owner').notNull().default('anonymous'),
     idempotencyKey: text('idempotency_key'),
     requestHash: text('request_hash').notNull(),
+    /** Receives one signed webhook once every job of the batch has ended. */
+    webhookUrl: text('webhook_url'),
     createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    /** When its last unfinished job ended: set once, in that job's transaction. */
+    endedAt: timestamp('ended_at', { withTimezone: true, mode: 'date' }),
+    /** When its webhook's delivery workflow was started (once per batch). */
+    webhookStartedAt: timestamp('webhook_started_at', { withTimezone: true, mode: 'date' }),
   },
   (table) => [
     uniqueIndex('batches_owner_idempotency_key_idx')
       .on(table.owner, table.idempotencyKey)
       .where(sql`${table.idempotencyKey} is not null`),
+    // The ended batches whose webhook is still to be started: what the reconciler looks for.
+    index('batches_webhook_due_idx')
+      .on(table.endedAt)
+      .where(sql`${table.webhookUrl} is not null and ${table.webhookStartedAt} is null`),
   ],
 );
 

@@ -20,6 +20,11 @@ export const batchReplySchema = z
     batch_id: z.string(),
     status_url: z.string().openapi({ description: 'GET it for the batch as it is now.' }),
     created_at: z.iso.datetime(),
+    ended_at: z.iso
+      .datetime()
+      .nullable()
+      .openapi({ description: 'When its last job ended (first ended: a retry of a job later does not reopen it).' }),
+    webhook_url: z.string().nullable().openapi({ description: "The batch's webhook, if it has one." }),
     counts: batchCountsSchema,
     jobs: z.array(statusReplySchema).openapi({
       description:
@@ -43,6 +48,8 @@ export async function toBatchReply(batch: BatchRow, jobs: JobWithMedia[], presig
     batch_id: batch.id,
     status_url: `/api/v1/batches/${batch.id}`,
     created_at: batch.createdAt.toISOString(),
+    ended_at: batch.endedAt ? batch.endedAt.toISOString() : null,
+    webhook_url: batch.webhookUrl,
     counts: countByStatus(jobs),
     jobs: await Promise.all(jobs.map((job) => toStatusReply(job, presigner))),
   };

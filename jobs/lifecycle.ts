@@ -39,6 +39,7 @@ import {
   type RunningJobsCap,
 } from '../db/queries/jobs';
 import type { JobRow } from '../db/schema';
+import { announceBatchEnd } from './batch-webhook';
 
 /**
  * A job's life outside its workflow, in one place: submitting it (and replaying an
@@ -360,6 +361,8 @@ export async function endJobOutsideWorkflow(
   } catch (error) {
     if ((error as Error).name !== 'WorkflowExecutionAlreadyStartedError') throw error;
   }
+  // The job may have been its batch's last: the reconciler starts a batch webhook this misses.
+  await announceBatchEnd(deps, job.id);
   return true;
 }
 

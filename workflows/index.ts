@@ -1,6 +1,7 @@
 // Worker Versioning behaviour of each workflow type (PINNED jobs, AUTO_UPGRADE housekeeping).
 import './versioning';
 
+export { batchEndedWebhook } from './batch-ended-webhook';
 export { mediaGeneration } from './media-generation';
 export { reconcileJobs } from './reconcile-jobs';
 export { redeliverWebhook } from './redeliver-webhook';

@@ -112,6 +112,7 @@ export function activityPolicies(overrides: ActivityPolicyOverrides = {}) {
         NonRetryable.ForbiddenWebhookUrl,
         NonRetryable.WebhookNotConfigured,
         NonRetryable.JobNotFound,
+        NonRetryable.BatchNotFound,
       ],
     },
   };

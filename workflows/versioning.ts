@@ -1,5 +1,6 @@
 import type { VersioningBehavior, WorkflowDefinitionOptions } from '@temporalio/common';
 import { setWorkflowOptions, workflowInfo } from '@temporalio/workflow';
+import { batchEndedWebhook } from './batch-ended-webhook';
 import { mediaGeneration } from './media-generation';
 import { reconcileJobs } from './reconcile-jobs';
 import { redeliverWebhook } from './redeliver-webhook';
@@ -41,3 +42,4 @@ setWorkflowOptions(onVersionedWorker('AUTO_UPGRADE'), redeliverWebhook);
 setWorkflowOptions(onVersionedWorker('AUTO_UPGRADE'), removeExpiredMedia);
 // Its webhook may retry for a day: pinned, it would hold an old build's workers that long.
 setWorkflowOptions(onVersionedWorker('AUTO_UPGRADE'), settleOrphanedJob);
+setWorkflowOptions(onVersionedWorker('AUTO_UPGRADE'), batchEndedWebhook);

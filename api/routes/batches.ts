@@ -12,6 +12,7 @@ import { Problem } from '../problem';
 import { batchIdParamSchema, batchReplySchema, batchRequestSchema, LIMITS, type BatchRequest } from '../schemas';
 import {
   checkRequest,
+  checkWebhookUrl,
   newJobOf,
   parseIdempotencyKey,
   requestHash,
@@ -23,7 +24,7 @@ import { parseOrThrow, requireJsonBody } from '../validation';
 /** A stable hash of the validated batch: each item hashed as POST /api/v1/generate hashes it, in order. */
 export function batchRequestHash(request: BatchRequest): string {
   return createHash('sha256')
-    .update(JSON.stringify({ jobs: request.jobs.map(requestHash) }))
+    .update(JSON.stringify({ jobs: request.jobs.map(requestHash), webhook_url: request.webhook_url }))
     .digest('hex');
 }
 
@@ -50,9 +51,15 @@ export function batchesRouter(deps: ApiDependencies): Router {
     const caller = callerOf(res);
     const idempotencyKey = parseIdempotencyKey(req.header('idempotency-key'));
     const request = parseOrThrow(batchRequestSchema, req.body, 'body', { indexes: 'brackets' });
+    if (request.webhook_url) checkWebhookUrl(request.webhook_url, config);
     request.jobs.forEach((item, index) => checkRequest(item, caller, config, `jobs[${index}].`));
     const submitted = await submitBatch(deps, {
-      batch: { owner: caller.owner, idempotencyKey, requestHash: batchRequestHash(request) },
+      batch: {
+        owner: caller.owner,
+        idempotencyKey,
+        requestHash: batchRequestHash(request),
+        webhookUrl: request.webhook_url,
+      },
       jobs: request.jobs.map((item) => newJobOf(item, caller, config)),
       fairness: fairnessOf(caller),
       runningJobsCap: runningJobsCap(caller, config.MAX_RUNNING_JOBS_PER_KEY),

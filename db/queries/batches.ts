@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { and, asc, eq, inArray, notExists } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNotNull, isNull, lt, notExists, sql } from 'drizzle-orm';
 import { mediaObjectKey } from '../../common/storage-keys';
 import type { Database } from '../client';
 import { batches, jobEvents, jobs, media, type BatchRow, type JobRow } from '../schema';
@@ -9,6 +9,7 @@ export interface NewBatch {
   owner: string;
   idempotencyKey?: string;
   requestHash: string;
+  webhookUrl?: string;
 }
 
 /**
@@ -114,4 +115,42 @@ export async function deleteEmptyBatch(db: Database, batchId: string): Promise<b
     .where(and(eq(batches.id, batchId), notExists(db.select().from(jobs).where(eq(jobs.batchId, batchId)))))
     .returning({ id: batches.id });
   return deleted.length > 0;
+}
+
+/** A batch whose webhook is due: it has ended, has a webhook_url, and its delivery has not been started. */
+export type DueBatchWebhook = Pick<BatchRow, 'id'> & { webhookUrl: string };
+
+const webhookDue = and(isNotNull(batches.endedAt), isNotNull(batches.webhookUrl), isNull(batches.webhookStartedAt));
+
+/** The batch of this job when its webhook is due (see DueBatchWebhook). */
+export async function dueWebhookOfJobBatch(db: Database, jobId: string): Promise<DueBatchWebhook | undefined> {
+  const [row] = await db
+    .select({ id: batches.id, webhookUrl: batches.webhookUrl })
+    .from(jobs)
+    .innerJoin(batches, eq(batches.id, jobs.batchId))
+    .where(and(eq(jobs.id, jobId), webhookDue));
+  return row ? { id: row.id, webhookUrl: row.webhookUrl! } : undefined;
+}
+
+/** Batches whose webhook has been due for over `olderThanSeconds` (its announcer was cut off), oldest first. */
+export async function listDueBatchWebhooks(
+  db: Database,
+  olderThanSeconds: number,
+  limit: number,
+): Promise<DueBatchWebhook[]> {
+  const rows = await db
+    .select({ id: batches.id, webhookUrl: batches.webhookUrl })
+    .from(batches)
+    .where(and(webhookDue, lt(batches.endedAt, sql`now() - ${olderThanSeconds} * interval '1 second'`)))
+    .orderBy(asc(batches.endedAt))
+    .limit(limit);
+  return rows.map((row) => ({ id: row.id, webhookUrl: row.webhookUrl! }));
+}
+
+/** Records that the batch's webhook delivery has been started; the first time stays. */
+export async function markBatchWebhookStarted(db: Database, batchId: string): Promise<void> {
+  await db
+    .update(batches)
+    .set({ webhookStartedAt: sql`coalesce(${batches.webhookStartedAt}, now())` })
+    .where(eq(batches.id, batchId));
 }

@@ -4,7 +4,7 @@ import { JOB_PRIORITIES, PRIORITY_KEYS, type JobPriority } from '../../common/pr
 import { TERMINAL_STATUSES, type JobStatus, type OutputFormat, type TerminalStatus } from '../../common/statuses';
 import { mediaObjectKey } from '../../common/storage-keys';
 import type { Database } from '../client';
-import { jobEvents, jobs, media, type JobRow, type MediaRow } from '../schema';
+import { batches, jobEvents, jobs, media, type JobRow, type MediaRow } from '../schema';
 import { appendJobEvent, type Executor } from './events';
 
 export interface NewJob {
@@ -313,8 +313,9 @@ export async function finishJob(db: Database, jobId: string, outcome: JobOutcome
         expiresAt: sql`least(${jobs.expiresAt}, now() + ${jobs.retentionSeconds} * interval '1 second')`,
       })
       .where(and(eq(jobs.id, jobId), notInArray(jobs.status, [...TERMINAL_STATUSES])))
-      .returning({ id: jobs.id });
+      .returning({ id: jobs.id, batchId: jobs.batchId });
     if (ended.length === 0) return false;
+    if (ended[0]!.batchId) await endBatchIfDone(tx, ended[0]!.batchId);
     const unsettledStatus = outcome.status === 'CANCELLED' ? 'CANCELLED' : 'FAILED';
     const settled = await tx
       .update(media)
@@ -331,6 +332,25 @@ export async function finishJob(db: Database, jobId: string, outcome: JobOutcome
     await appendJobEvent(tx, jobId, 'status', { status: outcome.status, error_message: outcome.errorMessage ?? null });
     return true;
   });
+}
+
+/**
+ * In the transaction that ended one of its jobs: records that the batch has ended when no job of it
+ * is left unfinished. The batch row's lock makes the jobs of one batch that end at once take turns:
+ * each checks after the others' transactions have committed (a new snapshot per statement), so the
+ * last one sees every end, and `ended_at is null` lets exactly one transaction set it. The clock's
+ * time, not the transaction's start: the jobs it waited for ended after that.
+ */
+async function endBatchIfDone(tx: Executor, batchId: string): Promise<void> {
+  await tx.execute(sql`select id from ${batches} where id = ${batchId} for update`);
+  await tx.execute(sql`
+    update ${batches} set ended_at = clock_timestamp()
+    where id = ${batchId} and ended_at is null
+      and not exists (
+        select 1 from ${jobs} where batch_id = ${batchId} and status not in (${sql.join(
+          TERMINAL_STATUSES.map((status) => sql`${status}`),
+          sql`, `,
+        )}))`);
 }
 
 /**

@@ -2,10 +2,19 @@ import { randomUUID } from 'node:crypto';
 import { count, eq } from 'drizzle-orm';
 import type { Database } from '../../db/client';
 import { batches, jobs, media } from '../../db/schema';
+import { createBatch } from '../../db/queries/batches';
+import { finishJob } from '../../db/queries/jobs';
+import { reconcileOnce } from '../support/jobs';
 import { createTestKey } from '../support/public-api';
 import { getJson, postJson, validRequest } from '../support/stack';
 import { useTestStack } from '../support/use-stack';
 import { sleep, waitFor } from '../support/wait';
+import {
+  TEST_WEBHOOK_SECRET,
+  useWebhookReceivers,
+  verifyWebhook,
+  WEBHOOKS_TO_LOCAL_RECEIVERS,
+} from '../support/webhooks';
 
 const item = (prompt: string, fields: Record<string, unknown> = {}) => ({ ...validRequest, prompt, ...fields });
 
@@ -21,7 +30,10 @@ async function rowCounts(db: Database, owner: string) {
 
 /** POST /api/v1/batches and GET /api/v1/batches/{id}; each test with an API key of its own, whose rows it counts. */
 describe('batches', () => {
-  const stack = useTestStack({ env: { AUTH_MODE: 'required', MEDIA_RETENTION_SECONDS: '86400' } });
+  const stack = useTestStack({
+    env: { AUTH_MODE: 'required', MEDIA_RETENTION_SECONDS: '86400', ...WEBHOOKS_TO_LOCAL_RECEIVERS },
+  });
+  const receivers = useWebhookReceivers();
   let key: Awaited<ReturnType<typeof createTestKey>>;
   beforeEach(async () => {
     key = await createTestKey(stack.database.db);
@@ -66,6 +78,70 @@ describe('batches', () => {
     // Each job is an ordinary job: its status, its workflow.
     const status = await get(`/api/v1/status/${ended.jobs[1].job_id}`);
     expect(status.body).toMatchObject({ status: 'COMPLETED', prompt: prompts[1] });
+  });
+
+  it('sends the batch webhook once, signed, when every job has ended', async () => {
+    const receiver = await receivers.start();
+    const reply = await post({ webhook_url: receiver.url, jobs: [item('one'), item('two'), item('three')] });
+    expect(reply.status).toBe(202);
+    const batchId = reply.body!.batch_id as string;
+    expect(reply.body).toMatchObject({ webhook_url: receiver.url, ended_at: null });
+
+    const [message] = await receiver.waitFor(1);
+    expect(verifyWebhook(TEST_WEBHOOK_SECRET, message!.headers, message!.body)).toBe(true);
+    expect(message!.headers['webhook-id']).toBe(`msg_batch_${batchId}_ended`);
+    const body = JSON.parse(message!.body) as Record<string, any>;
+    expect(body).toMatchObject({
+      event: 'batch_ended',
+      batch_id: batchId,
+      counts: { PENDING: 0, PROCESSING: 0, COMPLETED: 3, FAILED: 0, CANCELLED: 0 },
+      ended_at: expect.any(String),
+    });
+    expect(body.jobs.map((job: any) => job.status)).toEqual(['COMPLETED', 'COMPLETED', 'COMPLETED']);
+    expect((await fetch(body.jobs[0].media[0].presigned_media_url)).status).toBe(200);
+
+    const batch = (await get(`/api/v1/batches/${batchId}`)).body!;
+    expect(batch.ended_at).toBe(body.ended_at);
+    expect(Date.parse(batch.ended_at)).toBeGreaterThanOrEqual(
+      Math.max(...batch.jobs.map((job: any) => Date.parse(job.completed_at))),
+    );
+    // Once: nothing else arrives, and the reconciler does not send it again.
+    await reconcileOnce(stack);
+    await sleep(1_500);
+    expect(receiver.received).toHaveLength(1);
+  });
+
+  it('has the reconciler send a batch webhook whose announcer was cut off', async () => {
+    const receiver = await receivers.start();
+    // The batch's jobs ended without workflows (nothing announced it), over a minute ago.
+    const { batch, jobs: batchJobs } = await createBatch(
+      stack.database.db,
+      { owner: key.id, requestHash: randomUUID(), webhookUrl: receiver.url },
+      [1, 2].map((n) => ({
+        model: 'a/b',
+        prompt: `cut off ${n}`,
+        numOutputs: 1,
+        seed: n,
+        outputFormat: 'png' as const,
+      })),
+    );
+    for (const job of batchJobs)
+      await finishJob(stack.database.db, job.id, { status: 'CANCELLED', errorMessage: 'scripted' });
+    await stack.database.db
+      .update(batches)
+      .set({ endedAt: new Date(Date.now() - 5 * 60_000) })
+      .where(eq(batches.id, batch.id));
+
+    await reconcileOnce(stack);
+    const [message] = await receiver.waitFor(1);
+    expect(JSON.parse(message!.body)).toMatchObject({
+      event: 'batch_ended',
+      batch_id: batch.id,
+      counts: { CANCELLED: 2 },
+    });
+    await reconcileOnce(stack);
+    await sleep(1_000);
+    expect(receiver.received).toHaveLength(1);
   });
 
   it('rejects a batch with one bad item, naming it, and creates nothing: no batch, no job, no workflow', async () => {
