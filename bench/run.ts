@@ -27,7 +27,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { loadConfigOrExit } from '../common/config';
-import { DEFAULT_CLUSTER_PORTS } from '../scripts/cluster';
+import { clusterDatabaseUrl, DEFAULT_CLUSTER_PORTS } from '../scripts/cluster';
 import { ALL_PHASES, DEFAULTS, QUICK, runBench, type BenchOptions, type BenchResult, type Phase } from './phases';
 import { renderChart } from './chart';
 import { formatEnginesTable, formatMarkdownTable, formatSummary } from './report';
@@ -156,7 +156,7 @@ export function buildOptions(argv: string[], env: NodeJS.ProcessEnv): { options:
       .map((url) => url.trim()),
     engine: cluster ? 'cluster' : 'dev-server',
     temporalAddress: config.TEMPORAL_ADDRESS,
-    databaseUrl: config.DATABASE_URL,
+    databaseUrl: cluster ? clusterDatabaseUrl(config.DATABASE_URL) : config.DATABASE_URL,
     namespace: config.TEMPORAL_NAMESPACE,
     s3: {
       endpoint: config.S3_ENDPOINT_URL,

@@ -10,6 +10,8 @@ const CONNECTION_ERROR_CODES = new Set([
   '08001',
   '08003',
   '08006',
+  // too_many_connections: the server is full (max_connections), which passes as its clients let go.
+  '53300',
 ]);
 
 /** Whether an error means the database could not be reached (down, restarting, cut off), rather than a bug. */

@@ -54,6 +54,17 @@ export const DEFAULT_CLUSTER_PORTS: ClusterPorts = {
   jaegerQueryGrpc: 16685,
 };
 
+/**
+ * The cluster's own application database beside DATABASE_URL's (`media_generation` →
+ * `media_generation_cluster`): its jobs' workflows live in the cluster's Temporal, and the dev
+ * server's reconciler, seeing them missing there, would end them as never started.
+ */
+export function clusterDatabaseUrl(databaseUrl: string): string {
+  const url = new URL(databaseUrl);
+  url.pathname = `${url.pathname.replace(/\/+$/, '')}_cluster`;
+  return url.toString();
+}
+
 export interface ClusterOptions {
   ports: ClusterPorts;
   /** The server's Postgres, as a URL with an admin user (the databases below are created on it). */
@@ -346,6 +357,8 @@ async function startTopology(options: ClusterOptions, started: ClusterProcess[])
     S3_BUCKET_NAME: options.s3.bucket,
     S3_FORCE_PATH_STYLE: 'true',
     OTEL_EXPORTER_OTLP_ENDPOINT: otlpEndpoint,
+    // Four application processes and the server's 48 share Postgres's 100 connections.
+    DATABASE_POOL_SIZE: process.env.DATABASE_POOL_SIZE ?? '8',
     ...options.appEnv,
     // The cluster learns from the workers' info lines that they have started.
     LOG_LEVEL: 'info',

@@ -5,7 +5,7 @@ import { loadConfigOrExit } from '../common/config';
 import { applyBucketLifecycle, createS3Client, ensureBucket } from '../common/s3';
 import { runMigrations } from '../db/migrate';
 import { buildConsole, describeBuild, watchConsole } from './build-console';
-import { DEFAULT_CLUSTER_PORTS, startCluster, type Cluster } from './cluster';
+import { clusterDatabaseUrl, DEFAULT_CLUSTER_PORTS, startCluster, type Cluster } from './cluster';
 import { startS3Server, startTemporalDevServer } from './local-services';
 import { isPortOpen, onEachLine, spawnPrefixed, stopProcess, waitForPort } from './processes';
 
@@ -211,7 +211,7 @@ async function startProductionShape(): Promise<void> {
   cluster = await startCluster({
     ports,
     postgresAdminUrl: adminUrl.toString(),
-    databaseUrl: config.DATABASE_URL,
+    databaseUrl: clusterDatabaseUrl(config.DATABASE_URL),
     temporalDatabases: { default: 'temporal', visibility: 'temporal_visibility' },
     dataDir: path.join(DATA_DIR, 'cluster'),
     s3: { accessKey: config.S3_ACCESS_KEY_ID, secretKey: config.S3_SECRET_ACCESS_KEY, bucket: config.S3_BUCKET_NAME },
@@ -231,7 +231,7 @@ async function startProductionShape(): Promise<void> {
   Temporal Web UI  ${cluster.temporalUiUrl}
   Jaeger (traces)  ${cluster.jaegerUiUrl}
   S3               ${cluster.s3Endpoint} (bucket '${config.S3_BUCKET_NAME}')
-  Postgres         ${config.DATABASE_URL.replace(/:[^:@/]+@/, ':***@')}
+  Postgres         ${clusterDatabaseUrl(config.DATABASE_URL).replace(/:[^:@/]+@/, ':***@')}
 `);
 }
 
