@@ -154,6 +154,8 @@ const losses = (run: ClosedLoopResult) =>
  * The headline figures of the two engines side by side (README.md): the latest full run on the dev
  * server and the latest on the production engine, each beside the bare workflow on its own server.
  */
+const serverCpu = (cpu?: Record<string, number>) => cpu && `${cpu.temporal ?? 0} ms; ${cpu.postgres ?? 0} ms`;
+
 export function formatEnginesTable(devServer?: BenchResult, cluster?: BenchResult): string {
   const runs = [devServer, cluster];
   const cell = (run: BenchResult | undefined, pick: (run: BenchResult) => string | undefined) =>
@@ -174,7 +176,8 @@ export function formatEnginesTable(devServer?: BenchResult, cluster?: BenchResul
     ['Service, waiters (`Prefer: wait`)', client('wait')],
     ['Service, SSE followers', client('sse')],
     ['POST p99 at half the ceiling', (run) => run.apiLatency && `${ms(run.apiLatency.post.p99Ms)} ms`],
-    ['CPU per job, Temporal server', (run) => run.throughput?.cpuMsPerJob?.service?.temporal?.toString().concat(' ms')],
+    ['CPU per service job: Temporal server; Postgres', (run) => serverCpu(run.throughput?.cpuMsPerJob?.service)],
+    ['CPU per bare job: Temporal server; Postgres', (run) => serverCpu(run.throughput?.cpuMsPerJob?.bare)],
     ['Run', (run) => `${run.startedAt.slice(0, 16).replace('T', ' ')} UTC, load ${run.host.loadAverageAtStart[0]}`],
   ];
   return [
