@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { InterceptingCall, Metadata, status as GrpcStatus, type Interceptor } from '@grpc/grpc-js';
-import { eq } from 'drizzle-orm';
+import { eq, inArray } from 'drizzle-orm';
 import { requestHash } from '../../api/submission';
 import { generateRequestSchema } from '../../api/schemas';
 import { workflowIdForJob } from '../../common/temporal';
 import type { Database } from '../../db/client';
 import { createJob, deleteJob } from '../../db/queries/jobs';
-import { jobs } from '../../db/schema';
+import { batches, jobs } from '../../db/schema';
 import { postJson, validRequest, waitForJob, type TestStack } from '../support/stack';
 import { useTestStack } from '../support/use-stack';
 
@@ -127,6 +127,20 @@ describe('a start that fails before it reaches Temporal', () => {
 
   it('answers 503, not 200, to a replayed Idempotency-Key whose PENDING job cannot be started', async () => {
     await expectReplayOfUnstartedJobUnavailable(stack, 'dropped-replay');
+  });
+
+  it('answers 503 to a batch and keeps nothing of it: no batch, no job', async () => {
+    const key = `dropped-batch-${randomUUID()}`;
+    const prompts = [1, 2, 3].map((n) => `${key} ${n}`);
+    const reply = await postJson(
+      stack.baseUrl,
+      '/api/v1/batches',
+      { jobs: prompts.map((prompt) => ({ ...validRequest, prompt })) },
+      { 'Idempotency-Key': key },
+    );
+    expectTemporalUnavailable(reply);
+    expect(await stack.database.db.select().from(jobs).where(inArray(jobs.prompt, prompts))).toHaveLength(0);
+    expect(await stack.database.db.select().from(batches).where(eq(batches.idempotencyKey, key))).toHaveLength(0);
   });
 });
 
