@@ -234,7 +234,9 @@ describe('priority and fairness on (the shared test server, as npm run dev and c
       console.log(
         `[fairness] 100 normal then 5 high from one key, priority on: ${figures.normalBeforeLastHigh} normal jobs finished before the last high one`,
       );
-      expect(figures.normalBeforeLastHigh).toBeLessThan(10);
+      // 0 to 3 on a quiet machine, 19 once in CI beside another suite (normal jobs already running
+      // when the high ones arrive finish first, and more of them run on a slower machine); 99 to 100 off.
+      expect(figures.normalBeforeLastHigh).toBeLessThan(25);
     },
     SCENARIO_TIMEOUT_MS,
   );
