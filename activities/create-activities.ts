@@ -25,6 +25,13 @@ import { deliverBatchWebhook, deliverWebhook, type DeliveryResult, type WebhookD
 import type { ActivityPolicyOverrides, BatchWebhookMessage, WebhookMessage } from '../common/temporal';
 import type { GenerationRequest, MediaProvider, PredictionState } from './providers/provider';
 
+/** A prediction on record; with its outputs when it had already succeeded (a provider that may finish on create). */
+export interface CreatedPrediction {
+  predictionId: string;
+  attempt: number;
+  outputUrls?: string[];
+}
+
 export interface ActivityDependencies {
   db: Database;
   s3: S3Client;
@@ -173,7 +180,7 @@ export function createActivities(deps: ActivityDependencies) {
      * The one window left: a worker killed after the provider answered and before the id was
      * written; the provider's deadline (Cancel-After) bounds what such an orphan can cost.
      */
-    async createPrediction(request: GenerationRequest): Promise<{ predictionId: string; attempt: number }> {
+    async createPrediction(request: GenerationRequest): Promise<CreatedPrediction> {
       const attempt = Context.current().info.attempt;
       const existing = await untilDatabaseAnswers(() => getPredictionId(db, request.jobId));
       if (existing) return { predictionId: existing, attempt };
@@ -197,7 +204,14 @@ export function createActivities(deps: ActivityDependencies) {
         );
         await provider.cancelPrediction(created).catch(() => undefined);
       }
-      return { predictionId: recorded ?? created, attempt };
+      const predictionId = recorded ?? created;
+      if (!provider.mayFinishOnCreate) return { predictionId, attempt };
+      // One look, no waiting: anything but outputs already there (still running, an error, a failed
+      // prediction) is left to awaitPrediction, which knows how to wait and how to fail.
+      const state = await provider.getPrediction(predictionId).catch(() => undefined);
+      if (state?.status !== 'succeeded') return { predictionId, attempt };
+      await untilDatabaseAnswers(() => recordJobGenerated(db, request.jobId, provider.outputLifetimeSeconds));
+      return { predictionId, attempt, outputUrls: state.outputUrls };
     },
 
     /**

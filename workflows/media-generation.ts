@@ -28,6 +28,8 @@ import { activityPolicies } from './policies';
 
 /** Jobs that started before a failure cancelled a still-running prediction replay without it. */
 const CANCEL_PREDICTION_ON_FAILURE = 'cancel-prediction-on-failure';
+/** Jobs whose prediction was asked for once on create, and had its outputs, run no awaitPrediction. */
+const OUTPUTS_WITH_THE_PREDICTION = 'outputs-with-the-prediction';
 
 /**
  * One job: PROCESSING → create and await the prediction → store every output in parallel →
@@ -148,7 +150,12 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
         outputFormat: input.outputFormat,
       });
       progress.predictionId = created.predictionId;
-      const awaited = await awaitPrediction({ jobId, predictionId: created.predictionId });
+      // A prediction that had already succeeded when it was created needs no wait of its own: one
+      // activity task fewer per job. Jobs recorded before this replay with their wait.
+      const awaited =
+        created.outputUrls && patched(OUTPUTS_WITH_THE_PREDICTION)
+          ? { outputUrls: created.outputUrls, attempt: 1 }
+          : await awaitPrediction({ jobId, predictionId: created.predictionId });
       predictionSettled = true;
       generationRetries = created.attempt - 1 + (awaited.attempt - 1);
 

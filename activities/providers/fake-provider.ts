@@ -22,6 +22,7 @@ interface FakePrediction {
  */
 export class FakeProvider implements MediaProvider {
   readonly name = 'fake';
+  readonly mayFinishOnCreate = true;
 
   constructor(private readonly options: { latencyMs: number; now?: () => number } = { latencyMs: 0 }) {}
 

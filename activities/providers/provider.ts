@@ -27,6 +27,12 @@ export interface MediaProvider {
   readonly name: string;
   /** How long the provider serves a prediction's outputs after it succeeded; undefined: for as long as they are needed. */
   readonly outputLifetimeSeconds?: number;
+  /**
+   * Its predictions may have ended by the time their creation is answered (a provider that
+   * generates in the request): the prediction is then asked for once right away, and a job whose
+   * outputs are already there runs no separate wait (awaitPrediction) at all.
+   */
+  readonly mayFinishOnCreate?: boolean;
   createPrediction(request: GenerationRequest): Promise<string>;
   getPrediction(predictionId: string, signal?: AbortSignal): Promise<PredictionState>;
   cancelPrediction(predictionId: string): Promise<void>;
