@@ -24,7 +24,9 @@ export type RetryOutcome =
   | { outcome: 'not-failed' }
   /** The recorded prediction cannot serve the failed outputs again: only a new prediction can. */
   | { outcome: 'outputs-gone'; reason: string }
-  | { outcome: 'temporal-unavailable' };
+  | { outcome: 'temporal-unavailable' }
+  /** The job's workflow recorded FAILED but is still delivering its webhooks after the wait. */
+  | { outcome: 'still-ending' };
 
 /** Why the recorded prediction cannot give the failed outputs again, if it cannot. */
 export function whyOutputsAreGone(job: JobWithMedia, now = new Date()): string | undefined {
@@ -38,6 +40,26 @@ export function whyOutputsAreGone(job: JobWithMedia, now = new Date()): string |
   if (job.expiresAt && job.expiresAt.getTime() <= now.getTime() + RETRY_RETENTION_MARGIN_SECONDS * 1000)
     return "the job's stored outputs expire within a minute";
   return undefined;
+}
+
+/** How long a retry waits for the job's first run to close (its webhook deliveries) before it answers 409. */
+const FIRST_RUN_CLOSE_WAIT_MS = 15_000;
+
+function isAlreadyStarted(error: unknown): boolean {
+  return (error as Error | undefined)?.name === 'WorkflowExecutionAlreadyStartedError';
+}
+
+/** Resolves once the workflow has closed, however it ended, or after `timeoutMs`. */
+async function waitForWorkflowToClose(deps: LifecycleDependencies, workflowId: string, timeoutMs: number) {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    deps.temporal.workflow
+      .getHandle(workflowId)
+      .result()
+      .catch(() => undefined),
+    new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+  ]);
+  clearTimeout(timer);
 }
 
 /**
@@ -65,8 +87,8 @@ export async function retryFailedJob(
     ...(webhookOf(job) ? { webhook: webhookOf(job) } : {}),
     policies: policyOverrides(deps.config),
   };
-  try {
-    await withTemporalTimeout(
+  const start = () =>
+    withTemporalTimeout(
       deps.temporal.connection,
       () =>
         deps.temporal.workflow.start(RETRY_FAILED_OUTPUTS_WORKFLOW_TYPE, {
@@ -79,6 +101,14 @@ export async function retryFailedJob(
         }),
       TEMPORAL_START_DEADLINE_MS,
     );
+  try {
+    await start().catch(async (error: unknown) => {
+      if (!isAlreadyStarted(error)) throw error;
+      // The row says FAILED once the workflow recorded it; the workflow stays open until its webhook
+      // messages are delivered. The retry starts under the same id once it has closed.
+      await waitForWorkflowToClose(deps, workflowIdForJob(job.id), FIRST_RUN_CLOSE_WAIT_MS);
+      await start();
+    });
   } catch (error) {
     deps.logger.warn({ err: error, jobId: job.id }, 'could not start the retry of a job; it is FAILED again');
     // Not started: the job is FAILED again, as it was, with the retry not counted.
@@ -87,7 +117,7 @@ export async function retryFailedJob(
       errorMessage: job.errorMessage,
       generationRetries: reopened.baseRetries - 1,
     });
-    return { outcome: 'temporal-unavailable' };
+    return { outcome: isAlreadyStarted(error) ? 'still-ending' : 'temporal-unavailable' };
   }
   return {
     outcome: 'started',

@@ -78,6 +78,13 @@ export function jobLifecycleRouter(deps: ApiDependencies): Router {
         );
       case 'temporal-unavailable':
         throw Problem.unavailable('Temporal');
+      case 'still-ending':
+        res.setHeader('Retry-After', '5');
+        throw new Problem(
+          409,
+          'Job still ending',
+          `Job '${jobId}' is FAILED and its workflow is still delivering its webhook messages; retry in a few seconds.`,
+        );
       case 'started': {
         const after = await getJob(db, jobId);
         res.status(202).json(await statusReplyOf(deps, after ?? job));

@@ -90,6 +90,18 @@ describe('retrying a failed job', () => {
     expect(JSON.parse(ended.body)).toMatchObject({ event: 'completed', job_id: jobId, status: 'COMPLETED' });
   });
 
+  it("waits for the job's first run to close while it still delivers its webhook messages", async () => {
+    // The receiver refuses its first message: the failed job's workflow stays open to retry it.
+    const receiver = await receivers.start(1);
+    const failed = await failedJob({ webhook_url: receiver.url, webhook_events_filter: ['failed'] });
+    const jobId = failed.job_id as string;
+    const retried = await postJson(stack.baseUrl, `/api/v1/jobs/${jobId}/retry`, {});
+    expect(retried.status).toBe(202);
+    expect(retried.body!.retry_count).toBe(failed.retry_count + 1);
+    expect(await receiver.waitFor(2)).toHaveLength(2);
+    expect((await waitForJob(stack.baseUrl, jobId)).status).toBe('COMPLETED');
+  });
+
   it("answers 409 for a job that did not fail, and for one whose provider's outputs are gone", async () => {
     const submitted = await postJson(stack.baseUrl, '/api/v1/generate', validRequest);
     const completed = await waitForJob(stack.baseUrl, submitted.body!.job_id as string);
