@@ -5,15 +5,23 @@ import {
   proxyActivities,
   proxyLocalActivities,
   setHandler,
+  upsertSearchAttributes,
 } from '@temporalio/workflow';
 import type { MediaActivities } from '../activities/create-activities';
-import type { TerminalStatus } from '../common/statuses';
-import { cancelSignal, webhookMessageId, type RetryFailedOutputsInput } from '../common/temporal';
+import type { JobStatus, TerminalStatus } from '../common/statuses';
+import {
+  cancelSignal,
+  mediaJobStatusSearchAttribute,
+  webhookMessageId,
+  type RetryFailedOutputsInput,
+} from '../common/temporal';
 import type { WebhookEvent } from '../common/webhooks';
 import { activityPolicies } from './policies';
 
 /** Retries started before a retry announced its end ran without webhooks: they replay without them. */
 const ANNOUNCE_RETRY = 'announce-retry';
+/** Retries started before a retry kept MediaJobStatus ran without it: they replay without it. */
+const LABEL_RETRY_STATUS = 'label-retry-status';
 
 const TERMINAL_EVENT: Record<TerminalStatus, WebhookEvent> = {
   COMPLETED: 'completed',
@@ -35,6 +43,13 @@ export async function retryFailedOutputs(input: RetryFailedOutputsInput): Promis
   const { deliverWebhook } = proxyActivities<MediaActivities>(policies.webhook);
   const { jobId } = input;
   const announces = patched(ANNOUNCE_RETRY);
+  // The retry is the job's workflow's latest run, the one the Web UI and `temporal workflow list`
+  // find by MediaJobStatus: it says PROCESSING, then how the job ended, as the first run did.
+  const labels = patched(LABEL_RETRY_STATUS);
+  const setStatus = (status: JobStatus) => {
+    if (labels) upsertSearchAttributes([{ key: mediaJobStatusSearchAttribute, value: status }]);
+  };
+  setStatus('PROCESSING');
 
   let cancelReason: string | undefined;
   const work = new CancellationScope();
@@ -68,6 +83,8 @@ export async function retryFailedOutputs(input: RetryFailedOutputsInput): Promis
   const finish = (status: TerminalStatus, errorMessage?: string) =>
     CancellationScope.nonCancellable(async () => {
       const ended = await jobRows.finishJob({ jobId, status, errorMessage, generationRetries: input.baseRetries });
+      // Only once the row has it, as in the first run.
+      setStatus(status);
       if (ended) notify(TERMINAL_EVENT[status]);
       await Promise.all(deliveries);
     });

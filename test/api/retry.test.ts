@@ -1,5 +1,7 @@
 import { asc, eq, sql } from 'drizzle-orm';
 import { jobEvents, jobs } from '../../db/schema';
+import { mediaJobStatusSearchAttribute, workflowIdForJob } from '../../common/temporal';
+import { waitFor } from '../support/wait';
 import { ScriptedProvider } from '../support/scripted-provider';
 import { postJson, validRequest, waitForJob } from '../support/stack';
 import { useTestStack } from '../support/use-stack';
@@ -44,6 +46,14 @@ describe('retrying a failed job', () => {
     expect(done.media[0].sha256).toBe(failed.media[0].sha256);
     expect(done.media[1].presigned_media_url).toBeTruthy();
     expect(done.retry_count).toBe(failed.retry_count + 1);
+    // The retry is the workflow's latest run: the Web UI finds it by how the job ended.
+    await waitFor(
+      'the retry run to close',
+      async () => (await stack.client.workflow.getHandle(workflowIdForJob(jobId)).describe()).status.name !== 'RUNNING',
+    );
+    const run = await stack.client.workflow.getHandle(workflowIdForJob(jobId)).describe();
+    expect(run.type).toBe('retryFailedOutputs');
+    expect(run.typedSearchAttributes.get(mediaJobStatusSearchAttribute)).toBe('COMPLETED');
     // One prediction for the job, before and after; only output 1 was fetched again.
     expect(provider.createdForJob(jobId)).toBe(1);
     expect(provider.opened.slice(opened).map((url) => new URL(url).searchParams.get('index'))).toEqual(['1']);
