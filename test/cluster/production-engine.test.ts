@@ -191,6 +191,7 @@ describe('production engine: Temporal server on Postgres, two workers, two API p
     }
     // Mid-run: predictions are running on both workers.
     await waitFor('predictions to be running', () => standIn.predictions.length >= before + 8, 30_000);
+    const killedAt = Date.now();
     await Promise.all([worker1.kill(), api2.kill()]);
     const { rows: endedAtKill } = await pool.query<{ count: string }>(
       `select count(*) from jobs where id = any($1::uuid[]) and status in ('COMPLETED', 'FAILED', 'CANCELLED')`,
@@ -221,7 +222,24 @@ describe('production engine: Temporal server on Postgres, two workers, two API p
     await waitForJobsToEnd(pool, ledger.jobIds, 240_000);
     const summary = await auditLedger(ledger, { pool, s3, bucket: S3_CREDENTIALS.bucket });
     expect(summary).toMatchObject({ jobs: 20, media: 40, objects: 40 });
-    for (const entry of ledger.accepted) expect(predictionsWithPrompt(entry.prompt)).toHaveLength(1);
+    // One prediction per job on record and waited for. A second one only in the documented window
+    // (docs/reliability.md): the worker was killed between the provider's answer and the record, so
+    // its create landed just before the kill and the retry made the one on record.
+    const orphans: string[] = [];
+    for (const entry of ledger.accepted) {
+      const { rows } = await pool.query<{ prediction_id: string }>('select prediction_id from jobs where id = $1', [
+        entry.jobId,
+      ]);
+      const predictions = predictionsWithPrompt(entry.prompt);
+      expect(predictions.filter((prediction) => prediction.id === rows[0]!.prediction_id)).toHaveLength(1);
+      for (const extra of predictions.filter((prediction) => prediction.id !== rows[0]!.prediction_id)) {
+        const beforeKillMs = killedAt - extra.createdAt;
+        expect(standIn.cancelRequests.includes(extra.id) || (beforeKillMs > -1_000 && beforeKillMs < 5_000)).toBe(true);
+        orphans.push(`${entry.jobId} (created ${beforeKillMs} ms before the kill)`);
+      }
+    }
+    if (orphans.length > 0)
+      console.log(`[cluster] predictions orphaned in the create→record window: ${orphans.join(', ')}`);
 
     // The server kept them in Postgres: each job's workflow is in its visibility database.
     const visibility = new Pool({ connectionString: databaseUrlFor(ADMIN_URL, databases.visibility), max: 1 });
