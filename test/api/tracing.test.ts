@@ -3,6 +3,7 @@ import { waitForJob } from '../support/stack';
 import { useTestStack } from '../support/use-stack';
 import { submitJob } from '../support/jobs';
 import { waitFor } from '../support/wait';
+import { JOB_TRACE_SPANS } from '../support/tracing';
 
 /** OpenTelemetry: one trace from the HTTP request through its workflow to its activities. */
 describe('tracing', () => {
@@ -18,14 +19,7 @@ describe('tracing', () => {
         .getFinishedSpans()
         .filter((span) => span.spanContext().traceId === '0af7651916cd43dd8448eb211c80319c')
         .map((span) => span.name);
-    const expected = [
-      'POST /api/v1/generate',
-      'StartWorkflow:mediaGeneration',
-      'RunWorkflow:mediaGeneration',
-      'RunActivity:createPrediction',
-      'RunActivity:persistOutput',
-      'RunActivity:finishJob',
-    ];
+    const expected = JOB_TRACE_SPANS;
     // Past the wait, the assertions below say which spans are missing.
     await waitFor('the workflow spans', () => expected.every((name) => names().includes(name)), 10_000, 200).catch(
       () => undefined,

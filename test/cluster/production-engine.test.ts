@@ -12,6 +12,7 @@ import { ReplicateStandIn } from '../support/replicate-stand-in';
 import { getJson, postJson, validRequest } from '../support/stack';
 import { runMarker, waitForJobsToEnd } from '../support/faults';
 import { sleep, waitFor } from '../support/wait';
+import { JOB_TRACE_SPANS } from '../support/tracing';
 
 const ADMIN_URL = process.env.TEST_POSTGRES_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const TOKEN = 'r8_cluster-tier-7d2a';
@@ -148,14 +149,7 @@ describe('production engine: Temporal server on Postgres, two workers, two API p
       processes: Record<string, { serviceName: string }>;
     };
     let trace: JaegerTrace | undefined;
-    const expected = [
-      'POST /api/v1/generate',
-      'StartWorkflow:mediaGeneration',
-      'RunWorkflow:mediaGeneration',
-      'RunActivity:createPrediction',
-      'RunActivity:persistOutput',
-      'RunActivity:finishJob',
-    ];
+    const expected = JOB_TRACE_SPANS;
     const operations = () => trace?.spans.map((span) => span.operationName) ?? [];
     // The processes export in batches; the wait ends once every span has arrived.
     await waitFor(
