@@ -58,6 +58,18 @@ export interface PersistOutputInput {
   outputFormat: OutputFormat;
   /** Attempts failed on the source's or storage's own error before the output fails for good. */
   maxFailedAttempts?: number;
+  /** Attempts made before this activity's own: a local attempt that did not store the output. */
+  attemptsBefore?: number;
+}
+
+/** A small output, stored by a local activity when its source announces at most `maxBytes`. */
+export interface PersistSmallOutputInput extends PersistOutputInput {
+  maxBytes: number;
+}
+
+/** The local activity did not store the output, and why (no announced length, too large): persistOutput does. */
+export interface HandedOver {
+  handedOver: string;
 }
 
 /** PERSIST_MAX_ATTEMPTS unset: the output fails on the fifth failure of its own. */
@@ -104,20 +116,25 @@ export function createActivities(deps: ActivityDependencies) {
     },
   });
 
-  /** One attempt at storing an output: its source streamed into S3, then its row. */
+  /**
+   * One attempt at storing an output: its source streamed into S3, then its row. `localMaxBytes`
+   * (a local attempt) hands over a source that does not announce a length within it, unread.
+   */
   const storeOutput = async (
     input: PersistOutputInput,
     context: Context,
     ref: { jobId: string; outputIndex: number },
+    localMaxBytes?: number,
   ): Promise<PersistOutputResult> => {
     const key = mediaObjectKey(input.jobId, input.outputIndex, input.outputFormat);
+    const attempt = (input.attemptsBefore ?? 0) + context.info.attempt;
     let bytesStored = 0;
     // Heartbeats for as long as it runs, not only as bytes flow: a source slow to answer or a part
     // upload slower than the heartbeat timeout is not a dead worker. A stalled source or S3
     // connection fails on its own idle timeout (safe-download, common/s3.ts) and is retried.
     return heartbeatWhile(
       async () => {
-        if (context.info.attempt > 1) {
+        if (attempt > 1) {
           // An earlier attempt stored it and its answer was lost (its worker died after the record):
           // the output is not fetched again, whatever its source says by now.
           const row = await untilDatabaseAnswers(() => getMedia(db, ref));
@@ -127,12 +144,23 @@ export function createActivities(deps: ActivityDependencies) {
               contentType: row.contentType,
               sizeBytes: row.sizeBytes,
               sha256: row.sha256,
-              attempt: context.info.attempt,
+              attempt,
             };
           }
         }
-        await untilDatabaseAnswers(() => markMediaProcessing(db, ref, input.sourceUrl, context.info.attempt));
+        await untilDatabaseAnswers(() => markMediaProcessing(db, ref, input.sourceUrl, attempt));
         const source = await provider.openOutput(input.sourceUrl, context.cancellationSignal);
+        if (
+          localMaxBytes !== undefined &&
+          !(source.declaredLength !== undefined && source.declaredLength <= localMaxBytes)
+        ) {
+          source.body.destroy();
+          throw new HandOver(
+            source.declaredLength === undefined
+              ? 'the source announces no length'
+              : `the source announces ${source.declaredLength} bytes, over ${localMaxBytes} (PERSIST_LOCALLY_MAX_BYTES)`,
+          );
+        }
         if (source.declaredLength !== undefined && source.declaredLength > maxOutputBytes) {
           source.body.destroy();
           throw ApplicationFailure.create({
@@ -148,17 +176,39 @@ export function createActivities(deps: ActivityDependencies) {
           source: source.body,
           maxBytes: maxOutputBytes,
           signal: context.cancellationSignal,
-          earlierAttempts: context.info.attempt > 1,
+          earlierAttempts: attempt > 1,
           onProgress: (bytes) => {
             bytesStored = bytes;
           },
         });
         await pauseForFaultInjection('after-upload');
         await untilDatabaseAnswers(() => markMediaCompleted(db, ref, stored));
-        return { s3Key: key, ...stored, attempt: context.info.attempt };
+        return { s3Key: key, ...stored, attempt };
       },
       () => ({ bytesStored }),
     );
+  };
+
+  /**
+   * `store`, counting the failures that are the source's or storage's own on the output's row: the
+   * one that reaches `maxFailedAttempts` fails the output for good. Cancellations are not counted.
+   */
+  const countingOwnFailures = async <T>(input: PersistOutputInput, context: Context, store: () => Promise<T>) => {
+    try {
+      return await store();
+    } catch (error) {
+      if (context.cancellationSignal.aborted || !isRetryableFailure(error) || error instanceof HandOver) throw error;
+      const ref = { jobId: input.jobId, outputIndex: input.outputIndex };
+      const failedAttempts = await untilDatabaseAnswers(() => recordMediaAttemptFailed(db, ref));
+      if (failedAttempts < (input.maxFailedAttempts ?? DEFAULT_PERSIST_MAX_FAILED_ATTEMPTS)) throw error;
+      throw ApplicationFailure.create({
+        type: NonRetryable.OutputAttemptsExhausted,
+        message: error instanceof Error ? error.message : String(error),
+        details: [{ failedAttempts }],
+        nonRetryable: true,
+        cause: error instanceof Error ? error : undefined,
+      });
+    }
   };
 
   return {
@@ -306,19 +356,23 @@ export function createActivities(deps: ActivityDependencies) {
     async persistOutput(input: PersistOutputInput): Promise<PersistOutputResult> {
       const context = Context.current();
       const ref = { jobId: input.jobId, outputIndex: input.outputIndex };
+      return countingOwnFailures(input, context, () => storeOutput(input, context, ref));
+    },
+
+    /**
+     * persistOutput's first attempt at a small output, run as a local activity: the same steps and
+     * the same count of own failures, without a task on the server. A source that does not announce
+     * a length within `maxBytes` is handed over unread, and any failure that may pass on a retry
+     * hands the output to persistOutput too (the workflow), which counts this attempt as its first.
+     */
+    async persistSmallOutput(input: PersistSmallOutputInput): Promise<PersistOutputResult | HandedOver> {
+      const context = Context.current();
+      const ref = { jobId: input.jobId, outputIndex: input.outputIndex };
       try {
-        return await storeOutput(input, context, ref);
+        return await countingOwnFailures(input, context, () => storeOutput(input, context, ref, input.maxBytes));
       } catch (error) {
-        if (context.cancellationSignal.aborted || !isRetryableFailure(error)) throw error;
-        const failedAttempts = await untilDatabaseAnswers(() => recordMediaAttemptFailed(db, ref));
-        if (failedAttempts < (input.maxFailedAttempts ?? DEFAULT_PERSIST_MAX_FAILED_ATTEMPTS)) throw error;
-        throw ApplicationFailure.create({
-          type: NonRetryable.OutputAttemptsExhausted,
-          message: error instanceof Error ? error.message : String(error),
-          details: [{ failedAttempts }],
-          nonRetryable: true,
-          cause: error instanceof Error ? error : undefined,
-        });
+        if (error instanceof HandOver) return { handedOver: error.message };
+        throw error;
       }
     },
 
@@ -381,3 +435,6 @@ export function createActivities(deps: ActivityDependencies) {
 }
 
 export type MediaActivities = ReturnType<typeof createActivities>;
+
+/** A local attempt leaves the output to persistOutput; not a failure of the output's own. */
+class HandOver extends Error {}

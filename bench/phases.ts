@@ -150,6 +150,8 @@ export interface BenchResult {
     bareJobsPerS: number;
     ratio: number;
     latency: ClosedLoopResult['latency'];
+    /** Milliseconds of CPU per job, per part of the stack, during this run (Linux). */
+    cpuMsPerJob?: Record<string, number>;
   }[];
   idleStreams?: IdleStreamsResult;
   /** Each target and whether this run met it (absent when its phase did not run). */
@@ -300,10 +302,12 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         log(
           `clients: ${options.concurrency} clients that ${kind === 'wait' ? 'wait (Prefer: wait)' : 'follow events (SSE)'}, ${options.durationS}s...`,
         );
+        const before = cpuSnapshot();
         const run = await runClosedLoop(
           loop(options.concurrency, options.durationS),
           serviceJobRunner(http, options.outputs, undefined, kind),
         );
+        const cpuMs = cpuMsPerJob(before, cpuSnapshot(), run.completed);
         log(`    ${kind}:    ${describeLoop(run)}`);
         const bare =
           bareJobsPerS ??
@@ -319,6 +323,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
           bareJobsPerS: bare,
           ratio: ratio(run.jobsPerS, bare),
           latency: run.latency,
+          ...(cpuMs ? { cpuMsPerJob: cpuMs } : {}),
         });
       }
     }

@@ -94,10 +94,12 @@ export function formatSummary(result: BenchResult): string {
   if (result.clients?.length) {
     lines.push('');
     lines.push('Clients that wait or follow instead of polling (same clients and outputs as the headline):');
-    for (const c of result.clients)
+    for (const c of result.clients) {
       lines.push(
         `  ${c.kind === 'wait' ? 'Prefer: wait ' : 'SSE follow   '} ${c.jobsPerS} jobs/s, p99 ${c.latency.p99Ms} ms; bare ${c.bareJobsPerS} jobs/s; ratio ${c.ratio}   target >= ${targets.waitingRatio}: ${verdict(c.ratio >= targets.waitingRatio)}`,
       );
+      if (c.cpuMsPerJob) lines.push(`    CPU per job: ${formatCpu(c.cpuMsPerJob)}`);
+    }
   }
   const idle = result.idleStreams;
   if (idle) {
@@ -264,6 +266,7 @@ export function formatMarkdownTable(result: BenchResult): string {
       `≥ ${result.targets.waitingRatio} × bare`,
       `${c.ratio} ${c.ratio >= result.targets.waitingRatio ? '✅' : '❌'}`,
     ]);
+    if (c.cpuMsPerJob) rows.push([`… CPU per job, all processes`, formatCpu(c.cpuMsPerJob), '', '', '']);
   }
   const idle = result.idleStreams;
   if (idle) {

@@ -62,6 +62,9 @@ export function workflowIdForJob(jobId: string): string {
   return `media-job-${jobId}`;
 }
 
+/** PERSIST_LOCALLY_MAX_BYTES unset: outputs that announce up to 8 MiB are stored by a local activity first. */
+export const DEFAULT_PERSIST_LOCALLY_MAX_BYTES = 8 * 1024 * 1024;
+
 /** Overrides of the named activity policies, taken from configuration when a job starts. */
 export interface ActivityPolicyOverrides {
   generateMaxAttempts?: number;
@@ -69,6 +72,8 @@ export interface ActivityPolicyOverrides {
   persistMaxAttempts?: number;
   /** How long an output may take to store, interruptions included (schedule-to-close). */
   persistBudgetSeconds?: number;
+  /** Outputs that announce at most this many bytes are first stored by a local activity; 0: never. */
+  persistLocallyMaxBytes?: number;
   /** How long the job waits for its prediction, worker restarts included (schedule-to-close). */
   predictionWaitSeconds?: number;
   heartbeatTimeoutSeconds?: number;

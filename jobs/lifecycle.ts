@@ -54,6 +54,7 @@ export type LifecycleConfig = Pick<
   | 'GENERATE_MAX_ATTEMPTS'
   | 'PERSIST_MAX_ATTEMPTS'
   | 'PERSIST_BUDGET_SECONDS'
+  | 'PERSIST_LOCALLY_MAX_BYTES'
   | 'PREDICTION_WAIT_SECONDS'
   | 'ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS'
   | 'WEBHOOK_RETRY_INITIAL_INTERVAL_SECONDS'
@@ -83,6 +84,7 @@ export function policyOverrides(config: LifecycleConfig): ActivityPolicyOverride
     generateMaxAttempts: config.GENERATE_MAX_ATTEMPTS,
     persistMaxAttempts: config.PERSIST_MAX_ATTEMPTS,
     persistBudgetSeconds: config.PERSIST_BUDGET_SECONDS,
+    persistLocallyMaxBytes: config.PERSIST_LOCALLY_MAX_BYTES,
     predictionWaitSeconds: config.PREDICTION_WAIT_SECONDS,
     heartbeatTimeoutSeconds: config.ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS,
     webhookInitialIntervalSeconds: config.WEBHOOK_RETRY_INITIAL_INTERVAL_SECONDS,

@@ -12,11 +12,12 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { MediaActivities, PersistOutputResult } from '../activities/create-activities';
+import type { MediaActivities, PersistOutputInput, PersistOutputResult } from '../activities/create-activities';
 import { NonRetryable } from '../common/errors';
 import { isTerminalStatus, type JobStatus, type TerminalStatus } from '../common/statuses';
 import {
   cancelSignal,
+  DEFAULT_PERSIST_LOCALLY_MAX_BYTES,
   mediaJobStatusSearchAttribute,
   progressQuery,
   webhookMessageId,
@@ -30,6 +31,8 @@ import { activityPolicies } from './policies';
 const CANCEL_PREDICTION_ON_FAILURE = 'cancel-prediction-on-failure';
 /** Jobs whose prediction was asked for once on create, and had its outputs, run no awaitPrediction. */
 const OUTPUTS_WITH_THE_PREDICTION = 'outputs-with-the-prediction';
+/** Jobs that store small outputs in a local activity first; jobs recorded before go straight to persistOutput. */
+const SMALL_OUTPUTS_LOCALLY = 'small-outputs-locally';
 
 /**
  * One job: PROCESSING → create and await the prediction → store every output in parallel →
@@ -44,6 +47,8 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
   const { cancelPrediction } = proxyActivities<MediaActivities>(policies.cancelPrediction);
   const { awaitPrediction } = proxyActivities<MediaActivities>(policies.awaitPrediction);
   const { persistOutput } = proxyActivities<MediaActivities>(policies.persist);
+  const { persistSmallOutput } = proxyLocalActivities<MediaActivities>(policies.persistLocally);
+  const persistLocallyMaxBytes = input.policies?.persistLocallyMaxBytes ?? DEFAULT_PERSIST_LOCALLY_MAX_BYTES;
   const { deliverWebhook } = proxyActivities<MediaActivities>(policies.webhook);
 
   const { jobId } = input;
@@ -171,7 +176,7 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
             });
           }
           output.state = 'storing';
-          const stored = await persistOutput({
+          const stored = await storeOutput({
             jobId,
             outputIndex: output.index,
             sourceUrl,
@@ -252,6 +257,24 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
     return progress;
   }
 
+  /**
+   * One output into S3: a small one by a local activity first (no task on the server), then, if that
+   * did not store it, by persistOutput, the heartbeating activity with the long retry policy, which
+   * counts the local attempt as its first. Failures no retry can mend end the output at once.
+   */
+  async function storeOutput(persist: PersistOutputInput): Promise<PersistOutputResult> {
+    if (persistLocallyMaxBytes === 0 || !patched(SMALL_OUTPUTS_LOCALLY)) return persistOutput(persist);
+    try {
+      const local = await persistSmallOutput({ ...persist, maxBytes: persistLocallyMaxBytes });
+      if (!('handedOver' in local)) return local;
+      return await persistOutput(persist);
+    } catch (error) {
+      if (work.consideredCancelled || !mayPassOnRetry(error, policies.persist.retry?.nonRetryableErrorTypes ?? []))
+        throw error;
+    }
+    return persistOutput({ ...persist, attemptsBefore: 1 });
+  }
+
   /** The work was cancelled (a cancel, the deadline): what was not stored is cancelled, the prediction too. */
   async function endCancelled(status: TerminalStatus, message: string): Promise<void> {
     await CancellationScope.nonCancellable(async () => {
@@ -261,6 +284,13 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
       await finish(status, message);
     });
   }
+}
+
+/** Whether a failed attempt may pass when tried again: anything but a failure marked for good. */
+function mayPassOnRetry(error: unknown, nonRetryableTypes: readonly string[]): boolean {
+  const cause = error instanceof ActivityFailure ? error.cause : error;
+  if (!(cause instanceof ApplicationFailure)) return true;
+  return !cause.nonRetryable && !nonRetryableTypes.includes(cause.type ?? '');
 }
 
 function failureType(error: unknown): string | undefined {

@@ -7,7 +7,7 @@ import type { ActivityPolicyOverrides } from '../common/temporal';
  * The named retry and timeout policies, one per kind of activity. Long activities heartbeat,
  * so a dead worker is noticed after `heartbeatTimeout` rather than after `startToCloseTimeout`.
  *
- * Short steps (`database`, `createPrediction`) run as local activities: inside the workflow task of
+ * Short steps (`database`, `createPrediction`, `persistLocally`) run as local activities: inside the workflow task of
  * the worker that runs the workflow, recorded as a marker in the history, without a task of their
  * own on the server. A worker that dies during one is noticed when that workflow task times out
  * (10 s), and the step runs again on the next worker, which every one of them is written to allow.
@@ -97,6 +97,18 @@ export function activityPolicies(overrides: ActivityPolicyOverrides = {}) {
   };
 
   /**
+   * Storing a small output (one that announces at most `persistLocallyMaxBytes`) inside the workflow
+   * task, as persistOutput does, without a task of its own: one attempt, seconds long. Whatever
+   * stops it short (the source's or storage's own error, a slow source, the worker stopping) hands
+   * the output to persistOutput, the regular heartbeating activity with the retry policy above.
+   */
+  const persistLocally: LocalActivityOptions = {
+    startToCloseTimeout: '10s',
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { maximumAttempts: 1 },
+  };
+
+  /**
    * Delivering a webhook: a receiver may be down for hours, so retries back off from 30 s to an
    * hour and give up after a day. Addresses that may never be called are not retried.
    */
@@ -117,5 +129,5 @@ export function activityPolicies(overrides: ActivityPolicyOverrides = {}) {
     },
   };
 
-  return { database, cancelPrediction, createPrediction, awaitPrediction, persist, webhook };
+  return { database, cancelPrediction, createPrediction, awaitPrediction, persist, persistLocally, webhook };
 }

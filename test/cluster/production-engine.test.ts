@@ -159,14 +159,14 @@ describe('production engine: Temporal server on Postgres, two workers, two API p
         if (response.ok) trace = ((await response.json()) as { data: JaegerTrace[] }).data[0];
         return (
           expected.every((name) => operations().includes(name)) &&
-          operations().filter((name) => name === 'RunActivity:persistOutput').length === 3
+          operations().filter((name) => name === 'RunActivity:persistSmallOutput').length === 3
         );
       },
       30_000,
       500,
     ).catch(() => undefined);
     expect(operations()).toEqual(expect.arrayContaining(expected));
-    expect(operations().filter((name) => name === 'RunActivity:persistOutput')).toHaveLength(3);
+    expect(operations().filter((name) => name === 'RunActivity:persistSmallOutput')).toHaveLength(3);
     const services = new Set(trace!.spans.map((span) => trace!.processes[span.processID]!.serviceName));
     expect([...services].sort()).toEqual(['media-generation-api', 'media-generation-worker']);
   });

@@ -14,6 +14,7 @@ import type {
  */
 export class ScriptedProvider implements MediaProvider {
   readonly name = 'scripted';
+  readonly mayFinishOnCreate = true;
   readonly created: GenerationRequest[] = [];
   readonly cancelled: string[] = [];
   readonly opened: string[] = [];

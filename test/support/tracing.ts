@@ -4,6 +4,6 @@ export const JOB_TRACE_SPANS = [
   'StartWorkflow:mediaGeneration',
   'RunWorkflow:mediaGeneration',
   'RunActivity:createPrediction',
-  'RunActivity:persistOutput',
+  'RunActivity:persistSmallOutput',
   'RunActivity:finishJob',
 ];
