@@ -88,6 +88,8 @@ export interface FinishJobInput {
   status: TerminalStatus;
   errorMessage?: string;
   generationRetries?: number;
+  /** false: the job belongs to no batch (MediaGenerationInput.inBatch); unset: looked up. */
+  inBatch?: boolean;
 }
 
 /**
@@ -148,7 +150,10 @@ export function createActivities(deps: ActivityDependencies) {
             };
           }
         }
-        await untilDatabaseAnswers(() => markMediaProcessing(db, ref, input.sourceUrl, attempt));
+        // A local attempt lasts a moment: its output goes from PENDING to COMPLETED in one write (and
+        // one event). An attempt of persistOutput, which may stream for minutes, says it is under way.
+        if (!context.info.isLocal)
+          await untilDatabaseAnswers(() => markMediaProcessing(db, ref, input.sourceUrl, attempt));
         const source = await provider.openOutput(input.sourceUrl, context.cancellationSignal);
         if (
           localMaxBytes !== undefined &&
@@ -182,7 +187,9 @@ export function createActivities(deps: ActivityDependencies) {
           },
         });
         await pauseForFaultInjection('after-upload');
-        await untilDatabaseAnswers(() => markMediaCompleted(db, ref, stored));
+        await untilDatabaseAnswers(() =>
+          markMediaCompleted(db, ref, { ...stored, sourceUrl: input.sourceUrl, attempt }),
+        );
         return { s3Key: key, ...stored, attempt };
       },
       () => ({ bytesStored }),
@@ -199,7 +206,8 @@ export function createActivities(deps: ActivityDependencies) {
     } catch (error) {
       if (context.cancellationSignal.aborted || !isRetryableFailure(error) || error instanceof HandOver) throw error;
       const ref = { jobId: input.jobId, outputIndex: input.outputIndex };
-      const failedAttempts = await untilDatabaseAnswers(() => recordMediaAttemptFailed(db, ref));
+      const attempt = (input.attemptsBefore ?? 0) + context.info.attempt;
+      const failedAttempts = await untilDatabaseAnswers(() => recordMediaAttemptFailed(db, ref, attempt));
       if (failedAttempts < (input.maxFailedAttempts ?? DEFAULT_PERSIST_MAX_FAILED_ATTEMPTS)) throw error;
       throw ApplicationFailure.create({
         type: NonRetryable.OutputAttemptsExhausted,
@@ -376,8 +384,13 @@ export function createActivities(deps: ActivityDependencies) {
       }
     },
 
-    async recordOutputFailure(input: { jobId: string; outputIndex: number; errorMessage: string }): Promise<void> {
-      await markMediaFailed(db, input, storableText(input.errorMessage));
+    async recordOutputFailure(input: {
+      jobId: string;
+      outputIndex: number;
+      errorMessage: string;
+      attempts?: number;
+    }): Promise<void> {
+      await markMediaFailed(db, input, storableText(input.errorMessage), input.attempts);
     },
 
     /**
@@ -387,14 +400,14 @@ export function createActivities(deps: ActivityDependencies) {
      * before the workflow task completed): that run's announcement is made now.
      */
     async finishJob(input: FinishJobInput): Promise<boolean> {
-      const { jobId, ...outcome } = input;
+      const { jobId, inBatch, ...outcome } = input;
       const ended = await finishJobFromWorkflow(db, jobId, {
         ...outcome,
         errorMessage: outcome.errorMessage === undefined ? undefined : storableText(outcome.errorMessage),
       });
       // The last job of a batch to end starts the batch's webhook; a failure here retries this step, which
       // finds the job ended and the batch still due.
-      if (deps.temporal) await announceBatchEnd(batchWebhookDependencies(deps.temporal), jobId);
+      if (deps.temporal && inBatch !== false) await announceBatchEnd(batchWebhookDependencies(deps.temporal), jobId);
       return ended;
     },
 

@@ -142,6 +142,8 @@ export interface MediaGenerationInput {
   webhook?: WebhookTarget;
   /** Past this, the work is cancelled and the job ends FAILED (CANCELLED when it had not started). */
   deadlineSeconds?: number;
+  /** false: the job belongs to no batch, so its end has no batch webhook to start; unset (older runs): looked up. */
+  inBatch?: boolean;
 }
 
 export type JobPhase = 'starting' | 'generating' | 'persisting' | 'finishing' | 'completed' | 'failed' | 'cancelled';

@@ -102,6 +102,7 @@ export function workflowInputFor(job: JobRow, config: LifecycleConfig): MediaGen
     policies: policyOverrides(config),
     ...(webhookOf(job) ? { webhook: webhookOf(job) } : {}),
     ...(job.deadlineSeconds ? { deadlineSeconds: job.deadlineSeconds } : {}),
+    inBatch: job.batchId !== null,
   };
 }
 

@@ -162,12 +162,23 @@ async function main(): Promise<void> {
     (error) => console.error('[dev] the console did not build:', error instanceof Error ? error.message : error),
   );
 
+  // --profile: the worker and the API run under V8's CPU profiler, each writing a .cpuprofile into
+  // .data/profiles when it stops (Ctrl-C); Chrome DevTools or speedscope open them.
+  const profileDir = process.argv.includes('--profile') ? path.join(DATA_DIR, 'profiles') : undefined;
+  const spawnApp = (name: string, file: string) =>
+    profileDir
+      ? spawnPrefixed(name, process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--import', 'tsx', file], {
+          env,
+          cwd: ROOT,
+          format: prettyLine,
+        })
+      : spawnPrefixed(name, TSX, [file], { env, format: prettyLine });
   const worker = supervise(
     'worker',
-    () => spawnPrefixed('worker', TSX, [path.join(ROOT, 'worker', 'main.ts')], { env, format: prettyLine }),
+    () => spawnApp('worker', path.join(ROOT, 'worker', 'main.ts')),
     /"msg":"worker started"/,
   );
-  supervise('api', () => spawnPrefixed('api', TSX, [path.join(ROOT, 'api', 'main.ts')], { env, format: prettyLine }));
+  supervise('api', () => spawnApp('api', path.join(ROOT, 'api', 'main.ts')));
   await Promise.all([waitForPort(config.PORT, 'the API'), worker.ready]);
   await outputSettled();
 

@@ -128,7 +128,7 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
     deadlineScope.cancel();
     progress.phase = status === 'COMPLETED' ? 'completed' : status === 'FAILED' ? 'failed' : 'cancelled';
     if (errorMessage) progress.error = errorMessage;
-    const ended = await jobRows.finishJob({ jobId, status, errorMessage, generationRetries });
+    const ended = await jobRows.finishJob({ jobId, status, errorMessage, generationRetries, inBatch: input.inBatch });
     // Only once the row has it: a closed workflow always carries its final status, and the status in
     // Temporal never runs ahead of the row (a finishJob that waits out a database outage).
     setStatus(status);
@@ -207,7 +207,12 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
           progress.outputs[index]!.state = 'failed';
           progress.outputs[index]!.error = message;
           failures.push(`output ${index}: ${message}`);
-          await jobRows.recordOutputFailure({ jobId, outputIndex: index, errorMessage: message });
+          await jobRows.recordOutputFailure({
+            jobId,
+            outputIndex: index,
+            errorMessage: message,
+            attempts: progress.outputs[index]!.attempts,
+          });
         }
       });
       const cancellation = outcomes.find((outcome) => outcome.status === 'rejected' && isCancellation(outcome.reason));
@@ -264,15 +269,18 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
    */
   async function storeOutput(persist: PersistOutputInput): Promise<PersistOutputResult> {
     if (persistLocallyMaxBytes === 0 || !patched(SMALL_OUTPUTS_LOCALLY)) return persistOutput(persist);
+    let local: Awaited<ReturnType<typeof persistSmallOutput>>;
     try {
-      const local = await persistSmallOutput({ ...persist, maxBytes: persistLocallyMaxBytes });
-      if (!('handedOver' in local)) return local;
-      return await persistOutput(persist);
+      local = await persistSmallOutput({ ...persist, maxBytes: persistLocallyMaxBytes });
     } catch (error) {
-      if (work.consideredCancelled || !mayPassOnRetry(error, policies.persist.retry?.nonRetryableErrorTypes ?? []))
+      if (work.consideredCancelled) throw error;
+      if (!mayPassOnRetry(error, policies.persist.retry?.nonRetryableErrorTypes ?? [])) {
+        progress.outputs[persist.outputIndex]!.attempts = 1;
         throw error;
+      }
+      return persistOutput({ ...persist, attemptsBefore: 1 });
     }
-    return persistOutput({ ...persist, attemptsBefore: 1 });
+    return 'handedOver' in local ? persistOutput(persist) : local;
   }
 
   /** The work was cancelled (a cancel, the deadline): what was not stored is cancelled, the prediction too. */

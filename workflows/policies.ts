@@ -98,12 +98,14 @@ export function activityPolicies(overrides: ActivityPolicyOverrides = {}) {
 
   /**
    * Storing a small output (one that announces at most `persistLocallyMaxBytes`) inside the workflow
-   * task, as persistOutput does, without a task of its own: one attempt, seconds long. Whatever
+   * task, as persistOutput does, without a task of its own: one attempt of at most 3 s. Whatever
    * stops it short (the source's or storage's own error, a slow source, the worker stopping) hands
    * the output to persistOutput, the regular heartbeating activity with the retry policy above.
+   * Short, because while a local activity runs its workflow task stays open: a signal (a cancel)
+   * or another output's result is taken in when it ends, at most 3 s later.
    */
   const persistLocally: LocalActivityOptions = {
-    startToCloseTimeout: '10s',
+    startToCloseTimeout: '3s',
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: { maximumAttempts: 1 },
   };

@@ -301,6 +301,7 @@ export interface JobOutcome {
  * Returns whether this call ended the job.
  */
 export async function finishJob(db: Database, jobId: string, outcome: JobOutcome): Promise<boolean> {
+  if (await finishSettledJob(db, jobId, outcome)) return true;
   return db.transaction(async (tx) => {
     const ended = await tx
       .update(jobs)
@@ -332,6 +333,36 @@ export async function finishJob(db: Database, jobId: string, outcome: JobOutcome
     await appendJobEvent(tx, jobId, 'status', { status: outcome.status, error_message: outcome.errorMessage ?? null });
     return true;
   });
+}
+
+/**
+ * finishJob in one statement for the common end: a job of no batch whose outputs have all ended on
+ * their own (every COMPLETED job), so there is nothing to settle and one event to write. Returns
+ * false, changing nothing, for any other job, which takes finishJob's transaction. Outputs that
+ * have ended stay ended (no write moves one back), so the snapshot's answer cannot go stale.
+ */
+async function finishSettledJob(db: Database, jobId: string, outcome: JobOutcome): Promise<boolean> {
+  const event = { status: outcome.status, error_message: outcome.errorMessage ?? null };
+  const result = await db.execute<{ id: string }>(sql`
+    with ended as (
+      update ${jobs}
+      set status = ${outcome.status}, error_message = ${outcome.errorMessage ?? null},
+          retry_count = ${outcome.generationRetries ?? 0} + coalesce((select sum(greatest(attempts - 1, 0)) from ${media} where job_id = ${jobId}), 0),
+          completed_at = now(),
+          expires_at = least(expires_at, now() + retention_seconds * interval '1 second'),
+          event_seq = event_seq + 1, updated_at = now()
+      where id = ${jobId} and batch_id is null
+        and status not in (${sql.join(
+          TERMINAL_STATUSES.map((status) => sql`${status}`),
+          sql`, `,
+        )})
+        and not exists (select 1 from ${media} where job_id = ${jobId} and status in ('PENDING', 'PROCESSING'))
+      returning id, event_seq
+    )
+    insert into ${jobEvents} (job_id, seq, type, data)
+    select id, event_seq, 'status', ${JSON.stringify(event)}::jsonb from ended
+    returning job_id as id`);
+  return result.rows.length > 0;
 }
 
 /**

@@ -70,29 +70,41 @@ export interface StoredObject {
 
 /**
  * The object is in the bucket: that is the truth whatever the row said before, so this sets
- * COMPLETED unconditionally (running it twice writes the same values).
+ * COMPLETED unconditionally (running it twice writes the same values). It records the attempt and
+ * the source too, for an attempt that stored the output without marking it PROCESSING first.
  */
-export async function markMediaCompleted(db: Database, ref: OutputRef, stored: StoredObject): Promise<void> {
+export async function markMediaCompleted(
+  db: Database,
+  ref: OutputRef,
+  stored: StoredObject & { sourceUrl: string; attempt: number },
+): Promise<void> {
   await updateOutput(
     db,
     ref,
     sql`status = 'COMPLETED', content_type = ${stored.contentType}, size_bytes = ${stored.sizeBytes}, sha256 = ${stored.sha256},
+        media_url = ${stored.sourceUrl}, attempts = greatest(attempts, ${stored.attempt}),
         error_message = null, completed_at = coalesce(completed_at, now())`,
   );
 }
 
-export async function markMediaFailed(db: Database, ref: OutputRef, errorMessage: string): Promise<void> {
-  await updateOutput(db, ref, sql`status = 'FAILED', error_message = ${errorMessage}`, UNFINISHED);
+/** The output failed for good; `attempts`, when given, is how many were made (a local one records none before). */
+export async function markMediaFailed(db: Database, ref: OutputRef, errorMessage: string, attempts = 0): Promise<void> {
+  await updateOutput(
+    db,
+    ref,
+    sql`status = 'FAILED', error_message = ${errorMessage}, attempts = greatest(attempts, ${attempts})`,
+    UNFINISHED,
+  );
 }
 
 /**
- * An attempt at storing the output failed on the source's or storage's own error: counts it and
- * returns the count. (A write repeated after a lost answer counts twice: it errs towards failing.)
+ * Attempt `attempt` at storing the output failed on the source's or storage's own error: counts it
+ * and returns the count. (A write repeated after a lost answer counts twice: it errs towards failing.)
  */
-export async function recordMediaAttemptFailed(db: Database, ref: OutputRef): Promise<number> {
+export async function recordMediaAttemptFailed(db: Database, ref: OutputRef, attempt: number): Promise<number> {
   const [row] = await db
     .update(media)
-    .set({ failedAttempts: sql`${media.failedAttempts} + 1` })
+    .set({ failedAttempts: sql`${media.failedAttempts} + 1`, attempts: sql`greatest(${media.attempts}, ${attempt})` })
     .where(and(eq(media.jobId, ref.jobId), eq(media.outputIndex, ref.outputIndex)))
     .returning({ failedAttempts: media.failedAttempts });
   return row?.failedAttempts ?? Number.MAX_SAFE_INTEGER;
