@@ -1,7 +1,15 @@
 import { Client } from 'pg';
 
-/** Called when a job may have new events: with its latest sequence number, or without one after a reconnect. */
-export type JobChangeListener = (seq?: number) => void;
+/** One announcement: the event's sequence number, its type, and for a status event the new status. */
+export interface JobChange {
+  seq: number;
+  /** Undefined in announcements of the older "{job_id}:{seq}" form. */
+  type?: string;
+  status?: string;
+}
+
+/** Called when a job may have new events: with what was announced, or with nothing after a reconnect. */
+export type JobChangeListener = (change?: JobChange) => void;
 
 export interface JobChangesOptions {
   url: string;
@@ -65,8 +73,9 @@ export class JobChanges {
     const client = new Client({ connectionString: this.options.url });
     client.on('notification', (message) => {
       if (message.channel !== CHANNEL || !message.payload) return;
-      const [jobId, seq] = message.payload.split(':');
-      if (jobId) this.announce(jobId, Number(seq));
+      // "{job_id}:{seq}:{type}:{status}" (migration 0013), or "{job_id}:{seq}" from before it.
+      const [jobId, seq, type, status] = message.payload.split(':');
+      if (jobId) this.announce(jobId, { seq: Number(seq), type: type || undefined, status: status || undefined });
     });
     client.on('error', (error) => {
       this.options.onError?.(error);
@@ -103,8 +112,8 @@ export class JobChanges {
     }, delayMs);
   }
 
-  private announce(jobId: string, seq?: number): void {
-    for (const listener of [...(this.listeners.get(jobId) ?? [])]) listener(seq);
+  private announce(jobId: string, change?: JobChange): void {
+    for (const listener of [...(this.listeners.get(jobId) ?? [])]) listener(change);
   }
 
   private announceToAll(): void {
@@ -115,14 +124,16 @@ export class JobChanges {
 /**
  * Waits for the next announcement of a job, or for `timeoutMs`, or for `signal`: one wake-up at a
  * time, and an announcement that came while nobody waited is not lost (the next wait returns at once).
+ * `wakesOn` picks the announcements worth waking for; a reconnect (no announcement) always wakes.
  */
 export class JobChangeWaiter {
   private pending = false;
   private wake: (() => void) | undefined;
   private readonly unsubscribe: () => void;
 
-  constructor(changes: JobChanges, jobId: string) {
-    this.unsubscribe = changes.subscribe(jobId, () => {
+  constructor(changes: JobChanges, jobId: string, wakesOn: (change: JobChange) => boolean = () => true) {
+    this.unsubscribe = changes.subscribe(jobId, (change) => {
+      if (change && !wakesOn(change)) return;
       this.pending = true;
       this.wake?.();
     });

@@ -445,7 +445,12 @@ export async function waitUntilJobEnds(
   signal?: AbortSignal,
 ): Promise<void> {
   const until = Date.now() + timeoutMs;
-  const changed = new JobChangeWaiter(deps.changes, jobId);
+  // Only a change of status can end the job: the outputs stored on the way wake no one (nor a read).
+  const changed = new JobChangeWaiter(
+    deps.changes,
+    jobId,
+    (change) => change.type !== 'output' && (change.status === undefined || isTerminalStatus(change.status)),
+  );
   try {
     for (;;) {
       const status = await getJobStatus(deps.db, jobId);

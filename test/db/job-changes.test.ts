@@ -1,0 +1,83 @@
+import { randomUUID } from 'node:crypto';
+import { eq } from 'drizzle-orm';
+import { JobChanges, JobChangeWaiter, type JobChange } from '../../db/job-changes';
+import { createJob, finishJob, markJobProcessing } from '../../db/queries/jobs';
+import { markMediaCompleted } from '../../db/queries/media';
+import { jobs } from '../../db/schema';
+import { testConfig } from '../support/stack';
+import { useDatabase } from '../support/use-stack';
+import { waitFor } from '../support/wait';
+
+/** The announcements of job_events (migration 0013) on the real Postgres, and a waiter that picks which wake it. */
+describe('the change feed of job_events', () => {
+  const database = useDatabase();
+  let changes: JobChanges;
+
+  beforeAll(() => {
+    changes = new JobChanges({ url: testConfig().DATABASE_URL });
+    return changes.start();
+  });
+  afterAll(() => changes.stop());
+
+  /**
+   * A new PROCESSING job, once that change (event 2) has been announced. Announcements come in commit
+   * order, so the creation's (event 1) has come too: what is announced afterwards is the test's.
+   */
+  const processingJob = async () => {
+    const job = await createJob(database.db, {
+      model: 'a/b',
+      prompt: `changes ${randomUUID()}`,
+      numOutputs: 1,
+      seed: 1,
+      outputFormat: 'png',
+    });
+    let started: JobChange | undefined;
+    const unsubscribe = changes.subscribe(job.id, (change) => {
+      if (change?.seq === 2) started = change;
+    });
+    await markJobProcessing(database.db, job.id);
+    await waitFor('the start to be announced', () => started, 5_000).finally(unsubscribe);
+    expect(started).toEqual({ seq: 2, type: 'status', status: 'PROCESSING' });
+    return job;
+  };
+
+  it('announces each event with its type, and a status event with its status', async () => {
+    const job = await processingJob();
+    const heard: (JobChange | undefined)[] = [];
+    const unsubscribe = changes.subscribe(job.id, (change) => heard.push(change));
+    try {
+      await markMediaCompleted(
+        database.db,
+        { jobId: job.id, outputIndex: 0 },
+        { contentType: 'image/png', sizeBytes: 3, sha256: 'abc', sourceUrl: 'fake://image', attempt: 1 },
+      );
+      await finishJob(database.db, job.id, { status: 'COMPLETED' });
+      await waitFor('two announcements', () => heard.length >= 2, 5_000);
+      expect(heard).toEqual([
+        { seq: 3, type: 'output', status: undefined },
+        { seq: 4, type: 'status', status: 'COMPLETED' },
+      ]);
+    } finally {
+      unsubscribe();
+      await database.db.delete(jobs).where(eq(jobs.id, job.id));
+    }
+  });
+
+  it('wakes a waiter only for the announcements it asks for', async () => {
+    const job = await processingJob();
+    const waiter = new JobChangeWaiter(changes, job.id, (change) => change.type === 'status');
+    try {
+      await markMediaCompleted(
+        database.db,
+        { jobId: job.id, outputIndex: 0 },
+        { contentType: 'image/png', sizeBytes: 3, sha256: 'abc', sourceUrl: 'fake://image', attempt: 1 },
+      );
+      expect(await waiter.next(1_000)).toBe(false);
+      await finishJob(database.db, job.id, { status: 'COMPLETED' });
+      expect(await waiter.next(5_000)).toBe(true);
+    } finally {
+      waiter.close();
+      await database.db.delete(jobs).where(eq(jobs.id, job.id));
+    }
+  });
+});
