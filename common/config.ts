@@ -64,7 +64,7 @@ export const configSchema = z.object({
   PERSIST_MAX_ATTEMPTS: optionalPositiveInt,
   /** How long one output may take to store, worker restarts included; unset: 6 hours. */
   PERSIST_BUDGET_SECONDS: optionalPositiveInt,
-  /** Outputs that announce at most this many bytes are stored by a local activity first (0: never); unset: 8 MiB. */
+  /** Outputs that announce at most this many bytes are stored by a local activity first (0: never); unset: 2 MiB. */
   PERSIST_LOCALLY_MAX_BYTES: z.coerce.number().int().min(0).optional(),
   /** How long a job waits for its prediction, worker restarts included; unset: 2 hours. */
   PREDICTION_WAIT_SECONDS: optionalPositiveInt,

@@ -62,8 +62,8 @@ export function workflowIdForJob(jobId: string): string {
   return `media-job-${jobId}`;
 }
 
-/** PERSIST_LOCALLY_MAX_BYTES unset: outputs that announce up to 8 MiB are stored by a local activity first. */
-export const DEFAULT_PERSIST_LOCALLY_MAX_BYTES = 8 * 1024 * 1024;
+/** PERSIST_LOCALLY_MAX_BYTES unset: outputs that announce up to 2 MiB (most images) are stored by a local activity first. */
+export const DEFAULT_PERSIST_LOCALLY_MAX_BYTES = 2 * 1024 * 1024;
 
 /** Overrides of the named activity policies, taken from configuration when a job starts. */
 export interface ActivityPolicyOverrides {

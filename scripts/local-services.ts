@@ -57,7 +57,9 @@ export function startS3Server(options: {
   quiet?: boolean;
 }) {
   mkdirSync(options.dataDir, { recursive: true });
-  const args = ['--port', `127.0.0.1:${options.port}`, '--quiet'];
+  // Keep-alive is off by default in versitygw: each S3 request would then be a new TCP connection
+  // (about a third of a small upload's CPU in the worker, and more in versitygw).
+  const args = ['--port', `127.0.0.1:${options.port}`, '--quiet', '--keep-alive'];
   // The console's origin needs CORS; '*' is versitygw's default, named here so that it does not warn about it.
   if (options.consolePort)
     args.push('--webui', `127.0.0.1:${options.consolePort}`, '--webui-no-tls', '--cors-allow-origin', '*');

@@ -3,6 +3,7 @@ import { submitJob } from '../support/jobs';
 import { ScriptedProvider } from '../support/scripted-provider';
 import { waitForJob, type TestStack } from '../support/stack';
 import { useTestStack } from '../support/use-stack';
+import { waitFor } from '../support/wait';
 
 async function mediaRows(stack: TestStack, jobId: string) {
   const { rows } = await stack.database.pool.query<{
@@ -19,7 +20,7 @@ async function mediaRows(stack: TestStack, jobId: string) {
  * the heartbeating activity with the long retry policy, which counts the local attempt.
  */
 describe('storing small outputs', () => {
-  describe('with the default limit (8 MiB)', () => {
+  describe('with the default limit (2 MiB)', () => {
     const provider = new ScriptedProvider();
     const stack = useTestStack({ provider, env: { PERSIST_MAX_ATTEMPTS: '3' } });
 
@@ -44,6 +45,20 @@ describe('storing small outputs', () => {
         { status: 'COMPLETED', attempts: 1, failed_attempts: 0 },
         { status: 'COMPLETED', attempts: 2, failed_attempts: 1 },
       ]);
+    });
+
+    it('hands an output whose source is too slow for the local attempt (3 s) to persistOutput, counting no failure', async () => {
+      provider.outputHangs.add(0);
+      const prompt = `a slow source ${Date.now()}`;
+      const jobId = await submitJob(stack, { num_outputs: 1, prompt });
+      // The local attempt waits on the source; the next one finds it answering.
+      await waitFor('the local attempt to open the source', () =>
+        provider.opened.some((url) => new URL(url).searchParams.get('prompt') === prompt),
+      );
+      provider.outputHangs.delete(0);
+      expect(await waitForJob(stack.baseUrl, jobId)).toMatchObject({ status: 'COMPLETED', retry_count: 1 });
+      expect((await activitiesOfJob(stack, jobId)).tasks).toEqual(['persistOutput']);
+      expect(await mediaRows(stack, jobId)).toEqual([{ status: 'COMPLETED', attempts: 2, failed_attempts: 0 }]);
     });
 
     it('fails an output on its last own failure, the local attempt among them', async () => {
