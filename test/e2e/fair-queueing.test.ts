@@ -22,6 +22,9 @@ import { sleep } from '../support/wait';
 const WORKER_SLOTS = { maxConcurrentActivityTaskExecutions: 2 };
 // Each prediction runs 100 ms: the activity slots, not the workflow tasks, are what jobs wait for.
 const PROVIDER_LATENCY_MS = '100';
+// Storage stays on the activity queue too (no local first attempt), as with outputs too large to
+// store locally: the shares measured are those of the scarce activity slots.
+const PERSIST_LOCALLY_MAX_BYTES = '0';
 const SUBMIT_CONCURRENCY = 8;
 const SCENARIO_TIMEOUT_MS = 120_000;
 
@@ -50,6 +53,7 @@ class SmallStack {
     return {
       AUTH_MODE: 'required',
       FAKE_PROVIDER_LATENCY_MS: PROVIDER_LATENCY_MS,
+      PERSIST_LOCALLY_MAX_BYTES,
       ...(temporalAddress ? { TEMPORAL_ADDRESS: temporalAddress } : {}),
       ...(taskQueue ? { TEMPORAL_TASK_QUEUE: taskQueue } : {}),
     };

@@ -17,6 +17,7 @@ function jobRow(overrides: Partial<JobRow> = {}): JobRow {
     webhookUrl: null,
     webhookEvents: null,
     deadlineSeconds: null,
+    batchId: null,
     ...overrides,
   } as JobRow;
 }
@@ -32,7 +33,12 @@ describe("a job's workflow input", () => {
       seed: 7,
       outputFormat: 'png',
       policies: {},
+      inBatch: false,
     });
+  });
+
+  it('says whether the job belongs to a batch, so that its end looks for a batch webhook only then', () => {
+    expect(workflowInputFor(jobRow({ batchId: randomUUID() }), parseConfig({})).inBatch).toBe(true);
   });
 
   it('carries the webhook (the default events unless the job chose some) and the deadline', () => {
@@ -55,12 +61,14 @@ describe("a job's workflow input", () => {
       PREDICTION_WAIT_SECONDS: '40',
       ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS: '2',
       WEBHOOK_RETRY_INITIAL_INTERVAL_SECONDS: '1',
+      PERSIST_LOCALLY_MAX_BYTES: '0',
     });
     const { policies } = workflowInputFor(jobRow(), config);
     expect(policies).toEqual({
       generateMaxAttempts: 3,
       persistMaxAttempts: 2,
       persistBudgetSeconds: 600,
+      persistLocallyMaxBytes: 0,
       predictionWaitSeconds: 40,
       heartbeatTimeoutSeconds: 2,
       webhookInitialIntervalSeconds: 1,

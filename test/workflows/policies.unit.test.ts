@@ -13,6 +13,14 @@ describe('activity policies', () => {
       });
   });
 
+  it('gives a small output one local attempt of at most 3 s, which waits for its cancel to end', () => {
+    expect(defaults.persistLocally).toEqual({
+      startToCloseTimeout: '3s',
+      cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+      retry: { maximumAttempts: 1 },
+    });
+  });
+
   it('bounds persist by a schedule-to-close budget (6 h), not by attempts, and heartbeats', () => {
     expect(defaults.persist).toMatchObject({
       startToCloseTimeout: '1h',
