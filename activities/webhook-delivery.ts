@@ -50,13 +50,7 @@ export async function deliverWebhook(
   message: WebhookMessage,
   signal: AbortSignal,
 ): Promise<DeliveryResult> {
-  if (!deps?.signingSecret) {
-    throw ApplicationFailure.create({
-      type: NonRetryable.WebhookNotConfigured,
-      message: 'WEBHOOK_SIGNING_SECRET is not set on the worker',
-      nonRetryable: true,
-    });
-  }
+  const webhooks = configured(deps);
   const job = await getJob(db, message.jobId);
   if (!job)
     throw ApplicationFailure.create({
@@ -64,14 +58,14 @@ export async function deliverWebhook(
       message: `job ${message.jobId} has no row in the database`,
       nonRetryable: true,
     });
-  const reply = await toStatusReply(job, deps.presigner);
+  const reply = await toStatusReply(job, webhooks.presigner);
   const body = JSON.stringify({
     event: message.event,
     ...(message.outputIndex !== undefined ? { output_index: message.outputIndex } : {}),
     ...reply,
   });
   const startedAt = new Date();
-  const { answer, failure } = await sendSigned(deps, deps.signingSecret, message.url, message.messageId, body, signal);
+  const { answer, failure } = await sendSigned(webhooks, message.url, message.messageId, body, signal);
   const row = await recordDeliveryAttempt(db, {
     jobId: message.jobId,
     messageId: message.messageId,
@@ -87,6 +81,16 @@ export async function deliverWebhook(
   return { statusCode: answer!.statusCode, attempt: row.attempt };
 }
 
+/** The worker's webhook settings with their signing secret; without it no message may go out (not retried: configuration, not a fault). */
+function configured(deps: WebhookDependencies | undefined): WebhookDependencies & { signingSecret: string } {
+  if (deps?.signingSecret) return { ...deps, signingSecret: deps.signingSecret };
+  throw ApplicationFailure.create({
+    type: NonRetryable.WebhookNotConfigured,
+    message: 'WEBHOOK_SIGNING_SECRET is not set on the worker',
+    nonRetryable: true,
+  });
+}
+
 /**
  * Sends a batch's webhook: the batch as GET /api/v1/batches/{id} answers it (each job's status reply,
  * presigned URLs included) plus `"event": "batch_ended"`, signed and sent as a job's messages are.
@@ -98,13 +102,7 @@ export async function deliverBatchWebhook(
   message: BatchWebhookMessage,
   signal: AbortSignal,
 ): Promise<{ statusCode: number }> {
-  if (!deps?.signingSecret) {
-    throw ApplicationFailure.create({
-      type: NonRetryable.WebhookNotConfigured,
-      message: 'WEBHOOK_SIGNING_SECRET is not set on the worker',
-      nonRetryable: true,
-    });
-  }
+  const webhooks = configured(deps);
   const batch = await getBatch(db, message.batchId);
   if (!batch)
     throw ApplicationFailure.create({
@@ -112,17 +110,16 @@ export async function deliverBatchWebhook(
       message: `batch ${message.batchId} has no row in the database`,
       nonRetryable: true,
     });
-  const reply = await toBatchReply(batch, await listBatchJobs(db, batch.id), deps.presigner);
+  const reply = await toBatchReply(batch, await listBatchJobs(db, batch.id), webhooks.presigner);
   const body = JSON.stringify({ event: 'batch_ended', ...reply });
-  const { answer, failure } = await sendSigned(deps, deps.signingSecret, message.url, message.messageId, body, signal);
+  const { answer, failure } = await sendSigned(webhooks, message.url, message.messageId, body, signal);
   if (failure) throw failure;
   return { statusCode: answer!.statusCode };
 }
 
 /** One signed POST; what the receiver answered, and the failure to throw for anything but a 2xx. */
 async function sendSigned(
-  deps: WebhookDependencies,
-  signingSecret: string,
+  deps: WebhookDependencies & { signingSecret: string },
   url: string,
   messageId: string,
   body: string,
@@ -134,7 +131,7 @@ async function sendSigned(
     'user-agent': 'media-generation-webhooks',
     'webhook-id': messageId,
     'webhook-timestamp': String(timestamp),
-    'webhook-signature': signWebhook(signingSecret, messageId, timestamp, body),
+    'webhook-signature': signWebhook(deps.signingSecret, messageId, timestamp, body),
   };
   try {
     const answer = await post(new URL(url), headers, body, {

@@ -1,4 +1,4 @@
-import { WorkflowIdReusePolicy, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { Config } from '../common/config';
 import {
@@ -7,7 +7,7 @@ import {
   batchWebhookWorkflowId,
   type BatchEndedWebhookInput,
 } from '../common/temporal';
-import { withTemporalTimeout } from '../common/timeout';
+import { startWorkflowOnce } from '../common/workflow-start';
 import type { Database } from '../db/client';
 import {
   dueWebhookOfJobBatch,
@@ -30,7 +30,6 @@ export interface BatchWebhookDependencies {
   config: Pick<Config, 'TEMPORAL_TASK_QUEUE'> & { WEBHOOK_RETRY_INITIAL_INTERVAL_SECONDS?: number };
 }
 
-const TEMPORAL_START_DEADLINE_MS = 5_000;
 /** The job's own announcer has this long before the reconciler takes a due batch webhook over. */
 const ANNOUNCER_GRACE_SECONDS = 60;
 const DUE_PAGE = 100;
@@ -40,22 +39,12 @@ async function startBatchWebhook(deps: BatchWebhookDependencies, batch: DueBatch
     message: { batchId: batch.id, messageId: batchWebhookMessageId(batch.id), url: batch.webhookUrl },
     policies: { webhookInitialIntervalSeconds: deps.config.WEBHOOK_RETRY_INITIAL_INTERVAL_SECONDS },
   };
-  try {
-    await withTemporalTimeout(
-      deps.temporal.connection,
-      () =>
-        deps.temporal.workflow.start(BATCH_ENDED_WEBHOOK_WORKFLOW_TYPE, {
-          taskQueue: deps.config.TEMPORAL_TASK_QUEUE,
-          workflowId: batchWebhookWorkflowId(batch.id),
-          // One message per batch: a start repeated after a lost answer finds the first one.
-          workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-          args: [input],
-        }),
-      TEMPORAL_START_DEADLINE_MS,
-    );
-  } catch (error) {
-    if ((error as Error).name !== 'WorkflowExecutionAlreadyStartedError') throw error;
-  }
+  // One message per batch: a start repeated after a lost answer finds the first one.
+  await startWorkflowOnce(deps.temporal, BATCH_ENDED_WEBHOOK_WORKFLOW_TYPE, {
+    taskQueue: deps.config.TEMPORAL_TASK_QUEUE,
+    workflowId: batchWebhookWorkflowId(batch.id),
+    args: [input],
+  });
   await markBatchWebhookStarted(deps.db, batch.id);
 }
 

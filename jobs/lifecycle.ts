@@ -21,6 +21,7 @@ import {
   type WebhookTarget,
 } from '../common/temporal';
 import { withTemporalTimeout } from '../common/timeout';
+import { isWorkflowAlreadyStarted, startWorkflowOnce, TEMPORAL_START_DEADLINE_MS } from '../common/workflow-start';
 import { DEFAULT_WEBHOOK_EVENTS, type WebhookEvent } from '../common/webhooks';
 import type { Database } from '../db/client';
 import { JobChangeWaiter, type JobChanges } from '../db/job-changes';
@@ -70,8 +71,6 @@ export interface LifecycleDependencies {
   logger: Logger;
 }
 
-// Long enough for a busy server, short enough that a client with Temporal down gets its 503 promptly.
-const TEMPORAL_START_DEADLINE_MS = 5_000;
 // Asking whether a failed start did start the workflow: with the start's, under 7 s when Temporal is down.
 const TEMPORAL_DESCRIBE_DEADLINE_MS = 1_500;
 const TEMPORAL_SIGNAL_DEADLINE_MS = 3_000;
@@ -269,7 +268,7 @@ export async function ensureWorkflowStarted(
     await startWorkflow(deps, job, fairness, options);
   } catch (startError) {
     // A concurrent request with the same Idempotency-Key may have started it first: one workflow id, one workflow.
-    if ((startError as Error).name === 'WorkflowExecutionAlreadyStartedError') return;
+    if (isWorkflowAlreadyStarted(startError)) return;
     const description = await describeWorkflow(deps.temporal, workflowIdForJob(job.id)).catch(
       (describeError: unknown) => {
         deps.logger.warn({ err: describeError, jobId: job.id }, 'could not tell whether the workflow started');
@@ -342,28 +341,18 @@ export async function endJobOutsideWorkflow(
   outcome: JobOutcome,
 ): Promise<boolean> {
   if (!(await finishJob(deps.db, job.id, outcome))) return false;
-  try {
-    await withTemporalTimeout(
-      deps.temporal.connection,
-      () =>
-        deps.temporal.workflow.start(SETTLE_ORPHANED_JOB_WORKFLOW_TYPE, {
-          taskQueue: deps.config.TEMPORAL_TASK_QUEUE,
-          workflowId: settleOrphanedJobWorkflowId(job.id),
-          workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-          args: [
-            {
-              jobId: job.id,
-              status: outcome.status,
-              policies: { webhookInitialIntervalSeconds: deps.config.WEBHOOK_RETRY_INITIAL_INTERVAL_SECONDS },
-              ...(webhookOf(job) ? { webhook: webhookOf(job) } : {}),
-            },
-          ],
-        }),
-      TEMPORAL_START_DEADLINE_MS,
-    );
-  } catch (error) {
-    if ((error as Error).name !== 'WorkflowExecutionAlreadyStartedError') throw error;
-  }
+  await startWorkflowOnce(deps.temporal, SETTLE_ORPHANED_JOB_WORKFLOW_TYPE, {
+    taskQueue: deps.config.TEMPORAL_TASK_QUEUE,
+    workflowId: settleOrphanedJobWorkflowId(job.id),
+    args: [
+      {
+        jobId: job.id,
+        status: outcome.status,
+        policies: { webhookInitialIntervalSeconds: deps.config.WEBHOOK_RETRY_INITIAL_INTERVAL_SECONDS },
+        ...(webhookOf(job) ? { webhook: webhookOf(job) } : {}),
+      },
+    ],
+  });
   // The job may have been its batch's last: the reconciler starts a batch webhook this misses.
   await announceBatchEnd(deps, job.id);
   return true;

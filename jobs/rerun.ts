@@ -1,6 +1,7 @@
 import { WorkflowIdReusePolicy } from '@temporalio/client';
 import { RETRY_FAILED_OUTPUTS_WORKFLOW_TYPE, workflowIdForJob, type RetryFailedOutputsInput } from '../common/temporal';
 import { withTemporalTimeout } from '../common/timeout';
+import { isWorkflowAlreadyStarted, TEMPORAL_START_DEADLINE_MS } from '../common/workflow-start';
 import { reopenFailedJob } from '../db/queries/job-data';
 import { finishJob, type JobWithMedia, type RunningJobsCap } from '../db/queries/jobs';
 import type { JobRow } from '../db/schema';
@@ -16,7 +17,6 @@ import {
 
 /** A retry needs its objects kept this much longer at least, so that the expiry sweep cannot be removing them meanwhile. */
 const RETRY_RETENTION_MARGIN_SECONDS = 60;
-const TEMPORAL_START_DEADLINE_MS = 5_000;
 
 export type RetryOutcome =
   | { outcome: 'started'; retryCount: number; outputs: number[] }
@@ -44,10 +44,6 @@ export function whyOutputsAreGone(job: JobWithMedia, now = new Date()): string |
 
 /** How long a retry waits for the job's first run to close (its webhook deliveries) before it answers 409. */
 const FIRST_RUN_CLOSE_WAIT_MS = 15_000;
-
-function isAlreadyStarted(error: unknown): boolean {
-  return (error as Error | undefined)?.name === 'WorkflowExecutionAlreadyStartedError';
-}
 
 /** Resolves once the workflow has closed, however it ended, or after `timeoutMs`. */
 async function waitForWorkflowToClose(deps: LifecycleDependencies, workflowId: string, timeoutMs: number) {
@@ -103,7 +99,7 @@ export async function retryFailedJob(
     );
   try {
     await start().catch(async (error: unknown) => {
-      if (!isAlreadyStarted(error)) throw error;
+      if (!isWorkflowAlreadyStarted(error)) throw error;
       // The row says FAILED once the workflow recorded it; the workflow stays open until its webhook
       // messages are delivered. The retry starts under the same id once it has closed.
       await waitForWorkflowToClose(deps, workflowIdForJob(job.id), FIRST_RUN_CLOSE_WAIT_MS);
@@ -117,7 +113,7 @@ export async function retryFailedJob(
       errorMessage: job.errorMessage,
       generationRetries: reopened.baseRetries - 1,
     });
-    return { outcome: isAlreadyStarted(error) ? 'still-ending' : 'temporal-unavailable' };
+    return { outcome: isWorkflowAlreadyStarted(error) ? 'still-ending' : 'temporal-unavailable' };
   }
   return {
     outcome: 'started',

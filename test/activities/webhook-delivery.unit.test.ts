@@ -1,0 +1,53 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import { deliverBatchWebhook, deliverWebhook } from '../../activities/webhook-delivery';
+import { NonRetryable } from '../../common/errors';
+import type { Database } from '../../db/client';
+
+/** Without the worker's signing secret no message goes out, and none is retried: it is configuration, not a fault. */
+describe('webhook delivery without WEBHOOK_SIGNING_SECRET', () => {
+  // Never reached: the missing secret is found before the database is asked anything.
+  const db = new Proxy(
+    {},
+    {
+      get: () => {
+        throw new Error('the database was used');
+      },
+    },
+  ) as Database;
+  const signal = new AbortController().signal;
+  const notConfigured = expect.objectContaining({
+    type: NonRetryable.WebhookNotConfigured,
+    nonRetryable: true,
+    message: 'WEBHOOK_SIGNING_SECRET is not set on the worker',
+  });
+
+  it.each([undefined, { allowPrivate: false }])('refuses a job message (settings %p)', async (deps) => {
+    const delivery = deliverWebhook(
+      db,
+      deps as never,
+      {
+        jobId: '00000000-0000-4000-8000-000000000000',
+        messageId: 'msg_1',
+        event: 'completed',
+        url: 'https://receiver.example/hooks',
+      },
+      signal,
+    );
+    await expect(delivery).rejects.toBeInstanceOf(ApplicationFailure);
+    await expect(delivery).rejects.toEqual(notConfigured);
+  });
+
+  it('refuses a batch message', async () => {
+    const delivery = deliverBatchWebhook(
+      db,
+      undefined,
+      {
+        batchId: '00000000-0000-4000-8000-000000000000',
+        messageId: 'msg_batch_1',
+        url: 'https://receiver.example/hooks',
+      },
+      signal,
+    );
+    await expect(delivery).rejects.toEqual(notConfigured);
+  });
+});
