@@ -70,8 +70,10 @@ export interface StoredObject {
 
 /**
  * The object is in the bucket: that is the truth whatever the row said before, so this sets
- * COMPLETED unconditionally (running it twice writes the same values). It records the attempt and
- * the source too, for an attempt that stored the output without marking it PROCESSING first.
+ * COMPLETED whatever the status was. A row that already records this very object (an attempt run
+ * again after its answer was lost, a local one among them) is left as it is, with no second event.
+ * It records the attempt and the source too, for an attempt that stored the output without marking
+ * it PROCESSING first.
  */
 export async function markMediaCompleted(
   db: Database,
@@ -84,6 +86,7 @@ export async function markMediaCompleted(
     sql`status = 'COMPLETED', content_type = ${stored.contentType}, size_bytes = ${stored.sizeBytes}, sha256 = ${stored.sha256},
         media_url = ${stored.sourceUrl}, attempts = greatest(attempts, ${stored.attempt}),
         error_message = null, completed_at = coalesce(completed_at, now())`,
+    sql`not (status = 'COMPLETED' and sha256 is not distinct from ${stored.sha256} and size_bytes is not distinct from ${stored.sizeBytes})`,
   );
 }
 

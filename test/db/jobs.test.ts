@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { eq, inArray } from 'drizzle-orm';
+import { and, eq, inArray } from 'drizzle-orm';
 import { createJob, deleteJob, getJob, markJobProcessing, recordPredictionId } from '../../db/queries/jobs';
-import { markMediaProcessing } from '../../db/queries/media';
-import { jobs } from '../../db/schema';
+import { markMediaCompleted, markMediaProcessing } from '../../db/queries/media';
+import { jobEvents, jobs } from '../../db/schema';
 import { useDatabase } from '../support/use-stack';
 
 /** Query functions on the real Postgres: the conditions that keep a late or repeated write from undoing another. */
@@ -47,6 +47,28 @@ describe('job and media queries', () => {
       status: 'PROCESSING',
       attempts: 2,
       mediaUrl: 'fake://image?a',
+    });
+  });
+
+  it('markMediaCompleted records an object once, however often the attempt that stored it runs', async () => {
+    const job = await newJob();
+    const ref = { jobId: job.id, outputIndex: 0 };
+    const stored = { contentType: 'image/png', sizeBytes: 3, sha256: 'abc', sourceUrl: 'fake://image?a', attempt: 1 };
+    await markMediaCompleted(database.db, ref, stored);
+    await markMediaCompleted(database.db, ref, stored);
+    const outputEvents = () =>
+      database.db
+        .select({ seq: jobEvents.seq, data: jobEvents.data })
+        .from(jobEvents)
+        .where(and(eq(jobEvents.jobId, job.id), eq(jobEvents.type, 'output')));
+    expect(await outputEvents()).toHaveLength(1);
+    // Another object under the key (its source served other bytes) is the truth now: recorded, announced.
+    await markMediaCompleted(database.db, ref, { ...stored, sha256: 'def', attempt: 2 });
+    expect(await outputEvents()).toHaveLength(2);
+    expect((await getJob(database.db, job.id))!.media[0]).toMatchObject({
+      status: 'COMPLETED',
+      sha256: 'def',
+      attempts: 2,
     });
   });
 });
