@@ -129,7 +129,7 @@ export function createActivities(deps: ActivityDependencies) {
     localMaxBytes?: number,
   ): Promise<PersistOutputResult> => {
     const key = mediaObjectKey(input.jobId, input.outputIndex, input.outputFormat);
-    const attempt = (input.attemptsBefore ?? 0) + context.info.attempt;
+    const attempt = outputAttempt(input, context);
     let bytesStored = 0;
     // Heartbeats for as long as it runs, not only as bytes flow: a source slow to answer or a part
     // upload slower than the heartbeat timeout is not a dead worker. A stalled source or S3
@@ -206,7 +206,7 @@ export function createActivities(deps: ActivityDependencies) {
     } catch (error) {
       if (context.cancellationSignal.aborted || !isRetryableFailure(error) || error instanceof HandOver) throw error;
       const ref = { jobId: input.jobId, outputIndex: input.outputIndex };
-      const attempt = (input.attemptsBefore ?? 0) + context.info.attempt;
+      const attempt = outputAttempt(input, context);
       const failedAttempts = await untilDatabaseAnswers(() => recordMediaAttemptFailed(db, ref, attempt));
       if (failedAttempts < (input.maxFailedAttempts ?? DEFAULT_PERSIST_MAX_FAILED_ATTEMPTS)) throw error;
       throw ApplicationFailure.create({
@@ -448,6 +448,11 @@ export function createActivities(deps: ActivityDependencies) {
 }
 
 export type MediaActivities = ReturnType<typeof createActivities>;
+
+/** The output's attempt this is: the activity's own, after those made before it (a local one). */
+function outputAttempt(input: PersistOutputInput, context: Context): number {
+  return (input.attemptsBefore ?? 0) + context.info.attempt;
+}
 
 /** A local attempt leaves the output to persistOutput; not a failure of the output's own. */
 class HandOver extends Error {}
