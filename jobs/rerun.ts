@@ -45,17 +45,13 @@ export function whyOutputsAreGone(job: JobWithMedia, now = new Date()): string |
 /** How long a retry waits for the job's first run to close (its webhook deliveries) before it answers 409. */
 const FIRST_RUN_CLOSE_WAIT_MS = 15_000;
 
-/** Resolves once the workflow has closed, however it ended, or after `timeoutMs`. */
+/** Resolves once the workflow has closed, however it ended, or after `timeoutMs` (its long poll then aborted). */
 async function waitForWorkflowToClose(deps: LifecycleDependencies, workflowId: string, timeoutMs: number) {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    deps.temporal.workflow
-      .getHandle(workflowId)
-      .result()
-      .catch(() => undefined),
-    new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs))),
-  ]);
-  clearTimeout(timer);
+  await withTemporalTimeout(
+    deps.temporal.connection,
+    () => deps.temporal.workflow.getHandle(workflowId).result(),
+    timeoutMs,
+  ).catch(() => undefined);
 }
 
 /**
