@@ -81,6 +81,10 @@ export const jobs = pgTable(
       .on(table.expiresAt)
       .where(sql`${table.expiresAt} is not null and ${table.dataRemovedAt} is null`),
     index('jobs_client_address_status_idx').on(table.clientAddress, table.status),
+    // The start rate of the queue estimate counts the jobs started in the last five minutes.
+    index('jobs_started_at_idx')
+      .on(table.startedAt)
+      .where(sql`${table.startedAt} is not null`),
     // A FAILED job is regenerated once: a second regenerate answers with the job the first made.
     uniqueIndex('jobs_retry_of_idx')
       .on(table.retryOf)

@@ -440,6 +440,35 @@ function priorityKeyOf(column: typeof jobs.priority): SQL {
   return sql`(case ${column} ${sql.join(cases, sql` `)} end)`;
 }
 
+/** How long one process reuses the start rate it read: a five-minute average moves little in that time. */
+export const START_RATE_REUSE_MS = 5_000;
+const START_RATE_WINDOW_SECONDS = 300;
+
+/** The start rate each database handle last read, and when; a read in flight is shared by the polls asking meanwhile. */
+const startRates = new WeakMap<Database, { readAt: number; rate: Promise<number> }>();
+
+/**
+ * Jobs started per second over the last five minutes, across every worker: read at most once per
+ * START_RATE_REUSE_MS per process (every PENDING job's status poll needs it), from the
+ * `jobs_started_at_idx` index rather than the whole table.
+ */
+export function recentStartRate(db: Database, now = Date.now()): Promise<number> {
+  const cached = startRates.get(db);
+  if (cached && now - cached.readAt < START_RATE_REUSE_MS) return cached.rate;
+  const rate = db
+    .execute<{ started: string }>(
+      sql`select count(*) as started from ${jobs}
+          where started_at > now() - ${sql.raw(String(START_RATE_WINDOW_SECONDS))} * interval '1 second'`,
+    )
+    .then((result) => Number(result.rows[0]?.started ?? 0) / START_RATE_WINDOW_SECONDS);
+  startRates.set(db, { readAt: now, rate });
+  // A failed read is not kept: the next poll reads again.
+  rate.catch(() => {
+    if (startRates.get(db)?.rate === rate) startRates.delete(db);
+  });
+  return rate;
+}
+
 /**
  * Where a PENDING job stands: what the rows know (jobs ahead of it, how fast jobs started lately).
  * Ahead of it are the PENDING jobs of a more urgent priority, and those of its own submitted before
@@ -449,13 +478,30 @@ export async function queueEstimate(
   db: Database,
   job: Pick<JobRow, 'id' | 'createdAt' | 'priority'>,
 ): Promise<QueueEstimate> {
-  const result = await db.execute<{ ahead: string; started: string }>(sql`
-    select
-      (select count(*) from ${jobs} where status = 'PENDING'
-         and (${priorityKeyOf(jobs.priority)} < ${sql.raw(String(PRIORITY_KEYS[job.priority]))}
-           or (priority = ${job.priority}
-             and (created_at, id) < (${job.createdAt.toISOString()}::timestamptz, ${job.id}::uuid)))) as ahead,
-      (select count(*) from ${jobs} where started_at > now() - interval '5 minutes') as started`);
-  const row = result.rows[0];
-  return { position: Number(row?.ahead ?? 0) + 1, startsPerSecond: Number(row?.started ?? 0) / 300 };
+  let statement = jobsAheadStatements.get(db);
+  if (!statement) jobsAheadStatements.set(db, (statement = prepareJobsAhead(db)));
+  const [ahead, startsPerSecond] = await Promise.all([
+    statement.execute({
+      priorityKey: PRIORITY_KEYS[job.priority],
+      priority: job.priority,
+      createdAt: job.createdAt.toISOString(),
+      id: job.id,
+    }),
+    recentStartRate(db),
+  ]);
+  return { position: (ahead[0]?.ahead ?? 0) + 1, startsPerSecond };
 }
+
+/** The count of a PENDING job's status poll: prepared once per connection, as getJob is. */
+function prepareJobsAhead(db: Database) {
+  return db
+    .select({ ahead: count() })
+    .from(jobs)
+    .where(
+      sql`${jobs.status} = 'PENDING' and (${priorityKeyOf(jobs.priority)} < ${sql.placeholder('priorityKey')}::int
+        or (${jobs.priority} = ${sql.placeholder('priority')}
+          and (${jobs.createdAt}, ${jobs.id}) < (${sql.placeholder('createdAt')}::timestamptz, ${sql.placeholder('id')}::uuid)))`,
+    )
+    .prepare('jobs_ahead_in_queue');
+}
+const jobsAheadStatements = new WeakMap<Database, ReturnType<typeof prepareJobsAhead>>();

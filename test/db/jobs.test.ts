@@ -1,6 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { and, eq, inArray } from 'drizzle-orm';
-import { createJob, deleteJob, getJob, markJobProcessing, recordPredictionId } from '../../db/queries/jobs';
+import {
+  createJob,
+  deleteJob,
+  getJob,
+  markJobProcessing,
+  recentStartRate,
+  recordPredictionId,
+  START_RATE_REUSE_MS,
+} from '../../db/queries/jobs';
 import { markMediaCompleted, markMediaProcessing } from '../../db/queries/media';
 import { jobEvents, jobs } from '../../db/schema';
 import { useDatabase } from '../support/use-stack';
@@ -70,5 +78,22 @@ describe('job and media queries', () => {
       sha256: 'def',
       attempts: 2,
     });
+  });
+
+  it('recentStartRate reads the start rate once per START_RATE_REUSE_MS, however many PENDING polls ask', async () => {
+    const now = Date.now();
+    const first = await recentStartRate(database.db, now);
+    const started = await Promise.all(Array.from({ length: 30 }, () => newJob()));
+    for (const job of started) await markJobProcessing(database.db, job.id);
+    // Within the window: the same reading, although 30 more jobs started.
+    expect(await recentStartRate(database.db, now + START_RATE_REUSE_MS - 1)).toBe(first);
+    // After it: read again, and those 30 starts (30 / 300 s) are in it, with whatever other suites started.
+    expect(await recentStartRate(database.db, now + START_RATE_REUSE_MS)).toBeGreaterThanOrEqual(first + 30 / 300);
+    await database.db.delete(jobs).where(
+      inArray(
+        jobs.id,
+        started.map((job) => job.id),
+      ),
+    );
   });
 });

@@ -1,0 +1,1 @@
+CREATE INDEX "jobs_started_at_idx" ON "jobs" USING btree ("started_at") WHERE "jobs"."started_at" is not null;
