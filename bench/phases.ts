@@ -18,6 +18,7 @@ import {
   type OpenLoopResult,
 } from './load';
 import { runIdleStreams, type IdleStreamsResult } from './idle-streams';
+import { vacuumJobTables } from './vacuum';
 import { ratio, round } from './stats';
 
 export const TARGETS = {
@@ -91,7 +92,7 @@ export const DEFAULTS = {
   largeOutputBytes: 1024 ** 3,
   maxJobsPerRun: 5_000,
   drainTimeoutS: 60,
-  warmupJobs: 16,
+  warmupJobs: 160,
 } as const;
 
 /** The smoke run: every phase, a few jobs each, a small large output. */
@@ -113,8 +114,12 @@ export interface ThroughputComparison {
   outputs: number;
   concurrency: number;
   service: ClosedLoopResult;
+  /** The bare shape's run before the service's. */
   bare: ClosedLoopResult;
-  /** service jobs/s over bare jobs/s. */
+  /** The headline's: the bare shape's run after the service's, and the mean jobs/s of the two. */
+  bareAfter?: ClosedLoopResult;
+  bareJobsPerS?: number;
+  /** service jobs/s over bare jobs/s (the mean of both bare runs when there are two). */
   ratio: number;
   /**
    * Milliseconds of CPU per job, per part of the stack (Linux: from /proc), during each run:
@@ -143,7 +148,7 @@ export interface BenchResult {
   apiLatency?: OpenLoopResult;
   scaling?: { byOutputs: ThroughputComparison[]; byConcurrency: ThroughputComparison[] };
   largeOutput?: LargeOutputResult;
-  /** The headline run again with clients that wait (`Prefer: wait`) and that follow events (SSE), beside the bare jobs/s. */
+  /** The headline run again with clients that wait (`Prefer: wait`) and that follow events (SSE), each between two bare runs (bareJobsPerS: their mean). */
   clients?: {
     kind: ClientKind;
     jobsPerS: number;
@@ -259,24 +264,38 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       maxJobs: options.maxJobsPerRun,
       drainTimeoutMs: options.drainTimeoutS * 1000,
     });
-    const compare = async (outputs: number, concurrency: number, durationS: number): Promise<ThroughputComparison> => {
-      const beforeBare = cpuSnapshot();
-      const bare = await runClosedLoop(loop(concurrency, durationS), bareJobRunner(temporal!, bareTaskQueue, outputs));
-      log(`    bare:    ${describeLoop(bare)}`);
+    const runBare = async (outputs: number, concurrency: number, durationS: number) => {
+      const before = cpuSnapshot();
+      const run = await runClosedLoop(loop(concurrency, durationS), bareJobRunner(temporal!, bareTaskQueue, outputs));
+      log(`    bare:    ${describeLoop(run)}`);
+      return { run, cpuMs: cpuMsPerJob(before, cpuSnapshot(), run.completed) };
+    };
+    // The bare shape's last run at the headline's settings: the bare run after one service run is
+    // the bare run before the next, so each service run sits between two bare runs.
+    let bareBeforeNext: Awaited<ReturnType<typeof runBare>> | undefined;
+    const compare = async (
+      outputs: number,
+      concurrency: number,
+      durationS: number,
+      bareOnBothSides = false,
+    ): Promise<ThroughputComparison> => {
+      const bare = (bareOnBothSides && bareBeforeNext) || (await runBare(outputs, concurrency, durationS));
+      await vacuumJobTables(options.databaseUrl);
       const beforeService = cpuSnapshot();
       const service = await runClosedLoop(loop(concurrency, durationS), serviceJobRunner(http, outputs));
       log(`    service: ${describeLoop(service)}`);
-      const cpuMs = {
-        service: cpuMsPerJob(beforeService, cpuSnapshot(), service.completed),
-        bare: cpuMsPerJob(beforeBare, beforeService, bare.completed),
-      };
+      const serviceCpuMs = cpuMsPerJob(beforeService, cpuSnapshot(), service.completed);
+      const bareAfter = bareOnBothSides ? await runBare(outputs, concurrency, durationS) : undefined;
+      if (bareOnBothSides) bareBeforeNext = bareAfter;
+      const bareJobsPerS = bareAfter ? round((bare.run.jobsPerS + bareAfter.run.jobsPerS) / 2) : bare.run.jobsPerS;
       return {
         outputs,
         concurrency,
         service,
-        bare,
-        ratio: ratio(service.jobsPerS, bare.jobsPerS),
-        ...(cpuMs.service || cpuMs.bare ? { cpuMsPerJob: cpuMs } : {}),
+        bare: bare.run,
+        ...(bareAfter ? { bareAfter: bareAfter.run, bareJobsPerS } : {}),
+        ratio: ratio(service.jobsPerS, bareJobsPerS),
+        ...(serviceCpuMs || bare.cpuMs ? { cpuMsPerJob: { service: serviceCpuMs, bare: bare.cpuMs } } : {}),
       };
     };
 
@@ -292,16 +311,17 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       log(
         `throughput: ${options.concurrency} clients × ${options.outputs} outputs for ${options.durationS}s each (bare, then service)...`,
       );
-      result.throughput = await compare(options.outputs, options.concurrency, options.durationS);
+      result.throughput = await compare(options.outputs, options.concurrency, options.durationS, true);
     }
 
     if (phases.has('clients') && temporal) {
-      const bareJobsPerS = result.throughput?.bare.jobsPerS;
       result.clients = [];
       for (const kind of ['wait', 'sse'] as const) {
         log(
-          `clients: ${options.concurrency} clients that ${kind === 'wait' ? 'wait (Prefer: wait)' : 'follow events (SSE)'}, ${options.durationS}s...`,
+          `clients: ${options.concurrency} clients that ${kind === 'wait' ? 'wait (Prefer: wait)' : 'follow events (SSE)'}, ${options.durationS}s, between two runs of the bare shape...`,
         );
+        const bareBefore = bareBeforeNext ?? (await runBare(options.outputs, options.concurrency, options.durationS));
+        await vacuumJobTables(options.databaseUrl);
         const before = cpuSnapshot();
         const run = await runClosedLoop(
           loop(options.concurrency, options.durationS),
@@ -309,14 +329,9 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         );
         const cpuMs = cpuMsPerJob(before, cpuSnapshot(), run.completed);
         log(`    ${kind}:    ${describeLoop(run)}`);
-        const bare =
-          bareJobsPerS ??
-          (
-            await runClosedLoop(
-              loop(options.concurrency, options.durationS),
-              bareJobRunner(temporal, bareTaskQueue, options.outputs),
-            )
-          ).jobsPerS;
+        const bareAfter = await runBare(options.outputs, options.concurrency, options.durationS);
+        bareBeforeNext = bareAfter;
+        const bare = round((bareBefore.run.jobsPerS + bareAfter.run.jobsPerS) / 2);
         result.clients.push({
           kind,
           jobsPerS: run.jobsPerS,
