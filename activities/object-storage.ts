@@ -1,6 +1,11 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { AbortMultipartUploadCommand, ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  AbortMultipartUploadCommand,
+  ListMultipartUploadsCommand,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { ApplicationFailure } from '@temporalio/activity';
 import { NonRetryable } from '../common/errors';
@@ -32,7 +37,7 @@ const PARTS_IN_FLIGHT = 2;
 /**
  * Streams a source into one object. The content type comes from the bytes, the size is capped
  * while reading, and an aborted or failed multipart upload is aborted on the server, so a
- * half-written object never becomes visible.
+ * half-written object never becomes visible. An output smaller than one part is one PutObject.
  */
 export async function storeObject(params: StoreObjectParams): Promise<StoredObjectInfo> {
   const { client, bucket, key, source, maxBytes, signal, earlierAttempts = true, onProgress } = params;
@@ -74,7 +79,45 @@ export async function storeObject(params: StoreObjectParams): Promise<StoredObje
     for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield take(next.value);
   }
 
-  const body = Readable.from(metered(), { objectMode: false });
+  const chunks = metered();
+  const done = () => ({ contentType, sizeBytes, sha256: hash.digest('hex') });
+  // The first part's worth is read first: an output that ends within it (most do) is stored by one
+  // PutObject of that buffer, the request lib-storage would send for it, without its stream and
+  // part machinery. PutObject is atomic: a failed or aborted one leaves nothing behind.
+  const firstPart: Buffer[] = [];
+  let firstPartBytes = 0;
+  let next: IteratorResult<Buffer>;
+  try {
+    for (next = await chunks.next(); !next.done; next = await chunks.next()) {
+      firstPart.push(next.value);
+      firstPartBytes += next.value.length;
+      if (firstPartBytes >= PART_SIZE) break;
+    }
+  } catch (error) {
+    await iterator.return?.();
+    throw error;
+  }
+  if (next.done) {
+    const whole = Buffer.concat(firstPart, firstPartBytes);
+    await client.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: key,
+        Body: whole,
+        ContentType: contentType,
+        ContentLength: whole.length,
+      }),
+      { abortSignal: signal },
+    );
+    if (earlierAttempts) await abortAbandonedUploads(client, bucket, key);
+    return done();
+  }
+
+  async function* wholeSource(): AsyncGenerator<Buffer> {
+    yield* firstPart;
+    yield* chunks;
+  }
+  const body = Readable.from(wholeSource(), { objectMode: false });
   const upload = new Upload({
     client,
     params: { Bucket: bucket, Key: key, Body: body, ContentType: contentType },
@@ -108,7 +151,7 @@ export async function storeObject(params: StoreObjectParams): Promise<StoredObje
   // Done after the object is stored, when S3 is known to answer: an attempt that starts while S3
   // is still down could not list them, and would leave them behind. A first attempt has none to find.
   if (earlierAttempts) await abortAbandonedUploads(client, bucket, key);
-  return { contentType, sizeBytes, sha256: hash.digest('hex') };
+  return done();
 }
 
 /**

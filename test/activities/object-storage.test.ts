@@ -75,4 +75,23 @@ describe('storeObject', () => {
     expect(await listObjects(s3, config.S3_BUCKET_NAME, key)).toEqual([]);
     expect(await pendingUploads(key)).toBe(0);
   });
+
+  // An output smaller than one part is stored by one PutObject of the bytes read: the same guarantees.
+  it('stores an output smaller than one part whole, capped and cancellable like a streamed one', async () => {
+    const key = `store-test/${Date.now()}-small.png`;
+    expect(await store(key, chunks(3, 1000))).toMatchObject({ contentType: 'image/png', sizeBytes: png.length + 3000 });
+    expect((await listObjects(s3, config.S3_BUCKET_NAME, key)).map((object) => object.size)).toEqual([
+      png.length + 3000,
+    ]);
+
+    const capped = `store-test/${Date.now()}-small-capped.png`;
+    await expect(store(capped, chunks(3, 1000), { maxBytes: 2000 })).rejects.toMatchObject({ type: 'OutputTooLarge' });
+    expect(await listObjects(s3, config.S3_BUCKET_NAME, capped)).toEqual([]);
+
+    const cancelled = `store-test/${Date.now()}-small-cancelled.png`;
+    const controller = new AbortController();
+    controller.abort();
+    await expect(store(cancelled, chunks(3, 1000), { signal: controller.signal })).rejects.toBeDefined();
+    expect(await listObjects(s3, config.S3_BUCKET_NAME, cancelled)).toEqual([]);
+  });
 });
