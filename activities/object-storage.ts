@@ -114,7 +114,8 @@ export async function storeObject(params: StoreObjectParams): Promise<StoredObje
   }
 
   async function* wholeSource(): AsyncGenerator<Buffer> {
-    yield* firstPart;
+    // Handed on one by one and let go of: lib-storage buffers its parts itself.
+    for (let chunk = firstPart.shift(); chunk; chunk = firstPart.shift()) yield chunk;
     yield* chunks;
   }
   const body = Readable.from(wholeSource(), { objectMode: false });
