@@ -6,6 +6,7 @@ import { Client } from 'pg';
 import { createDatabase } from '../db/client';
 import { createJob } from '../db/queries/jobs';
 import { findFreePort, waitForPort } from '../scripts/processes';
+import { cpuSnapshot } from './cpu';
 import { JsonClient } from './http';
 import { round, sleep, summarize, type LatencySummary } from './stats';
 
@@ -21,12 +22,18 @@ export interface IdleStreamsResult {
   idleSeconds: number;
   /** From a change committed in Postgres to its event reaching a client of the stream. */
   changeToEvent: LatencySummary;
+  /**
+   * One client polling a PENDING job's status, one request after another (each reply carries its
+   * queue position): milliseconds of CPU per poll in the API and in Postgres, and in this process.
+   */
+  pendingStatusPoll?: { polls: number; apiCpuMs: number; postgresCpuMs: number; clientCpuMs: number };
 }
 
 const ROOT = path.join(__dirname, '..');
 const STREAMS_PER_JOB = 10;
 const IDLE_WINDOW_S = 10;
 const LATENCY_SAMPLES = 20;
+const STATUS_POLLS = 1_000;
 
 /**
  * `streams` event streams held by one API process of its own (on the stack's database, with
@@ -134,6 +141,16 @@ export async function runIdleStreams(options: {
       const at = ofJob.get(id);
       if (at !== undefined) latencies.push(at - started);
     }
+
+    // The rest of the stack is idle now: what the API and Postgres spend here is the polls'.
+    const beforePolls = cpuSnapshot();
+    for (let poll = 0; poll < STATUS_POLLS; poll++) {
+      const reply = await http.request('GET', `/api/v1/status/${jobIds[0]}`);
+      if (reply.status !== 200) throw new Error(`a status poll answered ${reply.status}`);
+    }
+    const afterPolls = cpuSnapshot();
+    const perPoll = (group: string) =>
+      round((((afterPolls?.get(group) ?? 0) - (beforePolls?.get(group) ?? 0)) * 1000) / STATUS_POLLS, 2);
     return {
       streams,
       streamsOpen,
@@ -142,6 +159,16 @@ export async function runIdleStreams(options: {
       queriesPerS: round(queriesPerS, 2),
       idleSeconds: IDLE_WINDOW_S,
       changeToEvent: summarize(latencies),
+      ...(afterPolls
+        ? {
+            pendingStatusPoll: {
+              polls: STATUS_POLLS,
+              apiCpuMs: perPoll('api'),
+              postgresCpuMs: perPoll('postgres'),
+              clientCpuMs: perPoll('bench'),
+            },
+          }
+        : {}),
     };
   } finally {
     closing.abort();

@@ -110,12 +110,17 @@ export function formatSummary(result: BenchResult): string {
     lines.push('');
     lines.push(`Idle event streams (${idle.streamsOpen} of ${idle.streams} open, one API process):`);
     lines.push(
-      `  API RSS +${idle.rssGrowthMiB} MiB over ${idle.rssBeforeMiB} MiB   target < ${targets.idleStreamsRssGrowthMiB} MiB: ${verdict(idle.rssGrowthMiB < targets.idleStreamsRssGrowthMiB)}`,
+      `  API RSS ${idle.rssGrowthMiB >= 0 ? '+' : ''}${idle.rssGrowthMiB} MiB over ${idle.rssBeforeMiB} MiB   target < ${targets.idleStreamsRssGrowthMiB} MiB: ${verdict(idle.rssGrowthMiB < targets.idleStreamsRssGrowthMiB)}`,
     );
     lines.push(
       `  database ${idle.queriesPerS} transactions/s over ${idle.idleSeconds}s idle (the whole stack's)   target < ${targets.idleStreamsQueriesPerS}: ${verdict(idle.queriesPerS < targets.idleStreamsQueriesPerS)}`,
     );
     lines.push(`  change → event p50 ${idle.changeToEvent.p50Ms} ms, p99 ${idle.changeToEvent.p99Ms} ms`);
+    const poll = idle.pendingStatusPoll;
+    if (poll)
+      lines.push(
+        `  a PENDING job's status poll (${poll.polls} in a row): CPU per poll API ${poll.apiCpuMs} ms, Postgres ${poll.postgresCpuMs} ms, client ${poll.clientCpuMs} ms`,
+      );
   }
 
   const l = result.largeOutput;
@@ -291,6 +296,15 @@ export function formatMarkdownTable(result: BenchResult): string {
       '',
       '',
     ]);
+    const poll = idle.pendingStatusPoll;
+    if (poll)
+      rows.push([
+        "A PENDING job's status poll: CPU per poll (API; Postgres; client)",
+        `${poll.apiCpuMs} ms; ${poll.postgresCpuMs} ms; ${poll.clientCpuMs} ms`,
+        '',
+        '',
+        '',
+      ]);
   }
   const l = result.largeOutput;
   if (l) {
