@@ -17,7 +17,8 @@ const GROUPS: ReadonlyArray<readonly [group: string, pattern: RegExp]> = [
 ];
 
 /** CPU seconds (user + system) used so far, per group. */
-export type CpuSnapshot = Map<string, number>;
+/** CPU seconds of each process of the stack, by pid, with its group. */
+export type CpuSnapshot = Map<number, { group: string; seconds: number }>;
 
 let clockTicksPerSecond: number | undefined;
 function ticksPerSecond(): number {
@@ -47,7 +48,7 @@ export function cpuSnapshot(): CpuSnapshot | undefined {
       const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       const seconds = (Number(fields[11]) + Number(fields[12])) / ticks;
-      snapshot.set(group, (snapshot.get(group) ?? 0) + seconds);
+      snapshot.set(Number(entry), { group, seconds });
     } catch {
       // The process ended while it was read.
     }
@@ -60,8 +61,10 @@ function groupOf(commandLine: string): string | undefined {
 }
 
 /**
- * Milliseconds of CPU per completed job between two snapshots, per group, with their `total`.
- * A process that ended in between is missing from the second one: its group is left out.
+ * Milliseconds of CPU per completed job between two snapshots, per group, with their `total`,
+ * counted process by process: a process that started in between counts whole, one that ended
+ * in between (a pooled Postgres connection closed, say) is missing from the second snapshot and
+ * its share of the interval is lost, rather than taken off its group's.
  */
 export function cpuMsPerJob(
   before: CpuSnapshot | undefined,
@@ -69,13 +72,17 @@ export function cpuMsPerJob(
   jobs: number,
 ): Record<string, number> | undefined {
   if (!before || !after || jobs <= 0) return undefined;
+  const used = new Map<string, number>();
+  for (const [pid, { group, seconds }] of after) {
+    const earlier = before.get(pid);
+    const spent = earlier && earlier.group === group ? seconds - earlier.seconds : seconds;
+    used.set(group, (used.get(group) ?? 0) + Math.max(0, spent));
+  }
   const perJob: Record<string, number> = {};
   let total = 0;
-  for (const [group, seconds] of after) {
-    const used = seconds - (before.get(group) ?? 0);
-    if (used < 0) continue;
-    perJob[group] = round((used * 1000) / jobs, 1);
-    total += used;
+  for (const [group, seconds] of used) {
+    perJob[group] = round((seconds * 1000) / jobs, 1);
+    total += seconds;
   }
   perJob.total = round((total * 1000) / jobs, 1);
   return perJob;

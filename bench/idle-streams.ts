@@ -6,7 +6,7 @@ import { Client } from 'pg';
 import { createDatabase } from '../db/client';
 import { createJob } from '../db/queries/jobs';
 import { findFreePort, waitForPort } from '../scripts/processes';
-import { cpuSnapshot } from './cpu';
+import { cpuMsPerJob, cpuSnapshot } from './cpu';
 import { JsonClient } from './http';
 import { round, sleep, summarize, type LatencySummary } from './stats';
 
@@ -148,9 +148,9 @@ export async function runIdleStreams(options: {
       const reply = await http.request('GET', `/api/v1/status/${jobIds[0]}`);
       if (reply.status !== 200) throw new Error(`a status poll answered ${reply.status}`);
     }
-    const afterPolls = cpuSnapshot();
-    const perPoll = (group: string) =>
-      round((((afterPolls?.get(group) ?? 0) - (beforePolls?.get(group) ?? 0)) * 1000) / STATUS_POLLS, 2);
+    // The milliseconds all the polls took, per group, then per poll.
+    const perThousand = cpuMsPerJob(beforePolls, cpuSnapshot(), 1);
+    const perPoll = (group: string) => round((perThousand?.[group] ?? 0) / STATUS_POLLS, 2);
     return {
       streams,
       streamsOpen,
@@ -159,7 +159,7 @@ export async function runIdleStreams(options: {
       queriesPerS: round(queriesPerS, 2),
       idleSeconds: IDLE_WINDOW_S,
       changeToEvent: summarize(latencies),
-      ...(afterPolls
+      ...(perThousand
         ? {
             pendingStatusPoll: {
               polls: STATUS_POLLS,

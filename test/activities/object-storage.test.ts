@@ -76,8 +76,8 @@ describe('storeObject', () => {
     expect(await pendingUploads(key)).toBe(0);
   });
 
-  // An output smaller than one part is stored by one PutObject of the bytes read: the same guarantees.
-  it('stores an output smaller than one part whole, capped and cancellable like a streamed one', async () => {
+  // An output of at most 1 MiB is stored by one PutObject of the bytes read: the same guarantees.
+  it('stores an output of at most 1 MiB whole, capped and cancellable like a streamed one', async () => {
     const key = `store-test/${Date.now()}-small.png`;
     expect(await store(key, chunks(3, 1000))).toMatchObject({ contentType: 'image/png', sizeBytes: png.length + 3000 });
     expect((await listObjects(s3, config.S3_BUCKET_NAME, key)).map((object) => object.size)).toEqual([

@@ -56,6 +56,9 @@ describe('benchmark smoke run', () => {
       expect(run.latency.p99Ms).toBeGreaterThanOrEqual(run.latency.p50Ms);
     }
     expect(throughput!.ratio).toBeGreaterThan(0);
+    // The headline's service run sits between two bare runs, and its ratio is against their mean.
+    expect(throughput!.bareAfter!.completed).toBeGreaterThan(0);
+    expect(throughput!.bareJobsPerS).toBeCloseTo((throughput!.bare.jobsPerS + throughput!.bareAfter!.jobsPerS) / 2, 1);
     if (process.platform === 'linux') {
       // The load generator runs here, so its share of each run's CPU cannot be zero, and the parts add up.
       for (const perJob of [throughput!.cpuMsPerJob!.service!, throughput!.cpuMsPerJob!.bare!]) {
@@ -112,6 +115,7 @@ describe('benchmark smoke run', () => {
     expect(idle.streamsOpen).toBe(idle.streams);
     expect(idle.changeToEvent.count).toBeGreaterThan(0);
     expect(idle.rssBeforeMiB).toBeGreaterThan(0);
+    if (process.platform === 'linux') expect(idle.pendingStatusPoll!.apiCpuMs).toBeGreaterThan(0);
 
     expect(result.checks.map((check) => check.name)).toHaveLength(8);
     expect(renderChart(result)).toMatch(/^<svg[\s\S]*<\/svg>\n$/);
