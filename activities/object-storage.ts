@@ -82,7 +82,7 @@ export async function storeObject(params: StoreObjectParams): Promise<StoredObje
   }
 
   const chunks = metered();
-  const done = () => ({ contentType, sizeBytes, sha256: hash.digest('hex') });
+  const storedInfo = (): StoredObjectInfo => ({ contentType, sizeBytes, sha256: hash.digest('hex') });
   // Up to SMALL_OBJECT_BYTES are read first: an output that ends within them (most do) is stored
   // by one PutObject of that buffer, the request lib-storage would send for it, without its stream
   // and part machinery. PutObject is atomic: a failed or aborted one leaves nothing behind. The
@@ -113,7 +113,7 @@ export async function storeObject(params: StoreObjectParams): Promise<StoredObje
       { abortSignal: signal },
     );
     if (earlierAttempts) await abortAbandonedUploads(client, bucket, key);
-    return done();
+    return storedInfo();
   }
 
   async function* wholeSource(): AsyncGenerator<Buffer> {
@@ -155,7 +155,7 @@ export async function storeObject(params: StoreObjectParams): Promise<StoredObje
   // Done after the object is stored, when S3 is known to answer: an attempt that starts while S3
   // is still down could not list them, and would leave them behind. A first attempt has none to find.
   if (earlierAttempts) await abortAbandonedUploads(client, bucket, key);
-  return done();
+  return storedInfo();
 }
 
 /**
