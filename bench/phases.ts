@@ -309,7 +309,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
 
     if (phases.has('throughput') && temporal) {
       log(
-        `throughput: ${options.concurrency} clients × ${options.outputs} outputs for ${options.durationS}s each (bare, then service)...`,
+        `throughput: ${options.concurrency} clients × ${options.outputs} outputs for ${options.durationS}s each (bare, service, bare again)...`,
       );
       result.throughput = await compare(options.outputs, options.concurrency, options.durationS, true);
     }
