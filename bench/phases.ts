@@ -236,7 +236,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     checks: [],
   };
 
-  const needsTemporal = phases.has('throughput') || phases.has('scaling') || phases.has('open-loop');
+  // Every phase that runs jobs (the bare shape's, or the service's through Temporal).
+  const needsTemporal = (['throughput', 'clients', 'scaling', 'open-loop'] as const).some((phase) => phases.has(phase));
   let connection: Connection | undefined;
   let nativeConnection: NativeConnection | undefined;
   let worker: Worker | undefined;
