@@ -54,6 +54,32 @@ afterEach(async () => {
 
 const card = (page: Page, jobId: string) => page.locator(`article[data-job-id="${jobId}"]`);
 
+/**
+ * The job's card in the gallery, loading more pages ("Load more") until it is there. The gallery
+ * shows the newest jobs of the whole database first, and other suites add jobs meanwhile, so a
+ * job finished a moment ago may already be on a later page.
+ */
+async function findCard(page: Page, jobId: string): Promise<ReturnType<typeof card>> {
+  const target = card(page, jobId);
+  const more = page.getByRole('button', { name: 'Load more' });
+  await page.waitForFunction(
+    () => !['', 'Loading…'].includes(document.querySelector('.gallery-state')?.textContent ?? ''),
+  );
+  for (let pages = 0; pages < 50 && (await target.count()) === 0; pages++) {
+    const shown = await page.locator('article.job-card').count();
+    if (await more.isHidden()) break;
+    await more.click();
+    await page.waitForFunction(
+      ({ shown, jobId }) =>
+        document.querySelectorAll('article.job-card').length > shown ||
+        document.querySelector(`article[data-job-id="${jobId}"]`) !== null,
+      { shown, jobId },
+    );
+  }
+  await target.waitFor();
+  return target;
+}
+
 /** Every <img> under `selector` has loaded real pixels; their natural widths. */
 async function loadedImageWidths(page: Page, selector: string, count: number): Promise<number[]> {
   await page.waitForFunction(
@@ -222,7 +248,7 @@ describe('the web console', () => {
       const { page, errors } = await openPage(stack);
       await page.goto('/console');
       // The card's link opens the job's page in place; the address is the job's own.
-      await card(page, jobId).getByRole('link', { name: 'a harbour at night' }).click();
+      await (await findCard(page, jobId)).getByRole('link', { name: 'a harbour at night' }).click();
       await page.waitForURL(`**/console/jobs/${jobId}`);
       const article = page.locator(`article.job-page[data-job-id="${jobId}"][data-status="COMPLETED"]`);
       await article.waitFor();
@@ -377,7 +403,7 @@ describe('the web console', () => {
 
       await page.locator('select[name="status"]').selectOption('CANCELLED');
       await page.waitForURL('**/console?status=CANCELLED');
-      await card(page, jobId).waitFor();
+      await findCard(page, jobId);
       const shown = await page
         .locator('article.job-card')
         .evaluateAll((cards) => cards.map((c) => c.getAttribute('data-status')));
