@@ -6,6 +6,36 @@ export interface JobChange {
   /** Undefined in announcements of the older "{job_id}:{seq}" form. */
   type?: string;
   status?: string;
+  /** The event's row as written (migration 0015); undefined when it was too large to announce. */
+  event?: { createdAt: Date; data: unknown };
+}
+
+/**
+ * "{job_id}:{seq}:{type}:{status}:{json}" (migration 0015), or one of the older forms it extends:
+ * "{job_id}:{seq}:{type}:{status}" (0013) and "{job_id}:{seq}" (0004). Undefined when it is none.
+ */
+export function parseAnnouncement(payload: string): { jobId: string; change: JobChange } | undefined {
+  const fields: string[] = [];
+  let start = 0;
+  while (fields.length < 4) {
+    const end = payload.indexOf(':', start);
+    if (end === -1) break;
+    fields.push(payload.slice(start, end));
+    start = end + 1;
+  }
+  fields.push(payload.slice(start));
+  const [jobId, seq, type, status, json] = fields;
+  if (!jobId || !seq || !/^\d+$/.test(seq)) return undefined;
+  const change: JobChange = { seq: Number(seq), type: type || undefined, status: status || undefined };
+  if (json) {
+    try {
+      const { at, data } = JSON.parse(json) as { at?: unknown; data?: unknown };
+      if (typeof at === 'number' && data !== undefined) change.event = { createdAt: new Date(at), data };
+    } catch {
+      // Not an event this process can read: its subscribers read it from the table instead.
+    }
+  }
+  return { jobId, change };
 }
 
 /** Called when a job may have new events: with what was announced, or with nothing after a reconnect. */
@@ -34,8 +64,14 @@ export class JobChanges {
   private stopped = false;
   private connected: Promise<void> | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
+  private backendPid: number | undefined;
 
   constructor(private readonly options: JobChangesOptions) {}
+
+  /** The Postgres backend of the listening connection (pg_stat_activity.pid), while connected. */
+  get listenerPid(): number | undefined {
+    return this.client ? this.backendPid : undefined;
+  }
 
   /** Connects and listens; resolves once listening (or rejects on the first connection's error, and keeps trying). */
   start(): Promise<void> {
@@ -73,9 +109,8 @@ export class JobChanges {
     const client = new Client({ connectionString: this.options.url });
     client.on('notification', (message) => {
       if (message.channel !== CHANNEL || !message.payload) return;
-      // "{job_id}:{seq}:{type}:{status}" (migration 0013), or "{job_id}:{seq}" from before it.
-      const [jobId, seq, type, status] = message.payload.split(':');
-      if (jobId) this.announce(jobId, { seq: Number(seq), type: type || undefined, status: status || undefined });
+      const announced = parseAnnouncement(message.payload);
+      if (announced) this.announce(announced.jobId, announced.change);
     });
     client.on('error', (error) => {
       this.options.onError?.(error);
@@ -85,6 +120,7 @@ export class JobChanges {
     try {
       await client.connect();
       await client.query(`LISTEN ${CHANNEL}`);
+      this.backendPid = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]?.pid;
     } catch (error) {
       this.options.onError?.(error as Error);
       this.reconnectLater(client, delayMs);
@@ -125,18 +161,33 @@ export class JobChanges {
  * Waits for the next announcement of a job, or for `timeoutMs`, or for `signal`: one wake-up at a
  * time, and an announcement that came while nobody waited is not lost (the next wait returns at once).
  * `wakesOn` picks the announcements worth waking for; a reconnect (no announcement) always wakes.
+ * With `keep`, the waiter also keeps what woke it, for `take` (a reconnect as undefined).
  */
 export class JobChangeWaiter {
   private pending = false;
   private wake: (() => void) | undefined;
   private readonly unsubscribe: () => void;
+  private heard: (JobChange | undefined)[] = [];
 
-  constructor(changes: JobChanges, jobId: string, wakesOn: (change: JobChange) => boolean = () => true) {
+  constructor(
+    changes: JobChanges,
+    jobId: string,
+    wakesOn: (change: JobChange) => boolean = () => true,
+    { keep = false }: { keep?: boolean } = {},
+  ) {
     this.unsubscribe = changes.subscribe(jobId, (change) => {
       if (change && !wakesOn(change)) return;
+      if (keep) this.heard.push(change);
       this.pending = true;
       this.wake?.();
     });
+  }
+
+  /** The announcements kept since the last take, in the order they came. */
+  take(): (JobChange | undefined)[] {
+    const heard = this.heard;
+    this.heard = [];
+    return heard;
   }
 
   /** Resolves true on an announcement, false when the time ran out or the signal fired. */

@@ -3,7 +3,7 @@ import { sseDatabaseConnections } from '../../common/config';
 import { isTerminalStatus } from '../../common/statuses';
 import { presignedUrl } from '../../common/presigner';
 import { listJobEvents } from '../../db/queries/events';
-import { JobChangeWaiter } from '../../db/job-changes';
+import { JobChangeWaiter, type JobChange } from '../../db/job-changes';
 import { getJob } from '../../db/queries/jobs';
 import type { JobEventRow } from '../../db/schema';
 import { callerOf } from '../auth';
@@ -15,6 +15,33 @@ import { common, jobIdParam, problem, security, type OpenApiRegistry } from '../
 
 export const EVENTS_HEARTBEAT_MS = 15_000;
 
+/**
+ * The job's events after `after` from the announcements heard, when they carry every one of them
+ * in turn from `after + 1` (those up to `after` were sent already); undefined when the table must
+ * be read: after a reconnect, an event too large to announce, or a gap.
+ */
+export function announcedEvents(
+  jobId: string,
+  heard: readonly (JobChange | undefined)[],
+  after: number,
+): JobEventRow[] | undefined {
+  const changes: JobChange[] = [];
+  for (const change of heard) {
+    if (!change?.event || (change.type !== 'status' && change.type !== 'output')) return undefined;
+    changes.push(change);
+  }
+  const events: JobEventRow[] = [];
+  let next = after + 1;
+  for (const change of changes.sort((a, b) => a.seq - b.seq)) {
+    if (change.seq < next) continue;
+    if (change.seq !== next) return undefined;
+    const { createdAt, data } = change.event!;
+    events.push({ jobId, seq: change.seq, type: change.type as JobEventRow['type'], data, createdAt });
+    next += 1;
+  }
+  return events;
+}
+
 function lastEventId(value: string | undefined): number {
   return value !== undefined && /^\d{1,9}$/.test(value.trim()) ? Number(value) : 0;
 }
@@ -25,8 +52,10 @@ function lastEventId(value: string | undefined): number {
  * after SSE_MAX_STREAM_SECONDS (having sent what was recorded until then). A client that
  * reconnects with Last-Event-ID gets the events after that one; 204 once nothing is left.
  *
- * A stream reads the job's events when the process's change feed (db/job-changes.ts, LISTEN
- * job_events) announces a change of its job, and costs no query while its job is idle.
+ * A stream hears its job's events from the process's change feed (db/job-changes.ts, LISTEN
+ * job_events), which carries each event: it costs no query while its job is idle, nor for the
+ * changes it hears, and reads the table only when the feed cannot tell it everything (the events
+ * before it connected, one too large to announce, a reconnect of the feed).
  *
  * Bounded: SSE_MAX_STREAMS streams in this process and SSE_MAX_STREAMS_PER_KEY per key (429 past
  * either), and every query of every stream waits its turn for one of SSE_DATABASE_CONNECTIONS
@@ -68,7 +97,7 @@ export function eventsRouter({ config, db, presigner, logger, changes }: ApiDepe
         (typeof req.query.last_event_id === 'string' ? req.query.last_event_id : undefined),
     );
     // Listening before the first read: a change committed in between is announced, not missed.
-    const changed = new JobChangeWaiter(changes, job.id);
+    const changed = new JobChangeWaiter(changes, job.id, undefined, { keep: true });
     const closed = new AbortController();
     try {
       const pending = await query(() => listJobEvents(db, job.id, after));
@@ -113,6 +142,12 @@ export function eventsRouter({ config, db, presigner, logger, changes }: ApiDepe
           // Idle until the change feed announces this job (no query meanwhile), or the lifetime ends.
           await changed.next(left, closed.signal);
           if (closed.signal.aborted) break;
+          // The announcements carry the events: read the table only when they do not.
+          const announced = announcedEvents(job.id, changed.take(), after);
+          if (announced) {
+            batch = announced;
+            continue;
+          }
           batch = await query(() => listJobEvents(db, job.id, after));
           if (batch.length === 0 && !(await query(() => getJob(db, job.id)))) break;
         }

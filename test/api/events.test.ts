@@ -1,3 +1,4 @@
+import { poolOf } from '../../db/client';
 import { readEvents } from '../support/public-api';
 import { getJson, postJson, validRequest } from '../support/stack';
 import { useTestStack } from '../support/use-stack';
@@ -54,6 +55,37 @@ describe('job events (SSE)', () => {
     expect(replayed.events.map((event) => event.data.replace(/"presigned_media_url":"[^"]*"/, ''))).toEqual(
       [...first.events, ...rest.events].map((event) => event.data.replace(/"presigned_media_url":"[^"]*"/, '')),
     );
+  });
+
+  it('writes the changes it hears from the change feed without reading them back', async () => {
+    // Every read of job_events through the stack's pool: the API's streams are its only readers.
+    const pool = poolOf(stack.database.db);
+    const query = pool.query;
+    const eventReads: string[] = [];
+    pool.query = function (this: typeof pool, ...args: Parameters<typeof pool.query>) {
+      const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string }).text;
+      if (text && /^select\b[\s\S]*\bfrom "job_events"/i.test(text)) eventReads.push(text);
+      return (query as (...args: unknown[]) => unknown).apply(this, args);
+    } as typeof pool.query;
+    try {
+      const reply = await postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, num_outputs: 3 });
+      const jobId = reply.body!.job_id as string;
+      const followed = await readEvents(`${stack.baseUrl}/api/v1/jobs/${jobId}/events`);
+      expect(followed.ended).toBe(true);
+      expect(followed.events.map((event) => event.event)).toEqual([
+        'status',
+        'status',
+        'output',
+        'output',
+        'output',
+        'status',
+      ]);
+      // One read when the stream opened (what was recorded before it listened); none for the
+      // four changes it heard while the job ran.
+      expect(eventReads).toHaveLength(1);
+    } finally {
+      pool.query = query;
+    }
   });
 
   it('answers 404 for an unknown job', async () => {

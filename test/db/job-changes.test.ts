@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import { JobChanges, JobChangeWaiter, type JobChange } from '../../db/job-changes';
+import { listJobEvents } from '../../db/queries/events';
 import { createJob, finishJob, markJobProcessing } from '../../db/queries/jobs';
 import { markMediaCompleted } from '../../db/queries/media';
 import { jobs } from '../../db/schema';
@@ -8,7 +9,10 @@ import { testConfig } from '../support/stack';
 import { useDatabase } from '../support/use-stack';
 import { waitFor } from '../support/wait';
 
-/** The announcements of job_events (migration 0013) on the real Postgres, and a waiter that picks which wake it. */
+/**
+ * The announcements of job_events (migrations 0013 and 0015) on the real Postgres: each carries
+ * the event as written, and a waiter picks which wake it.
+ */
 describe('the change feed of job_events', () => {
   const database = useDatabase();
   let changes: JobChanges;
@@ -37,9 +41,18 @@ describe('the change feed of job_events', () => {
     });
     await markJobProcessing(database.db, job.id);
     await waitFor('the start to be announced', () => started, 5_000).finally(unsubscribe);
-    expect(started).toEqual({ seq: 2, type: 'status', status: 'PROCESSING' });
+    expect(started).toMatchObject({ seq: 2, type: 'status', status: 'PROCESSING' });
     return job;
   };
+
+  /** What a reader of the table gets for these events, in the form an announcement carries it. */
+  const asAnnounced = async (jobId: string, afterSeq: number) =>
+    (await listJobEvents(database.db, jobId, afterSeq)).map((row) => ({
+      seq: row.seq,
+      type: row.type,
+      status: row.type === 'status' ? (row.data as { status: string }).status : undefined,
+      event: { createdAt: row.createdAt, data: row.data },
+    }));
 
   it('announces each event with its type, and a status event with its status', async () => {
     const job = await processingJob();
@@ -53,9 +66,29 @@ describe('the change feed of job_events', () => {
       );
       await finishJob(database.db, job.id, { status: 'COMPLETED' });
       await waitFor('two announcements', () => heard.length >= 2, 5_000);
-      expect(heard).toEqual([
+      expect(heard).toMatchObject([
         { seq: 3, type: 'output', status: undefined },
         { seq: 4, type: 'status', status: 'COMPLETED' },
+      ]);
+      // Each carries its row as a reader of the table gets it, to the millisecond.
+      expect(heard).toEqual(await asAnnounced(job.id, 2));
+    } finally {
+      unsubscribe();
+      await database.db.delete(jobs).where(eq(jobs.id, job.id));
+    }
+  });
+
+  it('announces an event too large for a notification without it, for its readers to read', async () => {
+    const job = await processingJob();
+    const heard: (JobChange | undefined)[] = [];
+    const unsubscribe = changes.subscribe(job.id, (change) => heard.push(change));
+    try {
+      await finishJob(database.db, job.id, { status: 'FAILED', errorMessage: `provider: ${'x'.repeat(9_000)}` });
+      // The output left unstored and the job both end with the message: neither event is carried.
+      await waitFor('the end to be announced', () => heard.length >= 2, 5_000);
+      expect(heard).toEqual([
+        { seq: 3, type: 'output', status: undefined },
+        { seq: 4, type: 'status', status: 'FAILED' },
       ]);
     } finally {
       unsubscribe();
