@@ -1,3 +1,4 @@
+import { Client } from 'pg';
 import { createTestKey, readEvents, type ServerSentEvent } from '../support/public-api';
 import { getJson, postJson, validRequest } from '../support/stack';
 import { useTestStack } from '../support/use-stack';
@@ -8,8 +9,12 @@ interface OpenStream {
   headers: Headers;
   /** The first event of a 200 stream; the problem body of a refusal. */
   first: string;
+  /** The ids of the events received so far. */
+  ids: number[];
   close(): void;
 }
+
+const eventIds = (text: string) => [...text.matchAll(/(?:^|\n)id: (\d+)\n/g)].map((match) => Number(match[1]));
 
 /** Opens an event stream and keeps it open: reads up to its first event (or the whole refusal). */
 async function openStream(url: string, headers: Record<string, string>): Promise<OpenStream> {
@@ -23,6 +28,7 @@ async function openStream(url: string, headers: Record<string, string>): Promise
       status: response.status,
       headers: response.headers,
       first: await response.text(),
+      ids: [],
       close: () => controller.abort(),
     };
   }
@@ -34,11 +40,21 @@ async function openStream(url: string, headers: Record<string, string>): Promise
     if (done) break;
     buffer += decoder.decode(value, { stream: true });
   }
-  // Keep reading in the background so that the server's writes never back up.
+  const stream = { status: 200, headers: response.headers, first: buffer, ids: eventIds(buffer) };
+  // Keep reading in the background so that the server's writes never back up, noting each event.
   void (async () => {
-    for (;;) if ((await reader.read()).done) return;
+    let rest = buffer.slice(buffer.lastIndexOf('\n\n') + 2);
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      rest += decoder.decode(value, { stream: true });
+      const end = rest.lastIndexOf('\n\n');
+      if (end === -1) continue;
+      stream.ids.push(...eventIds(rest.slice(0, end + 2)));
+      rest = rest.slice(end + 2);
+    }
   })().catch(() => undefined);
-  return { status: 200, headers: response.headers, first: buffer, close: () => controller.abort() };
+  return { ...stream, close: () => controller.abort() } as OpenStream;
 }
 
 /**
@@ -94,23 +110,37 @@ describe('event stream caps and database budget', () => {
       for (const until = Date.now() + 2_000; Date.now() < until; await sleep(2))
         mostInUse = Math.max(mostInUse, pool.totalCount - pool.idleCount);
       expect(mostInUse).toBe(0);
-      // A change of the job wakes all 300, which read through their SSE_DATABASE_CONNECTIONS only.
-      const woken = (async () => {
+      // The most connections of the pool in use until every stream has received event `seq`.
+      const inUseUntilAllHave = async (seq: number) => {
         let most = 0;
-        for (const until = Date.now() + 1_500; Date.now() < until; await sleep(1))
+        for (const until = Date.now() + 15_000; streams.some((stream) => !stream.ids.includes(seq)); await sleep(1)) {
+          if (Date.now() > until) throw new Error(`not every stream received event ${seq}`);
           most = Math.max(most, pool.totalCount - pool.idleCount);
+        }
         return most;
-      })();
-      await stack.database.pool
-        .query(`update jobs set event_seq = event_seq + 1 where id = $1 returning event_seq`, [jobA])
-        .then(({ rows }) =>
-          stack.database.pool.query(
-            `insert into job_events (job_id, seq, type, data) values ($1, $2, 'status', '{"status":"PENDING"}')`,
-            [jobA, rows[0].event_seq],
-          ),
+      };
+      // Changes of the job, written from outside the API's pool.
+      const writer = new Client({ connectionString: stack.config.DATABASE_URL });
+      await writer.connect();
+      const appendStatusEvent = (data: object) =>
+        writer.query(
+          `with bumped as (update jobs set event_seq = event_seq + 1 where id = $1 returning id, event_seq)
+           insert into job_events (job_id, seq, type, data) select id, event_seq, 'status', $2::jsonb from bumped`,
+          [jobA, JSON.stringify(data)],
         );
-      expect(await woken).toBeGreaterThanOrEqual(1);
-      expect(await woken).toBeLessThanOrEqual(2 + 1);
+      try {
+        // A change reaches all 300 in its announcement: none of them reads the table for it.
+        const carried = inUseUntilAllHave(2);
+        await appendStatusEvent({ status: 'PENDING', error_message: null });
+        expect(await carried).toBe(0);
+        // One too large to announce wakes all 300, which read it through SSE_DATABASE_CONNECTIONS only.
+        const read = inUseUntilAllHave(3);
+        await appendStatusEvent({ status: 'PENDING', error_message: 'x'.repeat(9_000) });
+        expect(await read).toBeGreaterThanOrEqual(1);
+        expect(await read).toBeLessThanOrEqual(2);
+      } finally {
+        await writer.end();
+      }
 
       // Past the per-key cap.
       const overKey = await openStream(urlA, a.auth);
