@@ -109,6 +109,8 @@ export class JobChanges {
     const client = new Client({ connectionString: this.options.url });
     client.on('notification', (message) => {
       if (message.channel !== CHANNEL || !message.payload) return;
+      // Every event of the database is announced to every process: only those of a job followed here are read.
+      if (!this.listeners.has(message.payload.slice(0, message.payload.indexOf(':')))) return;
       const announced = parseAnnouncement(message.payload);
       if (announced) this.announce(announced.jobId, announced.change);
     });

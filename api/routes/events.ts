@@ -27,7 +27,9 @@ export function announcedEvents(
 ): JobEventRow[] | undefined {
   const changes: JobChange[] = [];
   for (const change of heard) {
-    if (!change?.event || (change.type !== 'status' && change.type !== 'output')) return undefined;
+    if (!change) return undefined;
+    if (change.seq <= after) continue;
+    if (!change.event || (change.type !== 'status' && change.type !== 'output')) return undefined;
     changes.push(change);
   }
   const events: JobEventRow[] = [];
@@ -49,7 +51,7 @@ function lastEventId(value: string | undefined): number {
 /**
  * GET /api/v1/jobs/{job_id}/events: Server-Sent Events of the job's recorded changes (`status` and
  * `output`), in order, each with its sequence number as id; ends after the terminal status, or
- * after SSE_MAX_STREAM_SECONDS (having sent what was recorded until then). A client that
+ * after SSE_MAX_STREAM_SECONDS (having sent what it heard until then). A client that
  * reconnects with Last-Event-ID gets the events after that one; 204 once nothing is left.
  *
  * A stream hears its job's events from the process's change feed (db/job-changes.ts, LISTEN

@@ -57,6 +57,10 @@ describe("a stream's events from the announcements it heard", () => {
       })),
     );
     expect(announcedEvents(JOB, [heard(2)], 2)).toEqual([]);
+    // One sent already needs no data: it is skipped, not read again.
+    expect(announcedEvents(JOB, [heard(2, false), heard(3)], 2)).toEqual([
+      { jobId: JOB, seq: 3, type: 'output', data: { seq: 3 }, createdAt: new Date(AT + 3) },
+    ]);
     expect(announcedEvents(JOB, [], 2)).toEqual([]);
   });
 
