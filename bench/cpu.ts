@@ -16,8 +16,7 @@ const GROUPS: ReadonlyArray<readonly [group: string, pattern: RegExp]> = [
   ['api', /\bapi\/main\.[jt]s\b/],
 ];
 
-/** CPU seconds (user + system) used so far, per group. */
-/** CPU seconds of each process of the stack, by pid, with its group. */
+/** CPU seconds (user + system) used so far by each process of the stack, by pid, with its group. */
 export type CpuSnapshot = Map<number, { group: string; seconds: number }>;
 
 let clockTicksPerSecond: number | undefined;

@@ -149,8 +149,8 @@ export async function runIdleStreams(options: {
       if (reply.status !== 200) throw new Error(`a status poll answered ${reply.status}`);
     }
     // The milliseconds all the polls took, per group, then per poll.
-    const perThousand = cpuMsPerJob(beforePolls, cpuSnapshot(), 1);
-    const perPoll = (group: string) => round((perThousand?.[group] ?? 0) / STATUS_POLLS, 2);
+    const allPolls = cpuMsPerJob(beforePolls, cpuSnapshot(), 1);
+    const perPoll = (group: string) => round((allPolls?.[group] ?? 0) / STATUS_POLLS, 2);
     return {
       streams,
       streamsOpen,
@@ -159,7 +159,7 @@ export async function runIdleStreams(options: {
       queriesPerS: round(queriesPerS, 2),
       idleSeconds: IDLE_WINDOW_S,
       changeToEvent: summarize(latencies),
-      ...(perThousand
+      ...(allPolls
         ? {
             pendingStatusPoll: {
               polls: STATUS_POLLS,

@@ -15,16 +15,9 @@ export interface JobChange {
  * "{job_id}:{seq}:{type}:{status}" (0013) and "{job_id}:{seq}" (0004). Undefined when it is none.
  */
 export function parseAnnouncement(payload: string): { jobId: string; change: JobChange } | undefined {
-  const fields: string[] = [];
-  let start = 0;
-  while (fields.length < 4) {
-    const end = payload.indexOf(':', start);
-    if (end === -1) break;
-    fields.push(payload.slice(start, end));
-    start = end + 1;
-  }
-  fields.push(payload.slice(start));
-  const [jobId, seq, type, status, json] = fields;
+  // The event's JSON has colons of its own: the fields are the first four, the JSON all the rest.
+  const [jobId, seq, type, status, ...rest] = payload.split(':');
+  const json = rest.join(':');
   if (!jobId || !seq || !/^\d+$/.test(seq)) return undefined;
   const change: JobChange = { seq: Number(seq), type: type || undefined, status: status || undefined };
   if (json) {

@@ -136,8 +136,8 @@ export function eventsRouter({ config, db, presigner, logger, changes }: ApiDepe
           if (ended || closed.signal.aborted) break;
           const left = endsAt - Date.now();
           if (left <= 0) {
-            // What was recorded until now was sent: the client reconnects (retry: 1000) with
-            // Last-Event-ID and resumes after it.
+            // What was heard until now was sent: the client reconnects (retry: 1000) with
+            // Last-Event-ID and resumes after it, and reads what came since.
             res.write(': stream lifetime reached (SSE_MAX_STREAM_SECONDS); reconnect with Last-Event-ID\n\n');
             break;
           }
