@@ -4,10 +4,16 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Logger } from 'pino';
 import type { FaultInjectionPoint } from '../common/config';
 import { NonRetryable } from '../common/errors';
-import type { JobStatus, OutputFormat, TerminalStatus } from '../common/statuses';
+import { isTerminalStatus, type JobStatus, type OutputFormat, type TerminalStatus } from '../common/statuses';
 import { mediaObjectKey } from '../common/storage-keys';
 import type { Database } from '../db/client';
-import { getPredictionId, markJobProcessing, recordJobGenerated, recordPredictionId } from '../db/queries/jobs';
+import {
+  getPredictionId,
+  markJobProcessing,
+  recordJobGenerated,
+  recordPredictionId,
+  type JobStart,
+} from '../db/queries/jobs';
 import {
   getMedia,
   markMediaCompleted,
@@ -30,6 +36,11 @@ export interface CreatedPrediction {
   predictionId: string;
   attempt: number;
   outputUrls?: string[];
+}
+
+/** startJobWithPrediction found the job ended already (the reconciler ended it): nothing was created. */
+export interface AlreadyEnded {
+  alreadyEnded: TerminalStatus;
 }
 
 export interface ActivityDependencies {
@@ -219,57 +230,84 @@ export function createActivities(deps: ActivityDependencies) {
     }
   };
 
+  /**
+   * The billed step, kept short. A retry finds the prediction already on record (`existing`) and
+   * returns it. The one window left: a worker killed after the provider answered and before the id
+   * was written; the provider's deadline (Cancel-After) bounds what such an orphan can cost.
+   */
+  const createRecordedPrediction = async (
+    request: GenerationRequest,
+    existing: string | undefined,
+  ): Promise<CreatedPrediction> => {
+    const attempt = Context.current().info.attempt;
+    if (existing) return { predictionId: existing, attempt };
+    const created = await provider.createPrediction(request);
+    let recorded: string | undefined;
+    try {
+      await pauseForFaultInjection('after-create');
+      recorded = await untilDatabaseAnswers(() => recordPredictionId(db, request.jobId, created));
+    } catch (error) {
+      // Cut off around the record (its timeout, a database error): the retry creates another unless
+      // this one is on record, so it is cancelled, but only when the record did not commit (a write
+      // whose answer was lost may have), or the job's one prediction would be cancelled.
+      const onRecord = await getPredictionId(db, request.jobId).catch(() => undefined);
+      if (onRecord !== created) await provider.cancelPrediction(created).catch(() => undefined);
+      throw error;
+    }
+    if (recorded !== created) {
+      logger.warn(
+        { jobId: request.jobId, created, recorded },
+        'a prediction was already on record; cancelling the new one',
+      );
+      await provider.cancelPrediction(created).catch(() => undefined);
+    }
+    const predictionId = recorded ?? created;
+    if (!provider.mayFinishOnCreate) return { predictionId, attempt };
+    // One look, no waiting: anything but outputs already there (still running, an error, a failed
+    // prediction) is left to awaitPrediction, which knows how to wait and how to fail.
+    const state = await provider.getPrediction(predictionId).catch(() => undefined);
+    if (state?.status !== 'succeeded') return { predictionId, attempt };
+    await untilDatabaseAnswers(() => recordJobGenerated(db, request.jobId, provider.outputLifetimeSeconds));
+    return { predictionId, attempt, outputUrls: state.outputUrls };
+  };
+
+  /** The job's row moved PENDING → PROCESSING; a job without one fails for good. */
+  const startJobRow = async (jobId: string, start: () => Promise<JobStart | undefined>): Promise<JobStart> => {
+    const started = await start();
+    if (!started) {
+      throw ApplicationFailure.create({
+        type: NonRetryable.JobNotFound,
+        message: `job ${jobId} has no row in the database`,
+        nonRetryable: true,
+      });
+    }
+    return started;
+  };
+
   return {
     /** PENDING → PROCESSING; returns the status on record, so a job that already ended is left alone. */
     async startJob(jobId: string): Promise<JobStatus> {
-      const status = await markJobProcessing(db, jobId);
-      if (!status) {
-        throw ApplicationFailure.create({
-          type: NonRetryable.JobNotFound,
-          message: `job ${jobId} has no row in the database`,
-          nonRetryable: true,
-        });
-      }
-      return status;
+      // Retried by its local activity's policy (workflows/policies.ts, database) until the database answers.
+      return (await startJobRow(jobId, () => markJobProcessing(db, jobId))).status;
     },
 
     /**
-     * The billed step, kept short. A retry finds the prediction already on record and returns it.
-     * The one window left: a worker killed after the provider answered and before the id was
-     * written; the provider's deadline (Cancel-After) bounds what such an orphan can cost.
+     * startJob, then createPrediction, in one local activity: one step fewer per job. The row's
+     * one statement both starts the job and finds a prediction an earlier attempt recorded; a job
+     * that had already ended (the reconciler ended it) is left alone and creates nothing.
      */
+    async startJobWithPrediction(request: GenerationRequest): Promise<CreatedPrediction | AlreadyEnded> {
+      // An outage is waited out within the attempt, as createPrediction's own reads are.
+      const started = await startJobRow(request.jobId, () =>
+        untilDatabaseAnswers(() => markJobProcessing(db, request.jobId)),
+      );
+      if (isTerminalStatus(started.status)) return { alreadyEnded: started.status };
+      return createRecordedPrediction(request, started.predictionId);
+    },
+
+    /** The prediction of a job that startJob started (jobs recorded before startJobWithPrediction). */
     async createPrediction(request: GenerationRequest): Promise<CreatedPrediction> {
-      const attempt = Context.current().info.attempt;
-      const existing = await untilDatabaseAnswers(() => getPredictionId(db, request.jobId));
-      if (existing) return { predictionId: existing, attempt };
-      const created = await provider.createPrediction(request);
-      let recorded: string | undefined;
-      try {
-        await pauseForFaultInjection('after-create');
-        recorded = await untilDatabaseAnswers(() => recordPredictionId(db, request.jobId, created));
-      } catch (error) {
-        // Cut off around the record (its timeout, a database error): the retry creates another unless
-        // this one is on record, so it is cancelled, but only when the record did not commit (a write
-        // whose answer was lost may have), or the job's one prediction would be cancelled.
-        const onRecord = await getPredictionId(db, request.jobId).catch(() => undefined);
-        if (onRecord !== created) await provider.cancelPrediction(created).catch(() => undefined);
-        throw error;
-      }
-      if (recorded !== created) {
-        logger.warn(
-          { jobId: request.jobId, created, recorded },
-          'a prediction was already on record; cancelling the new one',
-        );
-        await provider.cancelPrediction(created).catch(() => undefined);
-      }
-      const predictionId = recorded ?? created;
-      if (!provider.mayFinishOnCreate) return { predictionId, attempt };
-      // One look, no waiting: anything but outputs already there (still running, an error, a failed
-      // prediction) is left to awaitPrediction, which knows how to wait and how to fail.
-      const state = await provider.getPrediction(predictionId).catch(() => undefined);
-      if (state?.status !== 'succeeded') return { predictionId, attempt };
-      await untilDatabaseAnswers(() => recordJobGenerated(db, request.jobId, provider.outputLifetimeSeconds));
-      return { predictionId, attempt, outputUrls: state.outputUrls };
+      return createRecordedPrediction(request, await untilDatabaseAnswers(() => getPredictionId(db, request.jobId)));
     },
 
     /**

@@ -12,7 +12,12 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { MediaActivities, PersistOutputInput, PersistOutputResult } from '../activities/create-activities';
+import type {
+  CreatedPrediction,
+  MediaActivities,
+  PersistOutputInput,
+  PersistOutputResult,
+} from '../activities/create-activities';
 import { NonRetryable } from '../common/errors';
 import { isTerminalStatus, type JobStatus, type TerminalStatus } from '../common/statuses';
 import {
@@ -33,6 +38,8 @@ const CANCEL_PREDICTION_ON_FAILURE = 'cancel-prediction-on-failure';
 const OUTPUTS_WITH_THE_PREDICTION = 'outputs-with-the-prediction';
 /** Jobs that store small outputs in a local activity first; jobs recorded before go straight to persistOutput. */
 const SMALL_OUTPUTS_LOCALLY = 'small-outputs-locally';
+/** Jobs that start and create their prediction in one local activity; jobs recorded before run startJob first. */
+const START_WITH_THE_PREDICTION = 'start-with-the-prediction';
 
 /**
  * One job: PROCESSING → create and await the prediction → store every output in parallel →
@@ -43,7 +50,7 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
   const policies = activityPolicies(input.policies);
   // The job's rows: quick conditional writes, run as local activities.
   const jobRows = proxyLocalActivities<MediaActivities>(policies.database);
-  const { createPrediction } = proxyLocalActivities<MediaActivities>(policies.createPrediction);
+  const { createPrediction, startJobWithPrediction } = proxyLocalActivities<MediaActivities>(policies.createPrediction);
   const { cancelPrediction } = proxyActivities<MediaActivities>(policies.cancelPrediction);
   const { awaitPrediction } = proxyActivities<MediaActivities>(policies.awaitPrediction);
   const { persistOutput } = proxyActivities<MediaActivities>(policies.persist);
@@ -141,19 +148,32 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
 
   try {
     const run = await work.run(async (): Promise<{ alreadyEnded: JobStatus } | { failures: string[] }> => {
-      const recorded = await jobRows.startJob(jobId);
-      if (isTerminalStatus(recorded)) return { alreadyEnded: recorded };
-      started = true;
-      setStatus('PROCESSING');
-      progress.phase = 'generating';
-      const created = await createPrediction({
+      const request = {
         jobId,
         model: input.model,
         prompt: input.prompt,
         numOutputs: input.numOutputs,
         seed: input.seed,
         outputFormat: input.outputFormat,
-      });
+      };
+      let created: CreatedPrediction;
+      if (patched(START_WITH_THE_PREDICTION)) {
+        // The row is started by the activity's first statement: a job whose work is cancelled once
+        // the activity runs ends as one that had started (a scope cancelled before runs nothing).
+        started = !work.consideredCancelled;
+        progress.phase = 'generating';
+        const begun = await startJobWithPrediction(request);
+        if ('alreadyEnded' in begun) return { alreadyEnded: begun.alreadyEnded };
+        setStatus('PROCESSING');
+        created = begun;
+      } else {
+        const recorded = await jobRows.startJob(jobId);
+        if (isTerminalStatus(recorded)) return { alreadyEnded: recorded };
+        started = true;
+        setStatus('PROCESSING');
+        progress.phase = 'generating';
+        created = await createPrediction(request);
+      }
       progress.predictionId = created.predictionId;
       // A prediction that had already succeeded when it was created needs no wait of its own: one
       // activity task fewer per job. Jobs recorded before this replay with their wait.

@@ -229,20 +229,30 @@ export async function listJobs(
  * PENDING → PROCESSING, with its event, in one statement. Idempotent; returns the job's status
  * afterwards, or undefined when the job does not exist.
  */
-export async function markJobProcessing(db: Database, jobId: string): Promise<JobStatus | undefined> {
+/** A job's row as a worker starting it finds it: its status after the start, and its prediction when it has one. */
+export interface JobStart {
+  status: JobStatus;
+  predictionId?: string;
+}
+
+/** PENDING → PROCESSING (a job in any other status is left as it is); undefined when it has no row. */
+export async function markJobProcessing(db: Database, jobId: string): Promise<JobStart | undefined> {
   const event = { status: 'PROCESSING', error_message: null };
-  const result = await db.execute<{ status: JobStatus | null }>(sql`
+  const result = await db.execute<{ status: JobStatus; prediction_id: string | null }>(sql`
     with started as (
       update ${jobs}
       set status = 'PROCESSING', started_at = coalesce(started_at, now()), event_seq = event_seq + 1, updated_at = now()
       where id = ${jobId} and status = 'PENDING'
-      returning id, event_seq
+      returning id, event_seq, prediction_id
     ), recorded as (
       insert into ${jobEvents} (job_id, seq, type, data)
       select id, event_seq, 'status', ${JSON.stringify(event)}::jsonb from started
     )
-    select coalesce((select 'PROCESSING' from started), (select status from ${jobs} where id = ${jobId})) as status`);
-  return result.rows[0]?.status ?? undefined;
+    select 'PROCESSING' as status, prediction_id from started
+    union all
+    select status, prediction_id from ${jobs} where id = ${jobId} and not exists (select from started)`);
+  const row = result.rows[0];
+  return row ? { status: row.status, predictionId: row.prediction_id ?? undefined } : undefined;
 }
 
 /**

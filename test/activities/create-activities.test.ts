@@ -74,6 +74,29 @@ describe('activities', () => {
     expect((await getJob(database.db, job.id))!.predictionId).toBe(first.predictionId);
   });
 
+  it('starts the job and creates one prediction however often startJobWithPrediction runs', async () => {
+    const job = await newJob();
+    const request = predictionRequest(job);
+    const first = await runActivity(activities.startJobWithPrediction, [request], { attempt: 1 });
+    const second = await runActivity(activities.startJobWithPrediction, [request], { attempt: 2 });
+    expect(first).toMatchObject({ predictionId: expect.any(String), attempt: 1 });
+    expect(second).toEqual({ predictionId: (first as { predictionId: string }).predictionId, attempt: 2 });
+    expect(provider.createdForJob(job.id)).toBe(1);
+    const row = await getJob(database.db, job.id);
+    expect(row).toMatchObject({ status: 'PROCESSING', predictionId: (first as { predictionId: string }).predictionId });
+    expect(row!.startedAt).toBeInstanceOf(Date);
+  });
+
+  it('creates nothing for a job that ended before startJobWithPrediction reached it', async () => {
+    const job = await newJob();
+    await runActivity(activities.finishJob, [{ jobId: job.id, status: 'CANCELLED', errorMessage: 'ended elsewhere' }]);
+    expect(await runActivity(activities.startJobWithPrediction, [predictionRequest(job)])).toEqual({
+      alreadyEnded: 'CANCELLED',
+    });
+    expect(provider.createdForJob(job.id)).toBe(0);
+    expect(await getJob(database.db, job.id)).toMatchObject({ status: 'CANCELLED', predictionId: null });
+  });
+
   it('cancels the prediction it created when it is cut off before recording it', async () => {
     const paused = activitiesWith({ faultInjectionPauseAt: 'after-create' });
     const job = await newJob();
@@ -177,9 +200,16 @@ describe('activities', () => {
   });
 
   it('refuses a job that has no row', async () => {
-    await expect(runActivity(activities.startJob, ['00000000-0000-4000-8000-000000000001'])).rejects.toMatchObject({
+    const missing = '00000000-0000-4000-8000-000000000001';
+    await expect(runActivity(activities.startJob, [missing])).rejects.toMatchObject({
       type: 'JobNotFound',
       nonRetryable: true,
     });
+    const request = { ...predictionRequest(await newJob()), jobId: missing };
+    await expect(runActivity(activities.startJobWithPrediction, [request])).rejects.toMatchObject({
+      type: 'JobNotFound',
+      nonRetryable: true,
+    });
+    expect(provider.createdForJob(missing)).toBe(0);
   });
 });

@@ -3,7 +3,7 @@ export const JOB_TRACE_SPANS = [
   'POST /api/v1/generate',
   'StartWorkflow:mediaGeneration',
   'RunWorkflow:mediaGeneration',
-  'RunActivity:createPrediction',
+  'RunActivity:startJobWithPrediction',
   'RunActivity:persistSmallOutput',
   'RunActivity:finishJob',
 ];
