@@ -12,6 +12,8 @@ import { isPortOpen, onEachLine, spawnPrefixed, stopProcess, waitForPort } from 
 const ROOT = path.join(__dirname, '..');
 const DATA_DIR = path.join(ROOT, '.data');
 const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
+/** How the worker loads its TypeScript (`npm run worker`): tsx in its main thread only (worker/register-typescript.cjs). */
+const WORKER_TYPESCRIPT = ['--require', path.join(ROOT, 'worker', 'register-typescript.cjs')];
 const PORTS = { temporal: 7233, temporalUi: 8233, s3: 9000, s3Console: 9001, postgres: 5432 };
 
 // The processes log JSON lines (what a log collector wants); here a person reads them.
@@ -165,17 +167,16 @@ async function main(): Promise<void> {
   // --profile: the worker and the API run under V8's CPU profiler, each writing a .cpuprofile into
   // .data/profiles when it stops (Ctrl-C); Chrome DevTools or speedscope open them.
   const profileDir = process.argv.includes('--profile') ? path.join(DATA_DIR, 'profiles') : undefined;
-  const spawnApp = (name: string, file: string) =>
-    profileDir
-      ? spawnPrefixed(name, process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--import', 'tsx', file], {
-          env,
-          cwd: ROOT,
-          format: prettyLine,
-        })
-      : spawnPrefixed(name, TSX, [file], { env, format: prettyLine });
+  const spawnApp = (name: string, file: string, typescript: string[] = ['--import', 'tsx']) =>
+    spawnPrefixed(
+      name,
+      process.execPath,
+      [...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...typescript, file],
+      { env, cwd: ROOT, format: prettyLine },
+    );
   const worker = supervise(
     'worker',
-    () => spawnApp('worker', path.join(ROOT, 'worker', 'main.ts')),
+    () => spawnApp('worker', path.join(ROOT, 'worker', 'main.ts'), WORKER_TYPESCRIPT),
     /"msg":"worker started"/,
   );
   supervise('api', () => spawnApp('api', path.join(ROOT, 'api', 'main.ts')));

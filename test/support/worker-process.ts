@@ -28,8 +28,7 @@ export function workerProcessEnv(config: Config, overrides: Record<string, strin
 
 /**
  * `npm run worker` as a real child process, so that a test can kill it the way a machine dies.
- * tsx runs the worker in a child of its own, so the process gets a group of its own: a SIGKILL
- * to tsx alone would leave the worker running.
+ * The process gets a group of its own, so that a SIGKILL to the group reaches whatever it started.
  */
 export class WorkerProcess {
   private child: ChildProcess | undefined;
@@ -52,12 +51,16 @@ export class WorkerProcess {
   async start(envOverrides: Record<string, string> = {}, timeoutMs = 60_000): Promise<void> {
     if (this.running) throw new Error('the worker process is already running');
     this.lines = [];
-    const child = spawn(path.join(ROOT, 'node_modules', '.bin', 'tsx'), [path.join(ROOT, 'worker', 'main.ts')], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...this.baseEnv, ...envOverrides },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
+    const child = spawn(
+      process.execPath,
+      ['--require', path.join(ROOT, 'worker', 'register-typescript.cjs'), path.join(ROOT, 'worker', 'main.ts')],
+      {
+        cwd: ROOT,
+        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...this.baseEnv, ...envOverrides },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      },
+    );
     this.child = child;
     // A test run that ends abruptly (jest's forceExit, a timeout) must not leave a worker polling behind.
     const killGroup = () => {
