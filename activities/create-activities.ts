@@ -21,6 +21,7 @@ import {
   markMediaProcessing,
   recordMediaAttemptFailed,
 } from '../db/queries/media';
+import { databaseUnavailableReason } from '../db/availability';
 import { heartbeatWhile, isRetryableFailure, pollRetryDelayMs, storableText, waitOutDatabaseOutage } from './helpers';
 import { storeObject } from './object-storage';
 import { reconcileUnfinishedJobs } from './reconcile';
@@ -41,6 +42,11 @@ export interface CreatedPrediction {
 /** startJobWithPrediction found the job ended already (the reconciler ended it): nothing was created. */
 export interface AlreadyEnded {
   alreadyEnded: TerminalStatus;
+}
+
+/** startJobWithPrediction could not reach the database to start the job: nothing was created or written. */
+export interface StartLeftToStartJob {
+  databaseUnavailable: string;
 }
 
 export interface ActivityDependencies {
@@ -271,9 +277,8 @@ export function createActivities(deps: ActivityDependencies) {
     return { predictionId, attempt, outputUrls: state.outputUrls };
   };
 
-  /** The job's row moved PENDING → PROCESSING; a job without one fails for good. */
-  const startJobRow = async (jobId: string, start: () => Promise<JobStart | undefined>): Promise<JobStart> => {
-    const started = await start();
+  /** What markJobProcessing found, or the failure of a job without a row (for good). */
+  const jobRowOf = (jobId: string, started: JobStart | undefined): JobStart => {
     if (!started) {
       throw ApplicationFailure.create({
         type: NonRetryable.JobNotFound,
@@ -288,7 +293,7 @@ export function createActivities(deps: ActivityDependencies) {
     /** PENDING → PROCESSING; returns the status on record, so a job that already ended is left alone. */
     async startJob(jobId: string): Promise<JobStatus> {
       // Retried by its local activity's policy (workflows/policies.ts, database) until the database answers.
-      return (await startJobRow(jobId, () => markJobProcessing(db, jobId))).status;
+      return jobRowOf(jobId, await markJobProcessing(db, jobId)).status;
     },
 
     /**
@@ -296,13 +301,22 @@ export function createActivities(deps: ActivityDependencies) {
      * one statement both starts the job and finds a prediction an earlier attempt recorded; a job
      * that had already ended (the reconciler ended it) is left alone and creates nothing.
      */
-    async startJobWithPrediction(request: GenerationRequest): Promise<CreatedPrediction | AlreadyEnded> {
-      // An outage is waited out within the attempt, as createPrediction's own reads are.
-      const started = await startJobRow(request.jobId, () =>
-        untilDatabaseAnswers(() => markJobProcessing(db, request.jobId)),
-      );
-      if (isTerminalStatus(started.status)) return { alreadyEnded: started.status };
-      return createRecordedPrediction(request, started.predictionId);
+    async startJobWithPrediction(
+      request: GenerationRequest,
+    ): Promise<CreatedPrediction | AlreadyEnded | StartLeftToStartJob> {
+      let started: JobStart | undefined;
+      try {
+        started = await markJobProcessing(db, request.jobId);
+      } catch (error) {
+        // Waiting out an outage here would spend the attempts meant for the provider
+        // (GENERATE_MAX_ATTEMPTS): the workflow starts the job with startJob, which waits as long as it takes.
+        const unavailable = databaseUnavailableReason(error);
+        if (unavailable !== undefined) return { databaseUnavailable: unavailable };
+        throw error;
+      }
+      const row = jobRowOf(request.jobId, started);
+      if (isTerminalStatus(row.status)) return { alreadyEnded: row.status };
+      return createRecordedPrediction(request, row.predictionId);
     },
 
     /** The prediction of a job that startJob started (jobs recorded before startJobWithPrediction). */

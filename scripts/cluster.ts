@@ -15,7 +15,7 @@ import { applyBucketLifecycle, createS3Client, ensureBucket } from '../common/s3
 import { runMigrations } from '../db/migrate';
 import { resolveBinary } from './binaries';
 import { SEARCH_ATTRIBUTES, startS3Server, TEMPORAL_DYNAMIC_CONFIG_FILE } from './local-services';
-import { onEachLine, spawnPrefixed, stopProcess, waitForPort } from './processes';
+import { onEachLine, spawnPrefixed, stopProcess, waitForPort, WORKER_NODE_ARGS } from './processes';
 
 const execFileAsync = promisify(execFile);
 const ROOT = path.join(__dirname, '..');
@@ -25,11 +25,6 @@ const DEPLOY_DIR = path.join(ROOT, 'deploy');
  * its own, and a SIGKILL to it would leave that child running on.
  */
 const nodeWithTsx = (file: string): [string, string[]] => [process.execPath, ['--import', 'tsx', file]];
-/** The worker as `npm run worker` runs it: tsx in its main thread only (worker/register-typescript.cjs). */
-const workerNode = (file: string): [string, string[]] => [
-  process.execPath,
-  ['--require', path.join(ROOT, 'worker', 'register-typescript.cjs'), file],
-];
 
 export interface ClusterPorts {
   /** Added to each of the Temporal server's ports (7233 frontend, 7234 history, 7235 matching, 7239 worker, 6933-6939 membership, 9090 metrics). */
@@ -373,7 +368,7 @@ async function startTopology(options: ClusterOptions, started: ClusterProcess[])
       new ClusterProcess(
         `worker-${index + 1}`,
         () =>
-          spawnPrefixed(`worker-${index + 1}`, ...workerNode(path.join(ROOT, 'worker', 'main.ts')), {
+          spawnPrefixed(`worker-${index + 1}`, process.execPath, WORKER_NODE_ARGS, {
             ...spawnOptions,
             cwd: ROOT,
             env: { ...appEnv, WORKER_METRICS_PORT: String(metricsPort) },

@@ -7,13 +7,11 @@ import { runMigrations } from '../db/migrate';
 import { buildConsole, describeBuild, watchConsole } from './build-console';
 import { clusterDatabaseUrl, DEFAULT_CLUSTER_PORTS, startCluster, type Cluster } from './cluster';
 import { startS3Server, startTemporalDevServer } from './local-services';
-import { isPortOpen, onEachLine, spawnPrefixed, stopProcess, waitForPort } from './processes';
+import { isPortOpen, onEachLine, spawnPrefixed, stopProcess, waitForPort, WORKER_NODE_ARGS } from './processes';
 
 const ROOT = path.join(__dirname, '..');
 const DATA_DIR = path.join(ROOT, '.data');
 const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
-/** How the worker loads its TypeScript (`npm run worker`): tsx in its main thread only (worker/register-typescript.cjs). */
-const WORKER_TYPESCRIPT = ['--require', path.join(ROOT, 'worker', 'register-typescript.cjs')];
 const PORTS = { temporal: 7233, temporalUi: 8233, s3: 9000, s3Console: 9001, postgres: 5432 };
 
 // The processes log JSON lines (what a log collector wants); here a person reads them.
@@ -167,19 +165,15 @@ async function main(): Promise<void> {
   // --profile: the worker and the API run under V8's CPU profiler, each writing a .cpuprofile into
   // .data/profiles when it stops (Ctrl-C); Chrome DevTools or speedscope open them.
   const profileDir = process.argv.includes('--profile') ? path.join(DATA_DIR, 'profiles') : undefined;
-  const spawnApp = (name: string, file: string, typescript: string[] = ['--import', 'tsx']) =>
+  const spawnApp = (name: string, nodeArgs: string[]) =>
     spawnPrefixed(
       name,
       process.execPath,
-      [...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...typescript, file],
+      [...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...nodeArgs],
       { env, cwd: ROOT, format: prettyLine },
     );
-  const worker = supervise(
-    'worker',
-    () => spawnApp('worker', path.join(ROOT, 'worker', 'main.ts'), WORKER_TYPESCRIPT),
-    /"msg":"worker started"/,
-  );
-  supervise('api', () => spawnApp('api', path.join(ROOT, 'api', 'main.ts')));
+  const worker = supervise('worker', () => spawnApp('worker', WORKER_NODE_ARGS), /"msg":"worker started"/);
+  supervise('api', () => spawnApp('api', ['--import', 'tsx', path.join(ROOT, 'api', 'main.ts')]));
   await Promise.all([waitForPort(config.PORT, 'the API'), worker.ready]);
   await outputSettled();
 

@@ -1,5 +1,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
+import path from 'node:path';
+
+/**
+ * Node's arguments for the worker, as `npm run worker` gives them: tsx in its main thread only
+ * (worker/register-typescript.cjs), so the SDK's workflow threads run without Node's source maps.
+ */
+export const WORKER_NODE_ARGS = [
+  '--require',
+  path.join(__dirname, '..', 'worker', 'register-typescript.cjs'),
+  path.join(__dirname, '..', 'worker', 'main.ts'),
+];
 
 export function isPortOpen(port: number, host = '127.0.0.1', timeoutMs = 500): Promise<boolean> {
   return new Promise((resolve) => {

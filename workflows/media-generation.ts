@@ -156,7 +156,7 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
         seed: input.seed,
         outputFormat: input.outputFormat,
       };
-      let created: CreatedPrediction;
+      let created: CreatedPrediction | undefined;
       if (patched(START_WITH_THE_PREDICTION)) {
         // The row is started by the activity's first statement: a job whose work is cancelled once
         // the activity runs ends as one that had started (a scope cancelled before runs nothing).
@@ -164,9 +164,13 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
         progress.phase = 'generating';
         const begun = await startJobWithPrediction(request);
         if ('alreadyEnded' in begun) return { alreadyEnded: begun.alreadyEnded };
-        setStatus('PROCESSING');
-        created = begun;
-      } else {
+        if ('predictionId' in begun) {
+          setStatus('PROCESSING');
+          created = begun;
+        }
+        // Otherwise the database did not answer: the job is started below, by startJob, which waits out the outage.
+      }
+      if (!created) {
         const recorded = await jobRows.startJob(jobId);
         if (isTerminalStatus(recorded)) return { alreadyEnded: recorded };
         started = true;

@@ -225,17 +225,16 @@ export async function listJobs(
   return jobRows.map((job) => ({ ...job, media: mediaRows.filter((row) => row.jobId === job.id) }));
 }
 
-/**
- * PENDING → PROCESSING, with its event, in one statement. Idempotent; returns the job's status
- * afterwards, or undefined when the job does not exist.
- */
 /** A job's row as a worker starting it finds it: its status after the start, and its prediction when it has one. */
 export interface JobStart {
   status: JobStatus;
   predictionId?: string;
 }
 
-/** PENDING → PROCESSING (a job in any other status is left as it is); undefined when it has no row. */
+/**
+ * PENDING → PROCESSING, with its event, in one statement (a job in any other status is left as it
+ * is). Idempotent; returns the row as it is afterwards, or undefined when the job does not exist.
+ */
 export async function markJobProcessing(db: Database, jobId: string): Promise<JobStart | undefined> {
   const event = { status: 'PROCESSING', error_message: null };
   const result = await db.execute<{ status: JobStatus; prediction_id: string | null }>(sql`

@@ -2,8 +2,10 @@ import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities, type ActivityDependencies } from '../../activities/create-activities';
 import { createS3Client } from '../../common/s3';
+import { createDatabase } from '../../db/client';
 import { createJob, getJob } from '../../db/queries/jobs';
 import type { JobRow } from '../../db/schema';
+import { findFreePort } from '../../scripts/processes';
 import { listObjects } from '../support/ledger';
 import { ScriptedProvider } from '../support/scripted-provider';
 import { silentLogger, testConfig } from '../support/stack';
@@ -95,6 +97,24 @@ describe('activities', () => {
     });
     expect(provider.createdForJob(job.id)).toBe(0);
     expect(await getJob(database.db, job.id)).toMatchObject({ status: 'CANCELLED', predictionId: null });
+  });
+
+  it('leaves the start to startJob, creating nothing, when the database does not answer', async () => {
+    const job = await newJob();
+    const unreachable = createDatabase({
+      url: `postgres://postgres@127.0.0.1:${await findFreePort()}/none`,
+      poolSize: 1,
+    });
+    try {
+      const started = await runActivity(activitiesWith({ db: unreachable.db }).startJobWithPrediction, [
+        predictionRequest(job),
+      ]);
+      expect(started).toEqual({ databaseUnavailable: expect.stringMatching(/ECONNREFUSED/) });
+    } finally {
+      await unreachable.close();
+    }
+    expect(provider.createdForJob(job.id)).toBe(0);
+    expect(await getJob(database.db, job.id)).toMatchObject({ status: 'PENDING', predictionId: null });
   });
 
   it('cancels the prediction it created when it is cut off before recording it', async () => {

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import type { Config } from '../../common/config';
 import { testServers } from './servers';
-import { onEachLine } from '../../scripts/processes';
+import { onEachLine, WORKER_NODE_ARGS } from '../../scripts/processes';
 
 const ROOT = path.join(__dirname, '..', '..');
 
@@ -51,16 +51,12 @@ export class WorkerProcess {
   async start(envOverrides: Record<string, string> = {}, timeoutMs = 60_000): Promise<void> {
     if (this.running) throw new Error('the worker process is already running');
     this.lines = [];
-    const child = spawn(
-      process.execPath,
-      ['--require', path.join(ROOT, 'worker', 'register-typescript.cjs'), path.join(ROOT, 'worker', 'main.ts')],
-      {
-        cwd: ROOT,
-        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...this.baseEnv, ...envOverrides },
-        stdio: ['ignore', 'pipe', 'pipe'],
-        detached: true,
-      },
-    );
+    const child = spawn(process.execPath, WORKER_NODE_ARGS, {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...this.baseEnv, ...envOverrides },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     this.child = child;
     // A test run that ends abruptly (jest's forceExit, a timeout) must not leave a worker polling behind.
     const killGroup = () => {
