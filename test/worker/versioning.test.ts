@@ -152,6 +152,20 @@ async function currentBuildId(client: Client, deploymentName: string): Promise<s
   return workerDeploymentInfo?.routingConfig?.currentDeploymentVersion?.buildId ?? undefined;
 }
 
+/** Until the task queue's own view of its routing names `buildId` the current version. */
+async function waitForTaskQueueCurrentVersion(stack: TestStack, buildId: string): Promise<void> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const { versioningInfo } = await stack.client.workflowService.describeTaskQueue({
+      namespace: stack.config.TEMPORAL_NAMESPACE,
+      taskQueue: { name: stack.config.TEMPORAL_TASK_QUEUE },
+      taskQueueType: 1, // TASK_QUEUE_TYPE_WORKFLOW
+    });
+    if (versioningInfo?.currentDeploymentVersion?.buildId === buildId) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`task queue ${stack.config.TEMPORAL_TASK_QUEUE} never named ${buildId} its current version`);
+}
+
 /**
  * A rolling deploy: build A is current and a job runs on it; build B starts and becomes current;
  * a new job runs on B; then the first job finishes. Returns what each job ran on.
@@ -271,9 +285,17 @@ describe('Worker Versioning', () => {
       const buildId = buildIdOfBundle(testServers().workflowBundlePath);
       expect(buildId).toMatch(/^[0-9a-f]{12}$/);
       expect(await currentBuildId(stack.client, deploymentName)).toBe(buildId);
+      // The deployment's routing reaches the task queue's partitions a moment after the change.
+      await waitForTaskQueueCurrentVersion(stack, buildId);
       const jobId = await submitJob(stack, { prompt: `versioning process ${randomUUID()}` });
       expect((await waitForJob(stack.baseUrl, jobId)).status).toBe('COMPLETED');
-      expect(await versioningOf(stack.client, jobId)).toEqual({ behavior: 'PINNED', buildId });
+      const versioning = await versioningOf(stack.client, jobId);
+      const workflowTasks = await workflowTaskBuildIds(stack.client, jobId);
+      expect({ ...versioning, workflowTasks: [...new Set(workflowTasks)] }).toEqual({
+        behavior: 'PINNED',
+        buildId,
+        workflowTasks: [buildId],
+      });
       console.log(`worker process: WORKER_BUILD_ID=auto resolved to ${buildId}; job ${jobId} ran on it`);
     } finally {
       await worker.stop();
