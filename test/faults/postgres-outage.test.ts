@@ -1,5 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { sql } from 'drizzle-orm';
+import { activitiesOfJob } from '../support/history';
 import { createS3Client } from '../../common/s3';
 import { createDatabase, type DatabaseHandle } from '../../db/client';
 import { auditLedger, SubmissionLedger } from '../support/ledger';
@@ -175,4 +176,58 @@ describe('faults: Postgres unreachable for 30 s', () => {
       await database.close();
     }
   });
+});
+
+/**
+ * Fault family: Postgres is away when a worker picks a job up. The API has a direct connection (it
+ * takes the job); only the worker goes through the proxy. Starting the job and creating its
+ * prediction is one local activity under the create's attempts (GENERATE_MAX_ATTEMPTS, here 1):
+ * when its first statement cannot reach the database it creates nothing, and the job is started by
+ * startJob, which waits out the outage under the database policy, before the prediction is created.
+ */
+describe('faults: Postgres unreachable when a job starts', () => {
+  let toxiproxy: Toxiproxy;
+  let pgProxy: Proxy;
+  let stack: TestStack;
+  let worker: WorkerProcess;
+  const ledger = new SubmissionLedger(runMarker('postgres-start'));
+
+  beforeAll(async () => {
+    const databaseUrl = new URL(testServers().databaseUrl);
+    toxiproxy = await Toxiproxy.start();
+    pgProxy = await toxiproxy.proxy('postgres-start', `${databaseUrl.hostname}:${databaseUrl.port || 5432}`);
+    stack = await startTestStack({ worker: false });
+    worker = new WorkerProcess(
+      workerProcessEnv(stack.config, {
+        DATABASE_URL: throughProxy(databaseUrl.toString(), pgProxy),
+        GENERATE_MAX_ATTEMPTS: '1',
+      }),
+    );
+    await worker.start();
+  });
+
+  afterAll(async () => {
+    await pgProxy?.heal().catch(() => undefined);
+    await worker?.kill('SIGKILL');
+    await stack?.stop();
+    await toxiproxy?.stop();
+  });
+
+  it('starts the job once the database is back, and creates one prediction', async () => {
+    await pgProxy.disable();
+    const reply = await ledger.submit(stack.baseUrl, { ...validRequest, num_outputs: 2 });
+    expect(reply.status).toBe(202);
+    const jobId = reply.jobId!;
+    // Long enough for the start to find the database away more than once.
+    await sleep(5_000);
+    expect((await jobState(stack.database.pool, jobId))?.status).toBe('PENDING');
+    await pgProxy.enable();
+
+    const [ended] = [...(await waitForJobsToEnd(stack.database.pool, [jobId], 60_000)).values()];
+    expect(ended?.status).toBe('COMPLETED');
+    const ran = await activitiesOfJob(stack, jobId);
+    expect(ran.local.slice(0, 3)).toEqual(['startJobWithPrediction', 'startJob', 'createPrediction']);
+    expect(ran.local.filter((type) => type === 'createPrediction')).toHaveLength(1);
+    expect(worker.running).toBe(true);
+  }, 90_000);
 });
