@@ -28,6 +28,7 @@ import {
   webhookMessageId,
   type JobProgress,
   type MediaGenerationInput,
+  type OutputProgress,
 } from '../common/temporal';
 import type { WebhookEvent } from '../common/webhooks';
 import { activityPolicies } from './policies';
@@ -75,11 +76,13 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
   // Webhooks: each message is an activity with its own long retry policy; its attempts are recorded
   // by the activity, and a message that still fails after a day of retries does not fail the job.
   // Not cancellable: a workflow cancel request must not stop the messages, `cancelled` least of all.
-  const deliveryScope = new CancellationScope({ cancellable: false });
+  // The SDK records a stack trace for every promise a workflow makes, so a job without a webhook
+  // makes none here: no scope, no resolved promise per output.
+  const webhook = input.webhook;
+  const deliveryScope = webhook ? new CancellationScope({ cancellable: false }) : undefined;
   const deliveries: Promise<void>[] = [];
-  const notify = (event: WebhookEvent, outputIndex?: number): Promise<void> => {
-    const webhook = input.webhook;
-    if (!webhook?.events.includes(event)) return Promise.resolve();
+  const notify = (event: WebhookEvent, outputIndex?: number): Promise<void> | undefined => {
+    if (!webhook?.events.includes(event) || !deliveryScope) return undefined;
     const message = {
       jobId,
       messageId: webhookMessageId(jobId, event, outputIndex),
@@ -107,14 +110,14 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
   // deadline is cancelled before it starts.
   let started = false;
   let deadlineExceeded = false;
-  const deadlineScope = new CancellationScope();
   const deadlineLeftMs = input.deadlineSeconds
     ? workflowInfo().startTime.getTime() + input.deadlineSeconds * 1000 - Date.now()
     : undefined;
+  const deadlineScope = deadlineLeftMs !== undefined && deadlineLeftMs > 0 ? new CancellationScope() : undefined;
   if (deadlineLeftMs !== undefined && deadlineLeftMs <= 0) {
     deadlineExceeded = true;
     work.cancel();
-  } else if (deadlineLeftMs !== undefined) {
+  } else if (deadlineScope && deadlineLeftMs !== undefined) {
     void deadlineScope
       .run(() => sleep(deadlineLeftMs))
       .then(
@@ -132,7 +135,7 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
   const setStatus = (status: JobStatus) =>
     upsertSearchAttributes([{ key: mediaJobStatusSearchAttribute, value: status }]);
   const finish = async (status: TerminalStatus, errorMessage?: string) => {
-    deadlineScope.cancel();
+    deadlineScope?.cancel();
     progress.phase = status === 'COMPLETED' ? 'completed' : status === 'FAILED' ? 'failed' : 'cancelled';
     if (errorMessage) progress.error = errorMessage;
     const ended = await jobRows.finishJob({ jobId, status, errorMessage, generationRetries, inBatch: input.inBatch });
@@ -140,10 +143,8 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
     // Temporal never runs ahead of the row (a finishJob that waits out a database outage).
     setStatus(status);
     // Only the call that ended the job announces it; the workflow stays open while deliveries retry.
-    await CancellationScope.nonCancellable(async () => {
-      if (ended) await notify(terminalEvent[status]);
-      await Promise.all(deliveries);
-    });
+    if (ended) void notify(terminalEvent[status]);
+    if (deliveries.length > 0) await CancellationScope.nonCancellable(() => Promise.all(deliveries));
   };
 
   try {
@@ -190,55 +191,28 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
 
       progress.phase = 'persisting';
       const outcomes = await Promise.allSettled(
-        progress.outputs.map(async (output): Promise<PersistOutputResult> => {
-          const sourceUrl = awaited.outputUrls[output.index];
-          if (sourceUrl === undefined) {
-            output.state = 'failed';
-            throw ApplicationFailure.create({
-              message: `the provider returned ${awaited.outputUrls.length} outputs for ${input.numOutputs} requested`,
-              nonRetryable: true,
-            });
-          }
-          output.state = 'storing';
-          const stored = await storeOutput({
-            jobId,
-            outputIndex: output.index,
-            sourceUrl,
-            outputFormat: input.outputFormat,
-            maxFailedAttempts: input.policies?.persistMaxAttempts,
-          }).catch((error: unknown) => {
-            // What ends after the cancel reached it was cancelled, whatever error it ended with.
-            if (!work.consideredCancelled) output.state = 'failed';
-            throw error;
-          });
-          output.state = 'stored';
-          output.attempts = stored.attempt;
-          void notify('output', output.index);
-          return stored;
-        }),
+        progress.outputs.map((output) => storeOutput(output, awaited.outputUrls)),
       );
       // Each output that failed keeps its own error, also when a cancel ends the others.
-      const failures: string[] = [];
-      await CancellationScope.nonCancellable(async () => {
-        for (const [index, outcome] of outcomes.entries()) {
-          if (
-            outcome.status === 'fulfilled' ||
-            isCancellation(outcome.reason) ||
-            progress.outputs[index]!.state !== 'failed'
-          )
-            continue;
-          const message = failureMessage(outcome.reason);
-          progress.outputs[index]!.state = 'failed';
-          progress.outputs[index]!.error = message;
-          failures.push(`output ${index}: ${message}`);
-          await jobRows.recordOutputFailure({
-            jobId,
-            outputIndex: index,
-            errorMessage: message,
-            attempts: progress.outputs[index]!.attempts,
-          });
-        }
-      });
+      const failed = outcomes.flatMap((outcome, index) =>
+        outcome.status === 'rejected' && !isCancellation(outcome.reason) && progress.outputs[index]!.state === 'failed'
+          ? [{ index, message: failureMessage(outcome.reason) }]
+          : [],
+      );
+      const failures = failed.map(({ index, message }) => `output ${index}: ${message}`);
+      if (failed.length > 0) {
+        await CancellationScope.nonCancellable(async () => {
+          for (const { index, message } of failed) {
+            progress.outputs[index]!.error = message;
+            await jobRows.recordOutputFailure({
+              jobId,
+              outputIndex: index,
+              errorMessage: message,
+              attempts: progress.outputs[index]!.attempts,
+            });
+          }
+        });
+      }
       const cancellation = outcomes.find((outcome) => outcome.status === 'rejected' && isCancellation(outcome.reason));
       if (cancellation?.status === 'rejected') throw cancellation.reason;
       // An upload that ended with an error of its own after the cancel reached it.
@@ -246,7 +220,7 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
       return { failures };
     });
 
-    deadlineScope.cancel();
+    deadlineScope?.cancel();
     if ('alreadyEnded' in run) {
       // Ended elsewhere before this workflow got to it (the reconciler): nothing to do.
       progress.phase =
@@ -289,22 +263,55 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
   /**
    * One output into S3: a small one by a local activity first (no task on the server), then, if that
    * did not store it, by persistOutput, the heartbeating activity with the long retry policy, which
-   * counts the local attempt as its first. Failures no retry can mend end the output at once.
+   * counts the local attempt as its first. Failures no retry can mend end the output at once. One
+   * function with one await on the common path: the SDK records a stack trace for every promise.
    */
-  async function storeOutput(persist: PersistOutputInput): Promise<PersistOutputResult> {
-    if (persistLocallyMaxBytes === 0 || !patched(SMALL_OUTPUTS_LOCALLY)) return persistOutput(persist);
-    let local: Awaited<ReturnType<typeof persistSmallOutput>>;
-    try {
-      local = await persistSmallOutput({ ...persist, maxBytes: persistLocallyMaxBytes });
-    } catch (error) {
-      if (work.consideredCancelled) throw error;
-      if (!mayPassOnRetry(error, policies.persist.retry?.nonRetryableErrorTypes ?? [])) {
-        progress.outputs[persist.outputIndex]!.attempts = 1;
-        throw error;
-      }
-      return persistOutput({ ...persist, attemptsBefore: 1 });
+  async function storeOutput(output: OutputProgress, outputUrls: string[]): Promise<PersistOutputResult> {
+    const sourceUrl = outputUrls[output.index];
+    if (sourceUrl === undefined) {
+      output.state = 'failed';
+      throw ApplicationFailure.create({
+        message: `the provider returned ${outputUrls.length} outputs for ${input.numOutputs} requested`,
+        nonRetryable: true,
+      });
     }
-    return 'handedOver' in local ? persistOutput(persist) : local;
+    output.state = 'storing';
+    const persist: PersistOutputInput = {
+      jobId,
+      outputIndex: output.index,
+      sourceUrl,
+      outputFormat: input.outputFormat,
+      maxFailedAttempts: input.policies?.persistMaxAttempts,
+    };
+    let stored: PersistOutputResult;
+    try {
+      if (persistLocallyMaxBytes === 0 || !patched(SMALL_OUTPUTS_LOCALLY)) {
+        stored = await persistOutput(persist);
+      } else {
+        let local: Awaited<ReturnType<typeof persistSmallOutput>> | { failed: true };
+        try {
+          local = await persistSmallOutput({ ...persist, maxBytes: persistLocallyMaxBytes });
+        } catch (error) {
+          if (work.consideredCancelled) throw error;
+          if (!mayPassOnRetry(error, policies.persist.retry?.nonRetryableErrorTypes ?? [])) {
+            output.attempts = 1;
+            throw error;
+          }
+          local = { failed: true };
+        }
+        if ('failed' in local) stored = await persistOutput({ ...persist, attemptsBefore: 1 });
+        else if ('handedOver' in local) stored = await persistOutput(persist);
+        else stored = local;
+      }
+    } catch (error) {
+      // What ends after the cancel reached it was cancelled, whatever error it ended with.
+      if (!work.consideredCancelled) output.state = 'failed';
+      throw error;
+    }
+    output.state = 'stored';
+    output.attempts = stored.attempt;
+    void notify('output', output.index);
+    return stored;
   }
 
   /** The work was cancelled (a cancel, the deadline): what was not stored is cancelled, the prediction too. */
