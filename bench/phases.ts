@@ -19,6 +19,7 @@ import {
 } from './load';
 import { runIdleStreams, type IdleStreamsResult } from './idle-streams';
 import { vacuumJobTables } from './vacuum';
+import { measureWorkflowReplay, type WorkflowReplayResult } from './workflow-replay';
 import { ratio, round } from './stats';
 
 export const TARGETS = {
@@ -37,10 +38,12 @@ export const TARGETS = {
   largeOutputRatio: 0.8,
 } as const;
 
-export type Phase = 'throughput' | 'clients' | 'open-loop' | 'scaling' | 'idle-streams' | 'large-output';
+export type Phase =
+  'throughput' | 'clients' | 'workflow-replay' | 'open-loop' | 'scaling' | 'idle-streams' | 'large-output';
 export const ALL_PHASES: readonly Phase[] = [
   'throughput',
   'clients',
+  'workflow-replay',
   'open-loop',
   'scaling',
   'idle-streams',
@@ -75,6 +78,8 @@ export interface BenchOptions {
   drainTimeoutS: number;
   /** Jobs of each kind run before measuring (connections, caches, JIT). */
   warmupJobs: number;
+  /** Replays of each history in the workflow-replay phase. */
+  replays: number;
   phases: readonly Phase[];
   quick: boolean;
   log: (line: string) => void;
@@ -93,6 +98,7 @@ export const DEFAULTS = {
   maxJobsPerRun: 5_000,
   drainTimeoutS: 60,
   warmupJobs: 160,
+  replays: 300,
 } as const;
 
 /** The smoke run: every phase, a few jobs each, a small large output. */
@@ -108,6 +114,7 @@ export const QUICK = {
   maxJobsPerRun: 200,
   drainTimeoutS: 20,
   warmupJobs: 2,
+  replays: 20,
 } as const;
 
 export interface ThroughputComparison {
@@ -158,6 +165,8 @@ export interface BenchResult {
     /** Milliseconds of CPU per job, per part of the stack, during this run (Linux). */
     cpuMsPerJob?: Record<string, number>;
   }[];
+  /** One job's history and one of the bare shape's, replayed through the workflow sandbox alone. */
+  workflowReplay?: WorkflowReplayResult;
   idleStreams?: IdleStreamsResult;
   /** Each target and whether this run met it (absent when its phase did not run). */
   checks: { name: string; value: number; target: string; met: boolean }[];
@@ -228,6 +237,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       maxJobsPerRun: options.maxJobsPerRun,
       drainTimeoutS: options.drainTimeoutS,
       warmupJobs: options.warmupJobs,
+      replays: options.replays,
       quick: options.quick,
       phases: [...phases],
       bareTaskQueue,
@@ -237,7 +247,9 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   };
 
   // Every phase that runs jobs (the bare shape's, or the service's through Temporal).
-  const needsTemporal = (['throughput', 'clients', 'scaling', 'open-loop'] as const).some((phase) => phases.has(phase));
+  const needsTemporal = (['throughput', 'clients', 'workflow-replay', 'scaling', 'open-loop'] as const).some((phase) =>
+    phases.has(phase),
+  );
   let connection: Connection | undefined;
   let nativeConnection: NativeConnection | undefined;
   let worker: Worker | undefined;
@@ -342,6 +354,24 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
           ...(cpuMs ? { cpuMsPerJob: cpuMs } : {}),
         });
       }
+    }
+
+    if (phases.has('workflow-replay') && temporal) {
+      log(
+        `workflow replay: one job of ${options.outputs} outputs and one bare workflow, ${options.replays} replays each...`,
+      );
+      result.workflowReplay = await measureWorkflowReplay({
+        http,
+        temporal,
+        bareTaskQueue,
+        bareWorkflowCode: await bareWorkflowBundle(),
+        outputs: options.outputs,
+        replays: options.replays,
+      });
+      const { cpuMsPerReplay, sandboxPromisesPerReplay: promises } = result.workflowReplay;
+      log(
+        `    service ${cpuMsPerReplay.service} ms CPU per replay (${promises.service} promises), bare ${cpuMsPerReplay.bare} ms (${promises.bare} promises)`,
+      );
     }
 
     if (phases.has('open-loop')) {

@@ -105,6 +105,16 @@ export function formatSummary(result: BenchResult): string {
       if (c.cpuMsPerJob) lines.push(`    CPU per job: ${formatCpu(c.cpuMsPerJob)}`);
     }
   }
+  const replay = result.workflowReplay;
+  if (replay) {
+    lines.push('');
+    lines.push(
+      `Workflow code alone (one history of each replayed ${replay.replays} times in this process, no server):`,
+    );
+    lines.push(
+      `  service job ${replay.cpuMsPerReplay.service} ms CPU per replay (${replay.events.service} events, ${replay.sandboxPromisesPerReplay.service} promises in the sandbox); bare shape ${replay.cpuMsPerReplay.bare} ms (${replay.events.bare} events, ${replay.sandboxPromisesPerReplay.bare} promises); ratio ${replay.ratio}`,
+    );
+  }
   const idle = result.idleStreams;
   if (idle) {
     lines.push('');
@@ -276,6 +286,16 @@ export function formatMarkdownTable(result: BenchResult): string {
       `${c.ratio} ${c.ratio >= result.targets.waitingRatio ? '✅' : '❌'}`,
     ]);
     if (c.cpuMsPerJob) rows.push([`… CPU per job, all processes`, formatCpu(c.cpuMsPerJob), '', '', '']);
+  }
+  const replay = result.workflowReplay;
+  if (replay) {
+    rows.push([
+      'Workflow code alone: CPU per replay of one history (events, sandbox promises)',
+      `${replay.cpuMsPerReplay.service} ms (${replay.events.service}, ${replay.sandboxPromisesPerReplay.service})`,
+      `${replay.cpuMsPerReplay.bare} ms (${replay.events.bare}, ${replay.sandboxPromisesPerReplay.bare})`,
+      '',
+      `${replay.ratio}`,
+    ]);
   }
   const idle = result.idleStreams;
   if (idle) {

@@ -15,8 +15,8 @@
  * (BENCH_OPEN_RATE; default half the measured ceiling), --scaling-duration (BENCH_SCALING_DURATION),
  * --scaling-outputs 1,4,10 (BENCH_SCALING_OUTPUTS), --scaling-concurrency 4,16,64
  * (BENCH_SCALING_CONCURRENCY), --large-bytes 1GiB (BENCH_LARGE_BYTES), --max-jobs per run
- * (BENCH_MAX_JOBS), --drain seconds (BENCH_DRAIN), --warmup jobs (BENCH_WARMUP), --phases
- * throughput,open-loop,scaling,large-output (BENCH_PHASES), --api-url (BENCH_API_URL; a comma-separated
+ * (BENCH_MAX_JOBS), --drain seconds (BENCH_DRAIN), --warmup jobs (BENCH_WARMUP), --replays per
+ * history (BENCH_REPLAYS), --phases throughput,open-loop,scaling,large-output (BENCH_PHASES), --api-url (BENCH_API_URL; a comma-separated
  * list for several API processes), --cluster (BENCH_CLUSTER=1),
  * --save / --no-save (write results; default on except with --quick).
  */
@@ -115,6 +115,7 @@ export function buildOptions(argv: string[], env: NodeJS.ProcessEnv): { options:
       'max-jobs': { type: 'string' },
       drain: { type: 'string' },
       warmup: { type: 'string' },
+      replays: { type: 'string' },
       phases: { type: 'string' },
       'api-url': { type: 'string' },
       cluster: { type: 'boolean' },
@@ -179,6 +180,7 @@ export function buildOptions(argv: string[], env: NodeJS.ProcessEnv): { options:
     maxJobsPerRun: Math.round(num('max-jobs', 'BENCH_MAX_JOBS', base.maxJobsPerRun)),
     drainTimeoutS: num('drain', 'BENCH_DRAIN', base.drainTimeoutS),
     warmupJobs: Math.round(num('warmup', 'BENCH_WARMUP', base.warmupJobs)),
+    replays: Math.round(num('replays', 'BENCH_REPLAYS', base.replays)),
     phases,
     quick,
     log: (line) => process.stdout.write(`${line}\n`),
