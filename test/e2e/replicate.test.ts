@@ -164,7 +164,10 @@ describe('Replicate provider in the real pipeline (API, Temporal, Postgres, S3, 
     expect(refusedJob.error_message).toBe('You did not pass a valid authentication token');
 
     for (const jobId of [ok.jobId, refused.jobId]) {
-      const history = JSON.stringify(await stack.client.workflow.getHandle(workflowIdForJob(jobId)).fetchHistory());
+      // The whole history: the row ends inside the workflow's last task, before its markers are written.
+      const handle = stack.client.workflow.getHandle(workflowIdForJob(jobId));
+      await handle.result();
+      const history = JSON.stringify(await handle.fetchHistory());
       // Payloads are base64: read them decoded, alongside the rest.
       const decoded = [...history.matchAll(/"data":"([A-Za-z0-9+/=]+)"/g)].map((match) =>
         Buffer.from(match[1]!, 'base64').toString('utf8'),
