@@ -43,49 +43,126 @@ export class RunningJobsCapReached extends Error {
   }
 }
 
+/** The job columns a submission sets, as placeholders of the prepared insert. */
+const JOB_PARAMETERS = [
+  'id',
+  'model',
+  'prompt',
+  'numOutputs',
+  'seed',
+  'outputFormat',
+  'owner',
+  'clientAddress',
+  'idempotencyKey',
+  'requestHash',
+  'webhookUrl',
+  'webhookEvents',
+  'deadlineSeconds',
+  'retentionSeconds',
+  'priority',
+  'retryOf',
+  'now',
+] as const;
+type JobParameters = Record<(typeof JOB_PARAMETERS)[number], unknown>;
+
+/**
+ * The job's insert with its media rows and first event as WITH clauses, for `numOutputs` outputs,
+ * its values either given (`values`) or placeholders of those names (a prepared statement).
+ */
+function createJobQuery(
+  executor: Pick<Database, '$with' | 'with' | 'insert'>,
+  numOutputs: number,
+  values: { job: JobParameters; s3Keys: unknown[] },
+) {
+  const { job } = values;
+  const mediaRows = executor.$with('inserted_media').as(
+    executor.insert(media).values(
+      Array.from({ length: numOutputs }, (_, outputIndex) => ({
+        jobId: job.id as string,
+        outputIndex,
+        s3Key: values.s3Keys[outputIndex] as string,
+        createdAt: job.now as Date,
+        updatedAt: job.now as Date,
+      })),
+    ),
+  );
+  // The job's sequence starts at 1: this is its first event.
+  const firstEvent = executor
+    .$with('inserted_event')
+    .as(
+      executor
+        .insert(jobEvents)
+        .values({ jobId: job.id as string, seq: 1, type: 'status', data: { status: 'PENDING', error_message: null } }),
+    );
+  const { now, ...columns } = job;
+  return executor
+    .with(mediaRows, firstEvent)
+    .insert(jobs)
+    .values({ ...(columns as NewJob & { id: string }), eventSeq: 1, createdAt: now as Date, updatedAt: now as Date })
+    .returning();
+}
+
+/** The prepared insert of a job of `numOutputs` outputs: building its SQL costs more than running it. */
+function prepareCreateJob(db: Database, numOutputs: number) {
+  const job = Object.fromEntries(JOB_PARAMETERS.map((name) => [name, sql.placeholder(name)])) as JobParameters;
+  // drizzle encodes a placeholder's value with its column, and its array encoder refuses null: this
+  // one goes to pg as it is (a JavaScript array, or null).
+  job.webhookEvents = sql`${sql.placeholder('webhookEvents')}::text[]`;
+  const s3Keys = Array.from({ length: numOutputs }, (_, index) => sql.placeholder(`s3Key${index}`));
+  return createJobQuery(db, numOutputs, { job, s3Keys }).prepare(`create_job_${numOutputs}`);
+}
+const createJobStatements = new WeakMap<Database, Map<number, ReturnType<typeof prepareCreateJob>>>();
+
 /**
  * Inserts the job, one PENDING media row per output and the job's first event in one statement
- * (the media and the event are written by WITH clauses of the job's insert). With a cap, counts
- * the subject's unfinished jobs under a transaction-scoped advisory lock first, so that concurrent
- * submits (from any number of API processes) cannot pass it together. A second submit with the
- * same (owner, idempotency key) fails on the unique index: see findJobByIdempotencyKey.
+ * (the media and the event are written by WITH clauses of the job's insert), prepared once per
+ * number of outputs. With a cap, counts the subject's unfinished jobs under a transaction-scoped
+ * advisory lock first, so that concurrent submits (from any number of API processes) cannot pass
+ * it together. A second submit with the same (owner, idempotency key) fails on the unique index:
+ * see findJobByIdempotencyKey.
  */
 export async function createJob(db: Database, request: NewJob, cap?: RunningJobsCap): Promise<JobRow> {
   const id = randomUUID();
-  // Millisecond precision, so that list cursors (JavaScript dates) compare exactly.
-  const now = new Date();
-  const insert = async (executor: Pick<Database, '$with' | 'with' | 'insert'>): Promise<JobRow> => {
-    const mediaRows = executor.$with('inserted_media').as(
-      executor.insert(media).values(
-        Array.from({ length: request.numOutputs }, (_, outputIndex) => ({
-          jobId: id,
-          outputIndex,
-          s3Key: mediaObjectKey(id, outputIndex, request.outputFormat),
-          createdAt: now,
-          updatedAt: now,
-        })),
-      ),
-    );
-    // The job's sequence starts at 1: this is its first event.
-    const firstEvent = executor
-      .$with('inserted_event')
-      .as(
-        executor
-          .insert(jobEvents)
-          .values({ jobId: id, seq: 1, type: 'status', data: { status: 'PENDING', error_message: null } }),
-      );
-    const [job] = await executor
-      .with(mediaRows, firstEvent)
-      .insert(jobs)
-      .values({ id, ...request, eventSeq: 1, createdAt: now, updatedAt: now })
-      .returning();
-    return job!;
+  // Every column is given: what the request leaves out is the column's default (owner, priority) or null.
+  const job: JobParameters = {
+    id,
+    model: request.model,
+    prompt: request.prompt,
+    numOutputs: request.numOutputs,
+    seed: request.seed,
+    outputFormat: request.outputFormat,
+    owner: request.owner ?? jobs.owner.default,
+    clientAddress: request.clientAddress ?? null,
+    idempotencyKey: request.idempotencyKey ?? null,
+    requestHash: request.requestHash ?? null,
+    webhookUrl: request.webhookUrl ?? null,
+    webhookEvents: request.webhookEvents ?? null,
+    deadlineSeconds: request.deadlineSeconds ?? null,
+    retentionSeconds: request.retentionSeconds ?? null,
+    priority: request.priority ?? jobs.priority.default,
+    retryOf: request.retryOf ?? null,
+    // Millisecond precision, so that list cursors (JavaScript dates) compare exactly.
+    now: new Date(),
   };
-  if (!cap) return insert(db);
-  return db.transaction(async (tx) => {
-    await checkRunningJobsCap(tx, cap);
-    return insert(tx);
+  const s3Keys = Array.from({ length: request.numOutputs }, (_, index) =>
+    mediaObjectKey(id, index, request.outputFormat),
+  );
+  if (cap) {
+    return db.transaction(async (tx) => {
+      await checkRunningJobsCap(tx, cap);
+      const [created] = await createJobQuery(tx, request.numOutputs, { job, s3Keys });
+      return created!;
+    });
+  }
+  let statements = createJobStatements.get(db);
+  if (!statements) createJobStatements.set(db, (statements = new Map()));
+  let statement = statements.get(request.numOutputs);
+  if (!statement) statements.set(request.numOutputs, (statement = prepareCreateJob(db, request.numOutputs)));
+  const [created] = await statement.execute({
+    ...job,
+    ...Object.fromEntries(s3Keys.map((key, index) => [`s3Key${index}`, key])),
   });
+  return created!;
 }
 
 /**

@@ -11,6 +11,8 @@ import {
 } from '../../db/queries/jobs';
 import { markMediaCompleted, markMediaProcessing } from '../../db/queries/media';
 import { jobEvents, jobs } from '../../db/schema';
+import { createDatabase } from '../../db/client';
+import { testConfig } from '../support/stack';
 import { useDatabase } from '../support/use-stack';
 
 /** Query functions on the real Postgres: the conditions that keep a late or repeated write from undoing another. */
@@ -26,6 +28,89 @@ describe('job and media queries', () => {
       outputFormat: 'png',
     });
   const jobRows = (jobId: string) => database.db.select().from(jobs).where(eq(jobs.id, jobId));
+
+  it('createJob writes what a submission sets and the defaults of what it leaves out, prepared or under a cap alike', async () => {
+    const full = {
+      model: 'a/b',
+      prompt: `every field ${randomUUID()}`,
+      numOutputs: 3,
+      seed: 42,
+      outputFormat: 'jpg' as const,
+      owner: `owner-${randomUUID()}`,
+      clientAddress: '203.0.113.7',
+      idempotencyKey: randomUUID(),
+      requestHash: 'hash',
+      webhookUrl: 'https://example.com/hook',
+      webhookEvents: ['completed', 'output'],
+      deadlineSeconds: 60,
+      retentionSeconds: 3600,
+      priority: 'high' as const,
+    };
+    const minimal = {
+      model: 'a/b',
+      prompt: `no options ${randomUUID()}`,
+      numOutputs: 1,
+      seed: 7,
+      outputFormat: 'png' as const,
+    };
+    const what = async (created: Awaited<ReturnType<typeof createJob>>) => {
+      const job = await getJob(database.db, created.id);
+      const events = await database.db.select().from(jobEvents).where(eq(jobEvents.jobId, created.id));
+      const { id, createdAt, updatedAt, media, ...row } = job!;
+      expect(row).toEqual(
+        Object.fromEntries(Object.entries(created).filter(([key]) => !['id', 'createdAt', 'updatedAt'].includes(key))),
+      );
+      return {
+        row,
+        timestamps: [createdAt, updatedAt, ...media.flatMap((output) => [output.createdAt, output.updatedAt])].map(
+          (time) => time.getTime() === createdAt.getTime(),
+        ),
+        media: media.map((output) => ({ index: output.outputIndex, key: output.s3Key.replace(id, 'ID') })),
+        events: events.map((event) => ({ seq: event.seq, type: event.type, data: event.data })),
+      };
+    };
+    const prepared = await what(await createJob(database.db, full));
+    const capped = await what(
+      await createJob(database.db, { ...full, idempotencyKey: randomUUID() }, { limit: 100, owner: full.owner }),
+    );
+    expect(prepared).toEqual({ ...capped, row: { ...capped.row, idempotencyKey: full.idempotencyKey } });
+    expect(prepared.row).toMatchObject({ ...full, status: 'PENDING', eventSeq: 1, retryCount: 0, retryOf: null });
+    expect(prepared.timestamps.every(Boolean)).toBe(true);
+    expect(prepared.media).toEqual([0, 1, 2].map((index) => ({ index, key: `jobs/ID/output-${index}.jpg` })));
+    expect(prepared.events).toEqual([{ seq: 1, type: 'status', data: { status: 'PENDING', error_message: null } }]);
+    // What the request leaves out: the table's defaults, or null.
+    expect((await what(await createJob(database.db, minimal))).row).toMatchObject({
+      ...minimal,
+      owner: 'anonymous',
+      priority: 'normal',
+      clientAddress: null,
+      idempotencyKey: null,
+      webhookUrl: null,
+      webhookEvents: null,
+      deadlineSeconds: null,
+      retentionSeconds: null,
+    });
+  });
+
+  it('createJob is built once per number of outputs and prepared on the connection', async () => {
+    const single = createDatabase({ url: testConfig().DATABASE_URL, poolSize: 1 });
+    try {
+      for (const numOutputs of [2, 2, 4])
+        await createJob(single.db, {
+          model: 'a/b',
+          prompt: `prepared ${randomUUID()}`,
+          numOutputs,
+          seed: 1,
+          outputFormat: 'png',
+        });
+      const statements = await single.pool.query<{ name: string }>(
+        "select name from pg_prepared_statements where name like 'create_job_%' order by name",
+      );
+      expect(statements.rows.map((row) => row.name)).toEqual(['create_job_2', 'create_job_4']);
+    } finally {
+      await single.close();
+    }
+  });
 
   it('deleteJob removes a PENDING job with no prediction', async () => {
     const job = await newJob();
