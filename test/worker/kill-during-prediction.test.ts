@@ -1,6 +1,7 @@
 import { submitJob } from '../support/jobs';
 import { useReplicateStack } from '../support/replicate-stack';
 import { waitForJob } from '../support/stack';
+import { waitFor } from '../support/wait';
 
 const TOKEN = 'r8_worker-kill-token-8c2d41';
 
@@ -19,8 +20,11 @@ describe('a worker killed while its prediction runs', () => {
     await worker.start();
     const jobId = await submitJob(stack, { num_outputs: 2 });
 
-    // Killed once the prediction is recorded and being waited on, well before it ends.
+    // Killed once the prediction is recorded and being waited on (awaitPrediction polls it), well
+    // before it ends. The record alone comes first, inside the job's first workflow task: a worker
+    // killed then runs that task again on the new worker, and the wait is not a retry.
     const predictionId = await stack.onlyPredictionRunning();
+    await waitFor('awaitPrediction to poll the prediction', () => standIn.pollAnswers.length > 0);
     await worker.kill('SIGKILL');
     expect(worker.running).toBe(false);
     expect(standIn.statusOf(predictionId)).toBe('processing');
