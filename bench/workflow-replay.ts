@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { promiseHooks } from 'node:v8';
 import type { Client } from '@temporalio/client';
-import { bundleWorkflowCode, DefaultLogger, Worker } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import { workflowIdForJob } from '../common/temporal';
+import { bundleWorkflows } from '../worker/build-workflow-bundle';
 import type { bareMediaShape } from './bare-workflow';
 import type { JsonClient } from './http';
+import { percentile, ratio, round } from './stats';
 
 type History = Awaited<ReturnType<ReturnType<Client['workflow']['getHandle']>['fetchHistory']>>;
 
@@ -55,37 +57,38 @@ export async function measureWorkflowReplay(options: {
   const serviceHistory = await serviceHandle.fetchHistory();
   const bareHistory = await temporal.workflow.getHandle(bareWorkflowId).fetchHistory();
 
-  const { code: serviceCode } = await bundleWorkflowCode({
-    workflowsPath: require.resolve('../workflows'),
-    logger: new DefaultLogger('WARN'),
-  });
-  const service = { code: serviceCode, history: serviceHistory, cpuMs: [] as number[], promises: 0 };
+  const service = { code: await bundleWorkflows(), history: serviceHistory, cpuMs: [] as number[], promises: 0 };
   const bare = { code: options.bareWorkflowCode, history: bareHistory, cpuMs: [] as number[], promises: 0 };
   // The machine's speed drifts during a run: the two alternate in rounds, and each figure is the
   // median of its rounds, so that a slow spell weighs on both alike.
   const rounds = 5;
   const perRound = Math.max(1, Math.round(options.replays / rounds));
   for (const kind of [service, bare]) await replayMany(kind.code, kind.history, Math.max(5, perRound), 'warm-up');
-  for (let round = 0; round < rounds; round++) {
+  for (let index = 0; index < rounds; index++) {
     for (const kind of [service, bare]) {
-      const measured = await replayMany(kind.code, kind.history, perRound, `round-${round}`);
+      const measured = await replayMany(kind.code, kind.history, perRound, `round-${index}`);
       kind.cpuMs.push(measured.cpuMs / perRound);
       kind.promises = measured.sandboxPromises / perRound;
     }
   }
-  const serviceMs = round2(median(service.cpuMs));
-  const bareMs = round2(median(bare.cpuMs));
+  const median = (values: number[]) =>
+    round(
+      percentile(
+        [...values].sort((a, b) => a - b),
+        0.5,
+      ),
+      2,
+    );
+  const serviceMs = median(service.cpuMs);
+  const bareMs = median(bare.cpuMs);
   return {
     replays: perRound * rounds,
     events: { service: serviceHistory.events?.length ?? 0, bare: bareHistory.events?.length ?? 0 },
     cpuMsPerReplay: { service: serviceMs, bare: bareMs },
     sandboxPromisesPerReplay: { service: Math.round(service.promises), bare: Math.round(bare.promises) },
-    ratio: Math.round((serviceMs / bareMs) * 1000) / 1000,
+    ratio: ratio(serviceMs, bareMs),
   };
 }
-
-const round2 = (value: number) => Math.round(value * 100) / 100;
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 /**
  * Replays `history` `count` times: this process's CPU for them, and the promises made inside the
@@ -97,9 +100,9 @@ async function replayMany(
   code: string,
   history: History,
   count: number,
-  round: string,
+  label: string,
 ): Promise<{ cpuMs: number; sandboxPromises: number }> {
-  const histories = Array.from({ length: count }, (_, index) => ({ workflowId: `${round}-${index}`, history }));
+  const histories = Array.from({ length: count }, (_, index) => ({ workflowId: `${label}-${index}`, history }));
   let sandboxPromises = 0;
   const stopCounting = promiseHooks.createHook({
     init: (promise) => {
@@ -109,7 +112,7 @@ async function replayMany(
   const before = process.cpuUsage();
   try {
     for await (const result of Worker.runReplayHistories(
-      { workflowBundle: { code }, replayName: `bench-replay-${round}` },
+      { workflowBundle: { code }, replayName: `bench-replay-${label}` },
       histories,
     )) {
       if (result.error) throw result.error;
