@@ -43,27 +43,34 @@ export class RunningJobsCapReached extends Error {
   }
 }
 
-/** The job columns a submission sets, as placeholders of the prepared insert. */
-const JOB_PARAMETERS = [
-  'id',
-  'model',
-  'prompt',
-  'numOutputs',
-  'seed',
-  'outputFormat',
-  'owner',
-  'clientAddress',
-  'idempotencyKey',
-  'requestHash',
-  'webhookUrl',
-  'webhookEvents',
-  'deadlineSeconds',
-  'retentionSeconds',
-  'priority',
-  'retryOf',
-  'now',
-] as const;
-type JobParameters = Record<(typeof JOB_PARAMETERS)[number], unknown>;
+/**
+ * Every job column a submission sets, each given: what the request leaves out is the column's
+ * default (owner, priority) or null, so that one prepared statement serves every submission.
+ */
+function jobParameters(id: string, request: NewJob) {
+  return {
+    id,
+    model: request.model,
+    prompt: request.prompt,
+    numOutputs: request.numOutputs,
+    seed: request.seed,
+    outputFormat: request.outputFormat,
+    owner: request.owner ?? jobs.owner.default,
+    clientAddress: request.clientAddress ?? null,
+    idempotencyKey: request.idempotencyKey ?? null,
+    requestHash: request.requestHash ?? null,
+    webhookUrl: request.webhookUrl ?? null,
+    webhookEvents: request.webhookEvents ?? null,
+    deadlineSeconds: request.deadlineSeconds ?? null,
+    retentionSeconds: request.retentionSeconds ?? null,
+    priority: request.priority ?? jobs.priority.default,
+    retryOf: request.retryOf ?? null,
+    // Millisecond precision, so that list cursors (JavaScript dates) compare exactly.
+    now: new Date(),
+  };
+}
+/** Those values, or the placeholders of the same names. */
+type JobParameters = Record<keyof ReturnType<typeof jobParameters>, unknown>;
 
 /**
  * The job's insert with its media rows and first event as WITH clauses, for `numOutputs` outputs,
@@ -103,8 +110,8 @@ function createJobQuery(
 }
 
 /** The prepared insert of a job of `numOutputs` outputs: building its SQL costs more than running it. */
-function prepareCreateJob(db: Database, numOutputs: number) {
-  const job = Object.fromEntries(JOB_PARAMETERS.map((name) => [name, sql.placeholder(name)])) as JobParameters;
+function prepareCreateJob(db: Database, numOutputs: number, names: string[]) {
+  const job = Object.fromEntries(names.map((name) => [name, sql.placeholder(name)])) as JobParameters;
   // drizzle encodes a placeholder's value with its column, and its array encoder refuses null: this
   // one goes to pg as it is (a JavaScript array, or null).
   job.webhookEvents = sql`${sql.placeholder('webhookEvents')}::text[]`;
@@ -123,27 +130,7 @@ const createJobStatements = new WeakMap<Database, Map<number, ReturnType<typeof 
  */
 export async function createJob(db: Database, request: NewJob, cap?: RunningJobsCap): Promise<JobRow> {
   const id = randomUUID();
-  // Every column is given: what the request leaves out is the column's default (owner, priority) or null.
-  const job: JobParameters = {
-    id,
-    model: request.model,
-    prompt: request.prompt,
-    numOutputs: request.numOutputs,
-    seed: request.seed,
-    outputFormat: request.outputFormat,
-    owner: request.owner ?? jobs.owner.default,
-    clientAddress: request.clientAddress ?? null,
-    idempotencyKey: request.idempotencyKey ?? null,
-    requestHash: request.requestHash ?? null,
-    webhookUrl: request.webhookUrl ?? null,
-    webhookEvents: request.webhookEvents ?? null,
-    deadlineSeconds: request.deadlineSeconds ?? null,
-    retentionSeconds: request.retentionSeconds ?? null,
-    priority: request.priority ?? jobs.priority.default,
-    retryOf: request.retryOf ?? null,
-    // Millisecond precision, so that list cursors (JavaScript dates) compare exactly.
-    now: new Date(),
-  };
+  const job = jobParameters(id, request);
   const s3Keys = Array.from({ length: request.numOutputs }, (_, index) =>
     mediaObjectKey(id, index, request.outputFormat),
   );
@@ -157,7 +144,8 @@ export async function createJob(db: Database, request: NewJob, cap?: RunningJobs
   let statements = createJobStatements.get(db);
   if (!statements) createJobStatements.set(db, (statements = new Map()));
   let statement = statements.get(request.numOutputs);
-  if (!statement) statements.set(request.numOutputs, (statement = prepareCreateJob(db, request.numOutputs)));
+  if (!statement)
+    statements.set(request.numOutputs, (statement = prepareCreateJob(db, request.numOutputs, Object.keys(job))));
   const [created] = await statement.execute({
     ...job,
     ...Object.fromEntries(s3Keys.map((key, index) => [`s3Key${index}`, key])),
