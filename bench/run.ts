@@ -16,8 +16,8 @@
  * --scaling-outputs 1,4,10 (BENCH_SCALING_OUTPUTS), --scaling-concurrency 4,16,64
  * (BENCH_SCALING_CONCURRENCY), --large-bytes 1GiB (BENCH_LARGE_BYTES), --max-jobs per run
  * (BENCH_MAX_JOBS), --drain seconds (BENCH_DRAIN), --warmup jobs (BENCH_WARMUP), --replays per
- * history (BENCH_REPLAYS), --phases throughput,open-loop,scaling,large-output (BENCH_PHASES), --api-url (BENCH_API_URL; a comma-separated
- * list for several API processes), --cluster (BENCH_CLUSTER=1),
+ * history (BENCH_REPLAYS), --phases throughput,open-loop,scaling,large-output (BENCH_PHASES),
+ * --api-url (BENCH_API_URL; a comma-separated list for several API processes), --cluster (BENCH_CLUSTER=1),
  * --save / --no-save (write results; default on except with --quick).
  */
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

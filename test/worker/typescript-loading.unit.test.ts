@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { WORKER_NODE_ARGS } from '../../scripts/processes';
 
 const ROOT = path.join(__dirname, '..', '..');
 
@@ -17,6 +18,10 @@ describe('how the worker loads its TypeScript', () => {
     const [command, ...args] = script.split(/\s+/);
     expect(command).toBe('node');
     expect(args.at(-1)).toBe('worker/main.ts');
+    // The dev stack, the cluster and the fault suite start the worker with the same arguments.
+    const resolved = (list: readonly string[]) =>
+      list.map((arg) => (arg.startsWith('-') ? arg : path.resolve(ROOT, arg)));
+    expect(resolved(WORKER_NODE_ARGS)).toEqual(resolved(args));
     const flags = args.slice(0, -1);
     const printed = execFileSync(
       process.execPath,
