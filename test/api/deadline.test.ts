@@ -1,4 +1,5 @@
-import { progressQuery, workflowIdForJob } from '../../common/temporal';
+import { progressQuery } from '../../common/temporal';
+import { closedWorkflowOf } from '../support/history';
 import { submitJob } from '../support/jobs';
 import { ScriptedProvider } from '../support/scripted-provider';
 import { postJson, startTestStack, validRequest, waitForJob, type TestStack } from '../support/stack';
@@ -21,9 +22,7 @@ describe('deadline_seconds', () => {
     expect(job.media.map((media: { status: string }) => media.status)).toEqual(['FAILED', 'FAILED']);
     expect(elapsed).toBeGreaterThanOrEqual(2_000);
     expect(elapsed).toBeLessThan(15_000);
-    const handle = stack.client.workflow.getHandle(workflowIdForJob(jobId));
-    // The row ends inside the workflow's last task; the workflow closes as that task completes.
-    await handle.result();
+    const handle = await closedWorkflowOf(stack.client, jobId);
     const progress = await handle.query(progressQuery);
     expect(progress.phase).toBe('failed');
     expect(provider.cancelled).toContain(progress.predictionId);

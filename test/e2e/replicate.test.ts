@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
-import { workflowIdForJob } from '../../common/temporal';
+import { closedWorkflowOf } from '../support/history';
 import { submitJob } from '../support/jobs';
 import { useReplicateStack } from '../support/replicate-stack';
 import { postJson, validRequest, waitForJob } from '../support/stack';
@@ -164,10 +164,7 @@ describe('Replicate provider in the real pipeline (API, Temporal, Postgres, S3, 
     expect(refusedJob.error_message).toBe('You did not pass a valid authentication token');
 
     for (const jobId of [ok.jobId, refused.jobId]) {
-      // The whole history: the row ends inside the workflow's last task, before its markers are written.
-      const handle = stack.client.workflow.getHandle(workflowIdForJob(jobId));
-      await handle.result();
-      const history = JSON.stringify(await handle.fetchHistory());
+      const history = JSON.stringify(await (await closedWorkflowOf(stack.client, jobId)).fetchHistory());
       // Payloads are base64: read them decoded, alongside the rest.
       const decoded = [...history.matchAll(/"data":"([A-Za-z0-9+/=]+)"/g)].map((match) =>
         Buffer.from(match[1]!, 'base64').toString('utf8'),

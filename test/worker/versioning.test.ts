@@ -16,6 +16,7 @@ import { workflowIdForJob } from '../../common/temporal';
 import { createMediaWorker } from '../../worker/create-worker';
 import { buildIdOfBundle, makeCurrentOncePolling } from '../../worker/versioning';
 import { testServers } from '../support/servers';
+import { closedWorkflowOf } from '../support/history';
 import { submitJob, waitForPrediction } from '../support/jobs';
 import { silentLogger, startTestStack, waitForJob, type TestStack } from '../support/stack';
 import { WorkerProcess, workerProcessEnv } from '../support/worker-process';
@@ -153,14 +154,6 @@ async function currentBuildId(client: Client, deploymentName: string): Promise<s
 }
 
 /**
- * Once the job's workflow has closed: its row ends in a local activity of the workflow's last
- * workflow task, before that task completes, and a task's build id is recorded when it completes.
- */
-async function workflowClosed(client: Client, jobId: string): Promise<void> {
-  await client.workflow.getHandle(workflowIdForJob(jobId)).result();
-}
-
-/**
  * A rolling deploy: build A is current and a job runs on it; build B starts and becomes current;
  * a new job runs on B; then the first job finishes. Returns what each job ran on.
  */
@@ -195,12 +188,12 @@ async function rollingDeploy(bundlePath: string) {
     const second = `versioning second ${randomUUID()}`;
     const secondJob = await submitJob(stack, { prompt: second });
     const secondDone = await waitForJob(stack.baseUrl, secondJob);
-    await workflowClosed(stack.client, secondJob);
+    await closedWorkflowOf(stack.client, secondJob);
     const firstWhileSecondDone = await waitForJob(stack.baseUrl, firstJob, () => true);
 
     log.held.delete(first);
     const firstDone = await waitForJob(stack.baseUrl, firstJob);
-    await workflowClosed(stack.client, firstJob);
+    await closedWorkflowOf(stack.client, firstJob);
     const figures = {
       first: {
         status: firstDone.status as string,
@@ -283,7 +276,7 @@ describe('Worker Versioning', () => {
       expect(await currentBuildId(stack.client, deploymentName)).toBe(buildId);
       const jobId = await submitJob(stack, { prompt: `versioning process ${randomUUID()}` });
       expect((await waitForJob(stack.baseUrl, jobId)).status).toBe('COMPLETED');
-      await workflowClosed(stack.client, jobId);
+      await closedWorkflowOf(stack.client, jobId);
       const versioning = await versioningOf(stack.client, jobId);
       const workflowTasks = await workflowTaskBuildIds(stack.client, jobId);
       expect({ ...versioning, workflowTasks: [...new Set(workflowTasks)] }).toEqual({

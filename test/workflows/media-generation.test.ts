@@ -5,6 +5,7 @@ import {
   mediaJobStatusSearchAttribute,
   MEDIA_GENERATION_WORKFLOW_TYPE,
 } from '../../common/temporal';
+import { closedWorkflowOf } from '../support/history';
 import { submitJob, waitForPrediction } from '../support/jobs';
 import { ScriptedProvider } from '../support/scripted-provider';
 import { postJson, validRequest, waitForJob } from '../support/stack';
@@ -23,11 +24,9 @@ describe('mediaGeneration workflow', () => {
     provider.createError = undefined;
   });
 
-  /** MediaJobStatus once the workflow has ended (the row ends inside its last workflow task, a moment earlier). */
+  /** MediaJobStatus once the workflow has ended (closedWorkflowOf). */
   async function searchStatus(jobId: string): Promise<unknown> {
-    const handle = stack.client.workflow.getHandle(workflowIdForJob(jobId));
-    await handle.result().catch(() => undefined);
-    const description = await handle.describe();
+    const description = await (await closedWorkflowOf(stack.client, jobId)).describe();
     return description.typedSearchAttributes.get(mediaJobStatusSearchAttribute);
   }
 
