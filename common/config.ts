@@ -71,8 +71,15 @@ export const configSchema = z.object({
   ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS: optionalPositiveInt,
   /** A prebuilt workflow bundle for the worker to load instead of bundling the sources at start. */
   WORKFLOW_BUNDLE_PATH: z.string().min(1).optional(),
-  /** How often the reconciler looks for jobs whose workflows ended without them (terminated, timed out). */
-  RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(5).default(30),
+  /**
+   * How often the reconciler looks for jobs whose workflows ended without them (terminated, timed out).
+   * 0: this worker does not start the reconciler (another worker on the task queue, or an operator, does).
+   */
+  RECONCILE_INTERVAL_SECONDS: z.coerce
+    .number()
+    .int()
+    .refine((seconds) => seconds === 0 || seconds >= 5, 'must be 0 (off) or at least 5')
+    .default(30),
   /** How long stored outputs are kept once their job ended, and the most a request's retention_seconds may ask; unset keeps them. */
   MEDIA_RETENTION_SECONDS: optionalPositiveInt,
   /** How often the retention Schedule removes expired outputs. */

@@ -38,10 +38,12 @@ async function main(): Promise<void> {
     connection: await Connection.connect(temporalConnection),
     namespace: config.TEMPORAL_NAMESPACE,
   });
-  await ensureReconciler(client, {
-    taskQueue: config.TEMPORAL_TASK_QUEUE,
-    intervalSeconds: config.RECONCILE_INTERVAL_SECONDS,
-  });
+  if (config.RECONCILE_INTERVAL_SECONDS > 0)
+    await ensureReconciler(client, {
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      intervalSeconds: config.RECONCILE_INTERVAL_SECONDS,
+    });
+  else logger.info('RECONCILE_INTERVAL_SECONDS=0: this worker does not start the reconciler');
   await ensureRetentionSchedule(client, {
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     everySeconds: config.MEDIA_RETENTION_SWEEP_SECONDS,

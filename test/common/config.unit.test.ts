@@ -38,6 +38,7 @@ describe('configuration', () => {
     [{ MEDIA_GENERATOR_PROVIDER: 'replicate' }, /REPLICATE_API_TOKEN: required/],
     [{ S3_BUCKET_NAME: 'Bad_Bucket' }, /S3_BUCKET_NAME/],
     [{ PRESIGNED_URL_EXPIRES_SECONDS: '-5' }, /PRESIGNED_URL_EXPIRES_SECONDS/],
+    [{ RECONCILE_INTERVAL_SECONDS: '3' }, /RECONCILE_INTERVAL_SECONDS: must be 0 \(off\) or at least 5/],
     [{ WEBHOOK_SIGNING_SECRET: 'whsec_c2hvcnQ=' }, /WEBHOOK_SIGNING_SECRET: must encode at least 24 bytes/],
     [{ DATABASE_POOL_SIZE: '4', SSE_DATABASE_CONNECTIONS: '4' }, /SSE_DATABASE_CONNECTIONS: must be less than/],
     [{ WORKER_PROMOTE_ON_START: 'true' }, /WORKER_PROMOTE_ON_START: needs WORKER_BUILD_ID/],
@@ -52,6 +53,12 @@ describe('configuration', () => {
       expect(parseConfig({ MEDIA_FETCH_ALLOW_PRIVATE: on }).MEDIA_FETCH_ALLOW_PRIVATE).toBe(true);
     for (const off of ['false', '0', 'no', 'off'])
       expect(parseConfig({ S3_FORCE_PATH_STYLE: off }).S3_FORCE_PATH_STYLE).toBe(false);
+  });
+
+  it('runs the reconciler every 30 s unless RECONCILE_INTERVAL_SECONDS says, 0 leaving it to other workers', () => {
+    expect(parseConfig({}).RECONCILE_INTERVAL_SECONDS).toBe(30);
+    expect(parseConfig({ RECONCILE_INTERVAL_SECONDS: '0' }).RECONCILE_INTERVAL_SECONDS).toBe(0);
+    expect(parseConfig({ RECONCILE_INTERVAL_SECONDS: '5' }).RECONCILE_INTERVAL_SECONDS).toBe(5);
   });
 
   it('leaves a worker unversioned unless WORKER_BUILD_ID is set', () => {

@@ -22,6 +22,10 @@ export function workerProcessEnv(config: Config, overrides: Record<string, strin
     LOG_LEVEL: 'info',
     // Several worker processes may run at once (and a dev stack beside them): no fixed metrics port.
     WORKER_METRICS_PORT: '0',
+    // The test database is shared: a worker process's reconciler would take up other stacks' rows (a
+    // due batch webhook, an orphaned job) and start their clean-up on this task queue, whose worker
+    // refuses their receivers or is killed by its test. A test that needs it sets it.
+    RECONCILE_INTERVAL_SECONDS: '0',
     ...overrides,
   };
 }
