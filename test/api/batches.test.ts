@@ -30,8 +30,10 @@ async function rowCounts(db: Database, owner: string) {
 
 /** POST /api/v1/batches and GET /api/v1/batches/{id}; each test with an API key of its own, whose rows it counts. */
 describe('batches', () => {
+  // A database of its own: the reconciler's pass below must be the only one to see its batch.
   const stack = useTestStack({
     env: { AUTH_MODE: 'required', MEDIA_RETENTION_SECONDS: '86400', ...WEBHOOKS_TO_LOCAL_RECEIVERS },
+    ownDatabase: true,
   });
   const receivers = useWebhookReceivers();
   let key: Awaited<ReturnType<typeof createTestKey>>;

@@ -13,7 +13,8 @@ import { waitFor } from '../support/wait';
 /** The operator guide's commands, run with the real `temporal` CLI, checked against Postgres. */
 describe('operating jobs with the temporal CLI', () => {
   const provider = new ScriptedProvider({ latencyMs: 120_000 });
-  const stack = useTestStack({ provider });
+  // A database of its own: its reconciler passes end only this file's rows, and no other stack's pass ends them.
+  const stack = useTestStack({ provider, ownDatabase: true });
 
   async function runningJob(): Promise<string> {
     const jobId = await submitJob(stack, { prompt: `operator ${randomUUID()}` });

@@ -18,7 +18,8 @@ import {
 /** The reconciler against real Temporal and Postgres: every stuck row, whatever Temporal's list says. */
 describe('the reconciler', () => {
   const provider = new ScriptedProvider({ latencyMs: 120_000 });
-  const stack = useTestStack({ provider, env: WEBHOOKS_TO_LOCAL_RECEIVERS });
+  // A database of its own: its passes end only this file's rows, and no other stack's pass ends them.
+  const stack = useTestStack({ provider, env: WEBHOOKS_TO_LOCAL_RECEIVERS, ownDatabase: true });
   const receivers = useWebhookReceivers();
 
   /** A job with a webhook to `receiver`, once its prediction runs. */

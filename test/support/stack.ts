@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import pino from 'pino';
+import { Client as PgClient } from 'pg';
 import { createApp } from '../../api/app';
 import { answerUnparsableRequestsWithProblems } from '../../api/client-errors';
 import { FakeProvider } from '../../activities/providers/fake-provider';
@@ -13,6 +14,7 @@ import { createS3Client } from '../../common/s3';
 import { createPresigner } from '../../common/presigner';
 import { createDatabase, type DatabaseHandle } from '../../db/client';
 import { JobChanges } from '../../db/job-changes';
+import { runMigrations } from '../../db/migrate';
 import { createMediaWorker, type MediaWorkerOptions } from '../../worker/create-worker';
 import { createWorkerMetrics, type WorkerMetrics } from '../../worker/metrics';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -64,12 +66,42 @@ export interface TestStackOptions {
   apiTemporalInterceptors?: ConnectionOptions['interceptors'];
   /** Tracing on, exporting to this span processor (the API's client, its requests, the worker). */
   tracing?: { spanProcessor: SpanProcessor };
+  /**
+   * A database of its own, migrated at start and dropped at stop, instead of the shared one: for
+   * tests of the reconciler, whose passes read every unfinished row and due batch webhook of the
+   * database they run on, and start their clean-up on their own task queue. On the shared
+   * database they would take up other stacks' rows, and other stacks' passes theirs.
+   */
+  ownDatabase?: boolean;
+}
+
+/** A new, migrated database beside the shared one; `drop` removes it, connections and all. */
+async function createOwnDatabase(sharedUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const url = new URL(sharedUrl);
+  const name = `${url.pathname.slice(1)}_own_${randomUUID().replaceAll('-', '')}`;
+  url.pathname = `/${name}`;
+  await runMigrations(url.toString());
+  return {
+    url: url.toString(),
+    async drop() {
+      const admin = new URL(sharedUrl);
+      admin.pathname = '/postgres';
+      const client = new PgClient({ connectionString: admin.toString() });
+      await client.connect();
+      try {
+        await client.query(`drop database if exists "${name}" with (force)`);
+      } finally {
+        await client.end();
+      }
+    },
+  };
 }
 
 /** The API (on a random port) and a worker, in this process, against the shared real servers. */
 export async function startTestStack(options: TestStackOptions = {}): Promise<TestStack> {
-  const config = testConfig(options.env);
   const servers = testServers();
+  const ownDatabase = options.ownDatabase ? await createOwnDatabase(servers.databaseUrl) : undefined;
+  const config = testConfig({ ...options.env, ...(ownDatabase ? { DATABASE_URL: ownDatabase.url } : {}) });
   // A small pool unless the test asks for DATABASE_POOL_SIZE itself.
   const database = createDatabase({
     url: config.DATABASE_URL,
@@ -163,6 +195,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
       await connection.close();
       await changes.stop();
       await database.close();
+      await ownDatabase?.drop();
       await tracing?.shutdown();
     },
   };
