@@ -14,6 +14,12 @@ const GROUPS: ReadonlyArray<readonly [group: string, pattern: RegExp]> = [
   ['postgres', /^postgres[: ]/],
   ['worker', /\bworker\/main\.[jt]s\b/],
   ['api', /\bapi\/main\.[jt]s\b/],
+  // The designs the service is compared with (bench/designs): their broker, their workers, and the
+  // Celery design's clients, a load generator like this process.
+  ['redis', /\bredis-server\b/],
+  ['bullmq', /\bdesigns\/bullmq-worker\.ts\b/],
+  ['celery', /\bcelery_design\.py worker\b/],
+  ['bench', /\bcelery_design\.py run\b/],
 ];
 
 /** CPU seconds (user + system) used so far by each process of the stack, by pid, with its group. */

@@ -11,8 +11,7 @@ import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { storeObject } from '../activities/object-storage';
 import { safeDownload } from '../activities/safe-download';
-import { createS3Client } from '../common/s3';
-import type { LargeOutputJob, LargeOutputMeasurement } from './large-output';
+import { benchS3Client, type LargeOutputJob, type LargeOutputMeasurement } from './large-output';
 
 const PART_SIZE = 5 * 1024 * 1024;
 const PARTS_IN_FLIGHT = 4;
@@ -70,13 +69,7 @@ function resetHwm(): boolean {
 
 async function main(): Promise<void> {
   const job = JSON.parse(process.env.BENCH_LARGE_OUTPUT_JOB ?? '') as LargeOutputJob;
-  const client = createS3Client({
-    S3_ENDPOINT_URL: job.s3.endpoint,
-    S3_REGION: job.s3.region,
-    S3_ACCESS_KEY_ID: job.s3.accessKeyId,
-    S3_SECRET_ACCESS_KEY: job.s3.secretAccessKey,
-    S3_FORCE_PATH_STYLE: job.s3.forcePathStyle,
-  });
+  const client = benchS3Client(job.s3);
 
   // Warm up on a small object first, so lazily loaded SDK code is not counted as growth.
   const warmupKey = `${job.key}.warmup`;

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { DeleteObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createS3Client } from '../common/s3';
 import { ratio, round } from './stats';
 
@@ -14,6 +14,17 @@ export interface BenchS3Config {
   secretAccessKey: string;
   forcePathStyle: boolean;
   bucket: string;
+}
+
+/** The product's S3 client, on the stack's S3. */
+export function benchS3Client(s3: BenchS3Config): S3Client {
+  return createS3Client({
+    S3_ENDPOINT_URL: s3.endpoint,
+    S3_REGION: s3.region,
+    S3_ACCESS_KEY_ID: s3.accessKeyId,
+    S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
+    S3_FORCE_PATH_STYLE: s3.forcePathStyle,
+  });
 }
 
 /** What the child process is asked to do (passed as JSON in BENCH_LARGE_OUTPUT_JOB). */
@@ -165,13 +176,7 @@ export async function runLargeOutput(options: {
 }): Promise<LargeOutputResult> {
   const { bytes, s3 } = options;
   const server = await startBlobServer();
-  const client = createS3Client({
-    S3_ENDPOINT_URL: s3.endpoint,
-    S3_REGION: s3.region,
-    S3_ACCESS_KEY_ID: s3.accessKeyId,
-    S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
-    S3_FORCE_PATH_STYLE: s3.forcePathStyle,
-  });
+  const client = benchS3Client(s3);
   const runId = randomUUID();
   const measurements: Partial<Record<'store' | 'plain', LargeOutputMeasurement>> = {};
   try {

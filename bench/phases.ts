@@ -17,6 +17,7 @@ import {
   type ClosedLoopResult,
   type OpenLoopResult,
 } from './load';
+import { runDesigns } from './designs/run';
 import { runIdleStreams, type IdleStreamsResult } from './idle-streams';
 import { vacuumJobTables } from './vacuum';
 import { measureWorkflowReplay, type WorkflowReplayResult } from './workflow-replay';
@@ -39,10 +40,11 @@ export const TARGETS = {
 } as const;
 
 export type Phase =
-  'throughput' | 'clients' | 'workflow-replay' | 'open-loop' | 'scaling' | 'idle-streams' | 'large-output';
+  'throughput' | 'clients' | 'designs' | 'workflow-replay' | 'open-loop' | 'scaling' | 'idle-streams' | 'large-output';
 export const ALL_PHASES: readonly Phase[] = [
   'throughput',
   'clients',
+  'designs',
   'workflow-replay',
   'open-loop',
   'scaling',
@@ -80,6 +82,8 @@ export interface BenchOptions {
   warmupJobs: number;
   /** Replays of each history in the workflow-replay phase. */
   replays: number;
+  /** The designs phase: the Redis both designs use, the Python that runs Celery, the pool sizes it tries. */
+  designs: { redisUrl: string; python: string; celeryPoolSizes: number[] };
   phases: readonly Phase[];
   quick: boolean;
   log: (line: string) => void;
@@ -99,6 +103,7 @@ export const DEFAULTS = {
   drainTimeoutS: 60,
   warmupJobs: 160,
   replays: 300,
+  celeryPoolSizes: [2, 4],
 } as const;
 
 /** The smoke run: every phase, a few jobs each, a small large output. */
@@ -115,6 +120,7 @@ export const QUICK = {
   drainTimeoutS: 20,
   warmupJobs: 2,
   replays: 20,
+  celeryPoolSizes: [2],
 } as const;
 
 export interface ThroughputComparison {
@@ -149,7 +155,9 @@ export interface BenchResult {
     loadAverageAtStart: number[];
     loadAverageAtEnd: number[];
   };
-  settings: Omit<BenchOptions, 's3' | 'log' | 'phases' | 'databaseUrl'> & { phases: Phase[]; bareTaskQueue: string };
+  settings: Omit<BenchOptions, 's3' | 'log' | 'phases' | 'databaseUrl' | 'designs'> & {
+    designs: Omit<BenchOptions['designs'], 'redisUrl'>;
+  } & { phases: Phase[]; bareTaskQueue: string };
   targets: typeof TARGETS;
   throughput?: ThroughputComparison;
   apiLatency?: OpenLoopResult;
@@ -165,11 +173,38 @@ export interface BenchResult {
     /** Milliseconds of CPU per job, per part of the stack, during this run (Linux). */
     cpuMsPerJob?: Record<string, number>;
   }[];
+  /**
+   * The designs the service is compared with, doing a job's work (rows in Postgres, the PNGs
+   * rendered and stored in S3, the client polling the job's row every 100 ms, no HTTP layer), each
+   * run between two bare runs: a BullMQ flow, and the Celery chain and chord of the service it
+   * replaces at each pool size tried. `skipped` says why a design did not run.
+   */
+  designs?: DesignRun[];
+  designsSkipped?: string[];
   /** One job's history and one of the bare shape's, replayed through the workflow sandbox alone. */
   workflowReplay?: WorkflowReplayResult;
   idleStreams?: IdleStreamsResult;
   /** Each target and whether this run met it (absent when its phase did not run). */
   checks: { name: string; value: number; target: string; met: boolean }[];
+}
+
+export interface DesignRun {
+  design: 'bullmq' | 'celery';
+  /** Celery: its prefork pool's size; BullMQ: the jobs each of its three workers runs at once. */
+  concurrency: number;
+  jobsPerS: number;
+  bareJobsPerS: number;
+  ratio: number;
+  completed: number;
+  failed: number;
+  unfinished: number;
+  errors: string[];
+  latency: { p50Ms: number; p99Ms: number };
+  cpuMsPerJob?: Record<string, number>;
+  /** What the design's runs (its warm-up included) did: jobs completed, outputs recorded as stored, objects in S3. */
+  jobsCompleted: number;
+  outputsStored: number;
+  objectsStored: number;
 }
 
 const bareActivities: BareActivities = {
@@ -238,6 +273,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       drainTimeoutS: options.drainTimeoutS,
       warmupJobs: options.warmupJobs,
       replays: options.replays,
+      designs: { python: options.designs.python, celeryPoolSizes: options.designs.celeryPoolSizes },
       quick: options.quick,
       phases: [...phases],
       bareTaskQueue,
@@ -247,8 +283,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   };
 
   // Every phase that runs jobs (the bare shape's, or the service's through Temporal).
-  const needsTemporal = (['throughput', 'clients', 'workflow-replay', 'scaling', 'open-loop'] as const).some((phase) =>
-    phases.has(phase),
+  const needsTemporal = (['throughput', 'clients', 'designs', 'workflow-replay', 'scaling', 'open-loop'] as const).some(
+    (phase) => phases.has(phase),
   );
   let connection: Connection | undefined;
   let nativeConnection: NativeConnection | undefined;
@@ -354,6 +390,24 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
           ...(cpuMs ? { cpuMsPerJob: cpuMs } : {}),
         });
       }
+    }
+
+    if (phases.has('designs') && temporal) {
+      log(
+        `designs: a BullMQ flow and the Celery chain and chord it replaces, doing a job's work, ${options.concurrency} polling clients × ${options.outputs} outputs, ${options.durationS}s each, each between two runs of the bare shape...`,
+      );
+      const { designs, skipped } = await runDesigns({
+        ...options,
+        bareBefore: async () =>
+          (bareBeforeNext ?? (await runBare(options.outputs, options.concurrency, options.durationS))).run,
+        bareAfter: async () => {
+          bareBeforeNext = await runBare(options.outputs, options.concurrency, options.durationS);
+          return bareBeforeNext.run;
+        },
+      });
+      result.designs = designs;
+      if (skipped.length) result.designsSkipped = skipped;
+      for (const reason of skipped) log(`    skipped: ${reason}`);
     }
 
     if (phases.has('workflow-replay') && temporal) {

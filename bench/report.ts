@@ -1,4 +1,4 @@
-import type { BenchResult, ThroughputComparison } from './phases';
+import type { BenchResult, DesignRun, ThroughputComparison } from './phases';
 import type { ClosedLoopResult } from './load';
 import { round } from './stats';
 
@@ -105,6 +105,19 @@ export function formatSummary(result: BenchResult): string {
       if (c.cpuMsPerJob) lines.push(`    CPU per job: ${formatCpu(c.cpuMsPerJob)}`);
     }
   }
+  if (result.designs?.length || result.designsSkipped?.length) {
+    lines.push('');
+    lines.push(
+      'The designs the service is compared with, doing its work (polling clients, same clients and outputs as the headline):',
+    );
+    for (const d of result.designs ?? []) {
+      lines.push(
+        `  ${designLabel(d).padEnd(34)} ${d.jobsPerS} jobs/s, p50 ${d.latency.p50Ms} ms, p99 ${d.latency.p99Ms} ms; bare ${d.bareJobsPerS} jobs/s; ratio ${d.ratio}${d.failed || d.unfinished ? `  [${d.failed} failed, ${d.unfinished} unfinished${d.errors.length ? `: ${d.errors.join('; ')}` : ''}]` : ''}`,
+      );
+      if (d.cpuMsPerJob) lines.push(`    CPU per job: ${formatCpu(d.cpuMsPerJob)}`);
+    }
+    for (const reason of result.designsSkipped ?? []) lines.push(`  skipped: ${reason}`);
+  }
   const replay = result.workflowReplay;
   if (replay) {
     lines.push('');
@@ -160,6 +173,27 @@ export function formatSummary(result: BenchResult): string {
   return lines.join('\n');
 }
 
+/** `Celery chain and chord, pool of 4` or `BullMQ flow, concurrency 16`. */
+export function designLabel(design: DesignRun): string {
+  return design.design === 'celery'
+    ? `Celery chain and chord, pool of ${design.concurrency}`
+    : `BullMQ flow, concurrency ${design.concurrency}`;
+}
+
+/** The design's run with the most jobs/s (Celery runs once per pool size). */
+export function bestDesign(result: BenchResult, design: DesignRun['design']): DesignRun | undefined {
+  return (result.designs ?? [])
+    .filter((candidate) => candidate.design === design)
+    .reduce<DesignRun | undefined>(
+      (best, candidate) => (best && best.jobsPerS >= candidate.jobsPerS ? best : candidate),
+      undefined,
+    );
+}
+
+const designCell = (design?: DesignRun) =>
+  design &&
+  `${design.jobsPerS} jobs/s (${design.ratio} × bare${design.design === 'celery' ? `, pool of ${design.concurrency}` : ''})`;
+
 /** Milliseconds for a table: whole numbers from 100 ms up. */
 const ms = (value: number) => (Math.abs(value) >= 100 ? String(Math.round(value)) : String(value));
 
@@ -196,6 +230,8 @@ export function formatEnginesTable(devServer?: BenchResult, cluster?: BenchResul
     ],
     ['Service, waiters (`Prefer: wait`)', client('wait')],
     ['Service, SSE followers', client('sse')],
+    ['The design it replaces: a Celery chain and chord, its best pool', (run) => designCell(bestDesign(run, 'celery'))],
+    ['A BullMQ flow doing the same work', (run) => designCell(bestDesign(run, 'bullmq'))],
     ['POST p99 at half the ceiling', (run) => run.apiLatency && `${ms(run.apiLatency.post.p99Ms)} ms`],
     ['CPU per service job: Temporal server; Postgres', (run) => serverCpu(run.throughput?.cpuMsPerJob?.service)],
     ['CPU per bare job: Temporal server; Postgres', (run) => serverCpu(run.throughput?.cpuMsPerJob?.bare)],
@@ -286,6 +322,16 @@ export function formatMarkdownTable(result: BenchResult): string {
       `${c.ratio} ${c.ratio >= result.targets.waitingRatio ? '✅' : '❌'}`,
     ]);
     if (c.cpuMsPerJob) rows.push([`… CPU per job, all processes`, formatCpu(c.cpuMsPerJob), '', '', '']);
+  }
+  for (const d of result.designs ?? []) {
+    rows.push([
+      `${designLabel(d)}, ${result.settings.concurrency} polling clients (jobs/s, p99)`,
+      `${d.jobsPerS}, ${ms(d.latency.p99Ms)} ms${d.failed ? ` (${d.failed} failed)` : ''}`,
+      `${d.bareJobsPerS}`,
+      '',
+      `${d.ratio}`,
+    ]);
+    if (d.cpuMsPerJob) rows.push([`… CPU per job, all processes`, formatCpu(d.cpuMsPerJob), '', '', '']);
   }
   const replay = result.workflowReplay;
   if (replay) {

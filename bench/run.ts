@@ -18,11 +18,13 @@
  * (BENCH_MAX_JOBS), --drain seconds (BENCH_DRAIN), --warmup jobs (BENCH_WARMUP), --replays per
  * history (BENCH_REPLAYS), --phases throughput,open-loop,scaling,large-output (BENCH_PHASES),
  * --api-url (BENCH_API_URL; a comma-separated list for several API processes), --cluster (BENCH_CLUSTER=1),
- * --save / --no-save (write results; default on except with --quick).
+ * --redis-url (BENCH_REDIS_URL; default redis://127.0.0.1:6379), --python (BENCH_PYTHON; default
+ * /usr/bin/python3, Debian's, with python3-celery and friends), --celery-pool-sizes 2,4
+ * (BENCH_CELERY_POOL_SIZES), --save / --no-save (write results; default on except with --quick).
  */
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
@@ -119,6 +121,9 @@ export function buildOptions(argv: string[], env: NodeJS.ProcessEnv): { options:
       phases: { type: 'string' },
       'api-url': { type: 'string' },
       cluster: { type: 'boolean' },
+      'redis-url': { type: 'string' },
+      python: { type: 'string' },
+      'celery-pool-sizes': { type: 'string' },
       save: { type: 'boolean' },
       'no-save': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -181,6 +186,11 @@ export function buildOptions(argv: string[], env: NodeJS.ProcessEnv): { options:
     drainTimeoutS: num('drain', 'BENCH_DRAIN', base.drainTimeoutS),
     warmupJobs: Math.round(num('warmup', 'BENCH_WARMUP', base.warmupJobs)),
     replays: Math.round(num('replays', 'BENCH_REPLAYS', base.replays)),
+    designs: {
+      redisUrl: pick(values['redis-url'], 'BENCH_REDIS_URL') ?? 'redis://127.0.0.1:6379',
+      python: pick(values.python, 'BENCH_PYTHON') ?? (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3'),
+      celeryPoolSizes: list('celery-pool-sizes', 'BENCH_CELERY_POOL_SIZES', base.celeryPoolSizes),
+    },
     phases,
     quick,
     log: (line) => process.stdout.write(`${line}\n`),

@@ -30,6 +30,11 @@ describe('benchmark smoke run', () => {
         forcePathStyle: config.S3_FORCE_PATH_STYLE,
         bucket: config.S3_BUCKET_NAME,
       },
+      designs: {
+        redisUrl: 'redis://127.0.0.1:6379',
+        python: '/usr/bin/python3',
+        celeryPoolSizes: [...QUICK.celeryPoolSizes],
+      },
       phases: ALL_PHASES,
       quick: true,
       log: () => undefined,
@@ -119,9 +124,30 @@ describe('benchmark smoke run', () => {
     expect(idle.rssBeforeMiB).toBeGreaterThan(0);
     if (process.platform === 'linux') expect(idle.pendingStatusPoll!.apiCpuMs).toBeGreaterThan(0);
 
+    // The designs it is compared with did the job's work: every completed job's outputs recorded
+    // and in S3 (and removed afterwards), beside bare runs.
+    expect(result.designsSkipped).toBeUndefined();
+    expect(result.designs!.map((design) => [design.design, design.concurrency])).toEqual([
+      ['bullmq', QUICK.concurrency],
+      ['celery', QUICK.celeryPoolSizes[0]],
+    ]);
+    for (const design of result.designs!) {
+      expect({ failed: design.failed, errors: design.errors }).toEqual({ failed: 0, errors: [] });
+      expect(design.completed).toBeGreaterThan(0);
+      expect(design.jobsCompleted).toBeGreaterThanOrEqual(design.completed);
+      expect(design.outputsStored).toBe(design.jobsCompleted * QUICK.outputs);
+      expect(design.objectsStored).toBe(design.outputsStored);
+      expect(design.bareJobsPerS).toBeGreaterThan(0);
+    }
+    const designObjects = await createS3Client(config).send(
+      new ListObjectsV2Command({ Bucket: config.S3_BUCKET_NAME, Prefix: 'designs/' }),
+    );
+    expect(designObjects.KeyCount ?? 0).toBe(0);
+
     expect(result.checks.map((check) => check.name)).toHaveLength(8);
     expect(renderChart(result)).toMatch(/^<svg[\s\S]*<\/svg>\n$/);
     expect(formatSummary(result)).toContain('Throughput, closed loop');
     expect(formatMarkdownTable(result)).toContain('| Figure |');
-  }, 180_000);
+    expect(formatSummary(result)).toContain('Celery chain and chord, pool of 2');
+  }, 240_000);
 });
