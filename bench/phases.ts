@@ -103,7 +103,7 @@ export const DEFAULTS = {
   drainTimeoutS: 60,
   warmupJobs: 160,
   replays: 300,
-  celeryPoolSizes: [2, 4],
+  celeryPoolSizes: [2, 4, 8],
 } as const;
 
 /** The smoke run: every phase, a few jobs each, a small large output. */

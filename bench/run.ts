@@ -19,7 +19,7 @@
  * history (BENCH_REPLAYS), --phases throughput,open-loop,scaling,large-output (BENCH_PHASES),
  * --api-url (BENCH_API_URL; a comma-separated list for several API processes), --cluster (BENCH_CLUSTER=1),
  * --redis-url (BENCH_REDIS_URL; default redis://127.0.0.1:6379), --python (BENCH_PYTHON; default
- * /usr/bin/python3, Debian's, with python3-celery and friends), --celery-pool-sizes 2,4
+ * /usr/bin/python3, Debian's, with python3-celery and friends), --celery-pool-sizes 2,4,8
  * (BENCH_CELERY_POOL_SIZES), --save / --no-save (write results; default on except with --quick).
  */
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

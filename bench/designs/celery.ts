@@ -43,7 +43,11 @@ export interface CeleryRun {
 export type CeleryResult = Pick<
   ClosedLoopResult,
   'jobsPerS' | 'submitted' | 'completed' | 'failed' | 'unfinished' | 'errors'
-> & { latency: { count: number; p50Ms: number; p99Ms: number } };
+> & {
+  latency: { count: number; p50Ms: number; p99Ms: number };
+  /** The client process's own CPU over the run: it has exited before the bench reads /proc again. */
+  clientCpuMs: number;
+};
 
 /**
  * The Celery design's worker (a prefork pool of `poolSize`), and closed-loop runs of its clients,

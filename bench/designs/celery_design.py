@@ -182,11 +182,14 @@ def closed_loop(clients, outputs, duration_s, max_jobs, drain_s):
                 else:
                     state["unfinished"] += 1
 
+    cpu_before = time.process_time()
     threads = [threading.Thread(target=client) for _ in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    # This process ends before the bench reads /proc again: it reports its own CPU.
+    client_cpu_ms = (time.process_time() - cpu_before) * 1000
     warmup = duration_s * 0.2
     window = [t for t in completions if warmup <= t <= duration_s]
     if len(window) >= min(clients, 4):
@@ -202,6 +205,7 @@ def closed_loop(clients, outputs, duration_s, max_jobs, drain_s):
         "unfinished": state["unfinished"],
         "latency": {"count": len(latencies), "p50Ms": percentile(latencies, 0.5), "p99Ms": percentile(latencies, 0.99)},
         "errors": [f"{count}x {message}" for message, count in state["errors"].items()],
+        "clientCpuMs": round(client_cpu_ms, 1),
     }
 
 

@@ -115,10 +115,15 @@ export async function runDesigns(options: DesignsOptions): Promise<{ designs: De
         });
         const before = cpuSnapshot();
         const result = await celery.run({ ...run, durationS: options.durationS, maxJobs: options.maxJobsPerRun });
+        const { clientCpuMs, ...figures } = result;
         return {
-          ...result,
+          ...figures,
           latency: { p50Ms: result.latency.p50Ms, p99Ms: result.latency.p99Ms },
-          cpuMsPerJob: cpuMsPerJob(before, cpuSnapshot(), result.completed),
+          cpuMsPerJob: withClientCpu(
+            cpuMsPerJob(before, cpuSnapshot(), result.completed),
+            clientCpuMs,
+            result.completed,
+          ),
         };
       } finally {
         await celery.stop();
@@ -126,6 +131,13 @@ export async function runDesigns(options: DesignsOptions): Promise<{ designs: De
     });
   }
   return { designs, skipped };
+}
+
+/** Adds a load generator's own CPU (a process that ended before the second snapshot) to `bench`. */
+function withClientCpu(perJob: Record<string, number> | undefined, clientCpuMs: number, jobs: number) {
+  if (!perJob || jobs <= 0) return perJob;
+  const share = clientCpuMs / jobs;
+  return { ...perJob, bench: round((perJob.bench ?? 0) + share, 1), total: round((perJob.total ?? 0) + share, 1) };
 }
 
 /** Deletes what the designs stored (under `designs/`) and counts it. */
