@@ -8,6 +8,8 @@ import { round, sleep, summarize, type LatencySummary } from './stats';
 
 const TERMINAL = new Set(['COMPLETED', 'FAILED', 'CANCELLED']);
 export const STATUS_POLL_INTERVAL_MS = 100;
+/** The prompt of every job the bench submits, the service's and the designs' alike. */
+export const BENCH_PROMPT = 'bench: a lighthouse at dawn';
 
 export type JobOutcome = { ok: true } | { ok: false; error: string };
 /** Runs one job to its end; `signal` aborts when the bounded drain is over. */
@@ -124,7 +126,7 @@ export const CLIENT_KINDS: readonly ClientKind[] = ['poll', 'wait', 'sse'];
 export function serviceJobRunner(
   client: JsonClient,
   numOutputs: number,
-  prompt = 'bench: a lighthouse at dawn',
+  prompt = BENCH_PROMPT,
   kind: ClientKind = 'poll',
 ): JobRunner {
   return async (sequence, signal) => {

@@ -157,7 +157,9 @@ export interface BenchResult {
   };
   settings: Omit<BenchOptions, 's3' | 'log' | 'phases' | 'databaseUrl' | 'designs'> & {
     designs: Omit<BenchOptions['designs'], 'redisUrl'>;
-  } & { phases: Phase[]; bareTaskQueue: string };
+    phases: Phase[];
+    bareTaskQueue: string;
+  };
   targets: typeof TARGETS;
   throughput?: ThroughputComparison;
   apiLatency?: OpenLoopResult;

@@ -13,19 +13,11 @@ import { Pool } from 'pg';
 import { renderImage } from '../../activities/providers/fake-provider';
 import { benchS3Client } from '../large-output';
 import { FINISH_JOB_SQL, START_JOB_SQL, STORE_OUTPUT_SQL } from './tables';
-import { BULLMQ_QUEUES, bullmqConnection, type BullmqWorkerJob, type DesignJobData } from './bullmq';
+import { BULLMQ_QUEUES, BULLMQ_RETRIES, bullmqConnection, type BullmqWorkerJob, type DesignJobData } from './bullmq';
 
 interface OutputData extends DesignJobData {
   index: number;
 }
-
-/** Each step retries as the service's activities do: a few attempts, backing off. */
-const RETRIES = {
-  attempts: 5,
-  backoff: { type: 'exponential', delay: 200 },
-  removeOnComplete: true,
-  removeOnFail: 100,
-};
 
 async function main(): Promise<void> {
   const job = JSON.parse(process.env.BENCH_BULLMQ_WORKER ?? '{}') as BullmqWorkerJob;
@@ -45,12 +37,12 @@ async function main(): Promise<void> {
           name: 'finish',
           queueName: BULLMQ_QUEUES.finish,
           data: step.data,
-          opts: RETRIES,
+          opts: BULLMQ_RETRIES,
           children: Array.from({ length: numOutputs }, (_, index) => ({
             name: 'persist',
             queueName: BULLMQ_QUEUES.persist,
             data: { ...step.data, index } satisfies OutputData,
-            opts: RETRIES,
+            opts: BULLMQ_RETRIES,
           })),
         });
       },

@@ -4,12 +4,20 @@ import { Queue, type ConnectionOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import { Pool } from 'pg';
 import type { BenchS3Config } from '../large-output';
-import { STATUS_POLL_INTERVAL_MS, type JobRunner } from '../load';
+import { BENCH_PROMPT, STATUS_POLL_INTERVAL_MS, type JobRunner } from '../load';
 import { sleep } from '../stats';
 import { startWorkerProcess, stopWorkerProcess } from './child';
 import { INSERT_JOB_SQL, JOB_STATUS_SQL } from './tables';
 
 export const BULLMQ_QUEUES = { generate: 'generate', persist: 'persist', finish: 'finish' } as const;
+
+/** Each step retries as the service's activities do: a few attempts, backing off. */
+export const BULLMQ_RETRIES = {
+  attempts: 5,
+  backoff: { type: 'exponential', delay: 200 },
+  removeOnComplete: true,
+  removeOnFail: 100,
+};
 
 /** What a job carries from the client to each step. */
 export interface DesignJobData {
@@ -78,11 +86,7 @@ export async function startBullmqDesign(options: Omit<BullmqWorkerJob, 'prefix'>
     runner: (outputs) => async (sequence, signal) => {
       const jobId = randomUUID();
       await db.query(INSERT_JOB_SQL, [jobId, outputs]);
-      await queue.add(
-        'generate',
-        { jobId, numOutputs: outputs, prompt: 'bench: a lighthouse at dawn', seed: sequence },
-        { attempts: 5, backoff: { type: 'exponential', delay: 200 }, removeOnComplete: true, removeOnFail: 100 },
-      );
+      await queue.add('generate', { jobId, numOutputs: outputs, prompt: BENCH_PROMPT, seed: sequence }, BULLMQ_RETRIES);
       for (;;) {
         await sleep(STATUS_POLL_INTERVAL_MS);
         if (signal.aborted) return { ok: false, error: 'still running when the drain ended' };

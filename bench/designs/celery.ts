@@ -4,7 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import type { BenchS3Config } from '../large-output';
-import type { ClosedLoopResult } from '../load';
+import { BENCH_PROMPT, type ClosedLoopResult } from '../load';
 import { REPO_ROOT, startWorkerProcess, stopWorkerProcess } from './child';
 
 const SCRIPT = path.join(__dirname, 'celery_design.py');
@@ -60,6 +60,7 @@ export async function startCeleryDesign(settings: CeleryDesignSettings) {
     s3: settings.s3,
     queue: `bench-designs-${randomUUID()}`,
     poolSize: settings.poolSize,
+    prompt: BENCH_PROMPT,
   };
   const worker = await startWorkerProcess(settings.python, [SCRIPT, 'worker'], {
     ...process.env,

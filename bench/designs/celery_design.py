@@ -130,7 +130,7 @@ def submit(sequence, outputs):
         " from job, generate_series(0, %s - 1) as index",
         (job_id, outputs, outputs),
     )
-    prompt = "bench: a lighthouse at dawn"
+    prompt = SETTINGS["prompt"]
     chain(
         generate.si(job_id),
         chord([persist.si(job_id, index, prompt, sequence) for index in range(outputs)], finish.si(job_id)),

@@ -8,6 +8,12 @@ import { redisAnswers, startBullmqDesign } from './bullmq';
 import { celeryMissing, startCeleryDesign } from './celery';
 import { prepareDesignTables, takeDesignTotals } from './tables';
 
+/** What a design's measured run reports; the rest of its DesignRun is added around it. */
+type DesignFigures = Pick<
+  DesignRun,
+  'jobsPerS' | 'completed' | 'failed' | 'unfinished' | 'errors' | 'latency' | 'cpuMsPerJob'
+>;
+
 type DesignsOptions = Pick<
   BenchOptions,
   | 'concurrency'
@@ -43,16 +49,7 @@ export async function runDesigns(options: DesignsOptions): Promise<{ designs: De
   const bounds = { maxJobs: options.maxJobsPerRun, drainTimeoutMs: options.drainTimeoutS * 1000 };
   const warmupJobs = Math.max(1, options.warmupJobs);
 
-  const between = async (
-    design: DesignRun['design'],
-    concurrency: number,
-    run: () => Promise<
-      Omit<
-        DesignRun,
-        'design' | 'concurrency' | 'bareJobsPerS' | 'ratio' | 'jobsCompleted' | 'outputsStored' | 'objectsStored'
-      >
-    >,
-  ) => {
+  const between = async (design: DesignRun['design'], concurrency: number, run: () => Promise<DesignFigures>) => {
     const bare = (await options.bareBefore()).jobsPerS;
     const figures = await run();
     const totals = { ...(await takeDesignTotals(options.databaseUrl)), objectsStored: await removeObjects(options.s3) };
@@ -157,7 +154,7 @@ async function removeObjects(s3: BenchS3Config): Promise<number> {
   }
 }
 
-function figuresOf(run: ClosedLoopResult) {
+function figuresOf(run: ClosedLoopResult): DesignFigures {
   const { jobsPerS, completed, failed, unfinished, errors } = run;
   return {
     jobsPerS,
