@@ -195,10 +195,15 @@ export async function waitForServiceJob(
   }
 }
 
-/** One bare workflow through the Temporal client, waiting for its result. */
-export function bareJobRunner(client: Client, taskQueue: string, numOutputs: number): JobRunner {
+/** One workflow of a bare shape (bench/bare-workflow.ts) through the Temporal client, waiting for its result. */
+export function bareJobRunner(
+  client: Client,
+  taskQueue: string,
+  numOutputs: number,
+  shape: 'bareMediaShape' | 'emptyServiceShape' = 'bareMediaShape',
+): JobRunner {
   return async (_sequence, signal) => {
-    const run = client.workflow.execute<typeof bareMediaShape>('bareMediaShape', {
+    const run = client.workflow.execute<typeof bareMediaShape>(shape, {
       taskQueue,
       workflowId: `bench-bare-${randomUUID()}`,
       args: [numOutputs],

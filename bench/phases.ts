@@ -176,6 +176,20 @@ export interface BenchResult {
     cpuMsPerJob?: Record<string, number>;
   }[];
   /**
+   * The service's own commands with nothing in them (bench/bare-workflow.ts `emptyServiceShape`:
+   * local activities, the client waiting for the result), between two bare runs: the most jobs/s
+   * any service job can reach on this server and SDK, so the ceiling of the waiters' ratio.
+   */
+  emptyServiceShape?: {
+    jobsPerS: number;
+    bareJobsPerS: number;
+    ratio: number;
+    latency: ClosedLoopResult['latency'];
+    failed: number;
+    unfinished: number;
+    cpuMsPerJob?: Record<string, number>;
+  };
+  /**
    * The designs the service is compared with, doing a job's work (rows in Postgres, the PNGs
    * rendered and stored in S3, the client polling the job's row every 100 ms, no HTTP layer), each
    * run between two bare runs: a BullMQ flow, and the Celery chain and chord of the service it
@@ -212,6 +226,7 @@ export interface DesignRun {
 const bareActivities: BareActivities = {
   async bareFirst() {},
   async bareOutput() {},
+  async bareFinish() {},
 };
 
 let bundlePromise: Promise<string> | undefined;
@@ -356,6 +371,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       const warmLoop = { ...loop(warm, 600), maxJobs: options.warmupJobs };
       await runClosedLoop(warmLoop, bareJobRunner(temporal, bareTaskQueue, options.outputs));
       await runClosedLoop(warmLoop, serviceJobRunner(http, options.outputs));
+      if (phases.has('clients'))
+        await runClosedLoop(warmLoop, bareJobRunner(temporal, bareTaskQueue, options.outputs, 'emptyServiceShape'));
     }
 
     if (phases.has('throughput') && temporal) {
@@ -392,6 +409,28 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
           ...(cpuMs ? { cpuMsPerJob: cpuMs } : {}),
         });
       }
+      log(
+        `clients: the service's commands with nothing in them (local activities), ${options.concurrency} clients waiting for the result, ${options.durationS}s, between two runs of the bare shape...`,
+      );
+      const bareBefore = bareBeforeNext ?? (await runBare(options.outputs, options.concurrency, options.durationS));
+      const before = cpuSnapshot();
+      const run = await runClosedLoop(
+        loop(options.concurrency, options.durationS),
+        bareJobRunner(temporal, bareTaskQueue, options.outputs, 'emptyServiceShape'),
+      );
+      const cpuMs = cpuMsPerJob(before, cpuSnapshot(), run.completed);
+      log(`    empty service shape: ${describeLoop(run)}`);
+      bareBeforeNext = await runBare(options.outputs, options.concurrency, options.durationS);
+      const bare = round((bareBefore.run.jobsPerS + bareBeforeNext.run.jobsPerS) / 2);
+      result.emptyServiceShape = {
+        jobsPerS: run.jobsPerS,
+        bareJobsPerS: bare,
+        ratio: ratio(run.jobsPerS, bare),
+        latency: run.latency,
+        failed: run.failed,
+        unfinished: run.unfinished,
+        ...(cpuMs ? { cpuMsPerJob: cpuMs } : {}),
+      };
     }
 
     if (phases.has('designs') && temporal) {

@@ -105,6 +105,13 @@ export function formatSummary(result: BenchResult): string {
       if (c.cpuMsPerJob) lines.push(`    CPU per job: ${formatCpu(c.cpuMsPerJob)}`);
     }
   }
+  const empty = result.emptyServiceShape;
+  if (empty) {
+    lines.push(
+      `  The service's commands, empty (local activities, no work): ${empty.jobsPerS} jobs/s, p99 ${empty.latency.p99Ms} ms; bare ${empty.bareJobsPerS} jobs/s; ratio ${empty.ratio} (the most a waiter's ratio can reach here)`,
+    );
+    if (empty.cpuMsPerJob) lines.push(`    CPU per job: ${formatCpu(empty.cpuMsPerJob)}`);
+  }
   if (result.designs?.length || result.designsSkipped?.length) {
     lines.push('');
     lines.push(
@@ -198,7 +205,7 @@ const designCell = (design?: DesignRun) =>
 const ms = (value: number) => (Math.abs(value) >= 100 ? String(Math.round(value)) : String(value));
 
 /** Failed or abandoned jobs of a run, for a table cell. */
-const losses = (run: ClosedLoopResult) =>
+const losses = (run: Pick<ClosedLoopResult, 'failed' | 'unfinished'>) =>
   [run.failed ? `${run.failed} failed` : '', run.unfinished ? `${run.unfinished} unfinished` : '']
     .filter(Boolean)
     .map((text) => ` (${text})`)
@@ -230,6 +237,11 @@ export function formatEnginesTable(devServer?: BenchResult, cluster?: BenchResul
     ],
     ['Service, waiters (`Prefer: wait`)', client('wait')],
     ['Service, SSE followers', client('sse')],
+    [
+      "The service's commands, empty (the waiters' ceiling)",
+      (run) =>
+        run.emptyServiceShape && `${run.emptyServiceShape.jobsPerS} jobs/s (${run.emptyServiceShape.ratio} × bare)`,
+    ],
     ['The design it replaces: a Celery chain and chord, its best pool', (run) => designCell(bestDesign(run, 'celery'))],
     ['A BullMQ flow doing the same work', (run) => designCell(bestDesign(run, 'bullmq'))],
     ['POST p99 at half the ceiling', (run) => run.apiLatency && `${ms(run.apiLatency.post.p99Ms)} ms`],
@@ -322,6 +334,17 @@ export function formatMarkdownTable(result: BenchResult): string {
       `${c.ratio} ${c.ratio >= result.targets.waitingRatio ? '✅' : '❌'}`,
     ]);
     if (c.cpuMsPerJob) rows.push([`… CPU per job, all processes`, formatCpu(c.cpuMsPerJob), '', '', '']);
+  }
+  const empty = result.emptyServiceShape;
+  if (empty) {
+    rows.push([
+      `The service's commands, empty (local activities, no work), ${result.settings.concurrency} waiting clients (jobs/s, p99)`,
+      `${empty.jobsPerS}, ${ms(empty.latency.p99Ms)} ms${losses(empty)}`,
+      `${empty.bareJobsPerS}`,
+      '',
+      `${empty.ratio}`,
+    ]);
+    if (empty.cpuMsPerJob) rows.push([`… CPU per job, all processes`, formatCpu(empty.cpuMsPerJob), '', '', '']);
   }
   for (const d of result.designs ?? []) {
     rows.push([
