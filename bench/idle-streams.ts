@@ -1,4 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
+import { setMaxListeners } from 'node:events';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -64,6 +65,8 @@ export async function runIdleStreams(options: {
   const admin = new Client({ connectionString: databaseUrl });
   const http = new JsonClient(`http://127.0.0.1:${port}`);
   const closing = new AbortController();
+  // Every stream listens for it: Node's warning about more than 10 listeners does not apply.
+  setMaxListeners(streams + 1, closing.signal);
   try {
     await waitForPort(port, 'the idle-streams API');
     await admin.connect();

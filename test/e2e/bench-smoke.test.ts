@@ -118,6 +118,11 @@ describe('benchmark smoke run', () => {
     // Clients that wait or follow events finish every job, and the idle streams were all open and heard a change.
     expect(result.clients!.map((client) => client.kind)).toEqual(['wait', 'sse']);
     for (const client of result.clients!) expect(client.jobsPerS).toBeGreaterThan(0);
+    // The service's commands with nothing in them ran beside the bare shape, every workflow to its end.
+    const empty = result.emptyServiceShape!;
+    expect(empty.jobsPerS).toBeGreaterThan(0);
+    expect([empty.failed, empty.unfinished]).toEqual([0, 0]);
+    expect(empty.ratio).toBeGreaterThan(0);
     const idle = result.idleStreams!;
     expect(idle.streamsOpen).toBe(idle.streams);
     expect(idle.changeToEvent.count).toBeGreaterThan(0);
