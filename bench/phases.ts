@@ -15,6 +15,7 @@ import {
   type ClientKind,
   type ClosedLoopOptions,
   type ClosedLoopResult,
+  type JobRunner,
   type OpenLoopResult,
 } from './load';
 import { runDesigns } from './designs/run';
@@ -141,6 +142,18 @@ export interface ThroughputComparison {
   cpuMsPerJob?: { service?: Record<string, number>; bare?: Record<string, number> };
 }
 
+/** A closed-loop run between two runs of the bare shape (bareJobsPerS: their mean). */
+export interface RunBesideBare {
+  jobsPerS: number;
+  bareJobsPerS: number;
+  ratio: number;
+  latency: ClosedLoopResult['latency'];
+  failed: number;
+  unfinished: number;
+  /** Milliseconds of CPU per job, per part of the stack, during this run (Linux). */
+  cpuMsPerJob?: Record<string, number>;
+}
+
 export interface BenchResult {
   version: 1;
   startedAt: string;
@@ -165,30 +178,14 @@ export interface BenchResult {
   apiLatency?: OpenLoopResult;
   scaling?: { byOutputs: ThroughputComparison[]; byConcurrency: ThroughputComparison[] };
   largeOutput?: LargeOutputResult;
-  /** The headline run again with clients that wait (`Prefer: wait`) and that follow events (SSE), each between two bare runs (bareJobsPerS: their mean). */
-  clients?: {
-    kind: ClientKind;
-    jobsPerS: number;
-    bareJobsPerS: number;
-    ratio: number;
-    latency: ClosedLoopResult['latency'];
-    /** Milliseconds of CPU per job, per part of the stack, during this run (Linux). */
-    cpuMsPerJob?: Record<string, number>;
-  }[];
+  /** The headline run again with clients that wait (`Prefer: wait`) and that follow events (SSE), each between two bare runs. */
+  clients?: (RunBesideBare & { kind: ClientKind })[];
   /**
    * The service's own commands with nothing in them (bench/bare-workflow.ts `emptyServiceShape`:
    * local activities, the client waiting for the result), between two bare runs: the most jobs/s
    * any service job can reach on this server and SDK, so the ceiling of the waiters' ratio.
    */
-  emptyServiceShape?: {
-    jobsPerS: number;
-    bareJobsPerS: number;
-    ratio: number;
-    latency: ClosedLoopResult['latency'];
-    failed: number;
-    unfinished: number;
-    cpuMsPerJob?: Record<string, number>;
-  };
+  emptyServiceShape?: RunBesideBare;
   /**
    * The designs the service is compared with, doing a job's work (rows in Postgres, the PNGs
    * rendered and stored in S3, the client polling the job's row every 100 ms, no HTTP layer), each
@@ -383,54 +380,41 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     }
 
     if (phases.has('clients') && temporal) {
+      // Each run between two bare runs: the bare run after one is the bare run before the next.
+      const besideBare = async (label: string, runner: JobRunner, prepare?: () => Promise<void>) => {
+        const bareBefore = bareBeforeNext ?? (await runBare(options.outputs, options.concurrency, options.durationS));
+        await prepare?.();
+        const before = cpuSnapshot();
+        const run = await runClosedLoop(loop(options.concurrency, options.durationS), runner);
+        const cpuMs = cpuMsPerJob(before, cpuSnapshot(), run.completed);
+        log(`    ${label}:    ${describeLoop(run)}`);
+        bareBeforeNext = await runBare(options.outputs, options.concurrency, options.durationS);
+        const bare = round((bareBefore.run.jobsPerS + bareBeforeNext.run.jobsPerS) / 2);
+        return {
+          jobsPerS: run.jobsPerS,
+          bareJobsPerS: bare,
+          ratio: ratio(run.jobsPerS, bare),
+          latency: run.latency,
+          failed: run.failed,
+          unfinished: run.unfinished,
+          ...(cpuMs ? { cpuMsPerJob: cpuMs } : {}),
+        } satisfies RunBesideBare;
+      };
       result.clients = [];
       for (const kind of ['wait', 'sse'] as const) {
         log(
           `clients: ${options.concurrency} clients that ${kind === 'wait' ? 'wait (Prefer: wait)' : 'follow events (SSE)'}, ${options.durationS}s, between two runs of the bare shape...`,
         );
-        const bareBefore = bareBeforeNext ?? (await runBare(options.outputs, options.concurrency, options.durationS));
-        await vacuumJobTables(options.databaseUrl);
-        const before = cpuSnapshot();
-        const run = await runClosedLoop(
-          loop(options.concurrency, options.durationS),
-          serviceJobRunner(http, options.outputs, undefined, kind),
-        );
-        const cpuMs = cpuMsPerJob(before, cpuSnapshot(), run.completed);
-        log(`    ${kind}:    ${describeLoop(run)}`);
-        const bareAfter = await runBare(options.outputs, options.concurrency, options.durationS);
-        bareBeforeNext = bareAfter;
-        const bare = round((bareBefore.run.jobsPerS + bareAfter.run.jobsPerS) / 2);
-        result.clients.push({
-          kind,
-          jobsPerS: run.jobsPerS,
-          bareJobsPerS: bare,
-          ratio: ratio(run.jobsPerS, bare),
-          latency: run.latency,
-          ...(cpuMs ? { cpuMsPerJob: cpuMs } : {}),
-        });
+        const runner = serviceJobRunner(http, options.outputs, undefined, kind);
+        result.clients.push({ kind, ...(await besideBare(kind, runner, () => vacuumJobTables(options.databaseUrl))) });
       }
       log(
         `clients: the service's commands with nothing in them (local activities), ${options.concurrency} clients waiting for the result, ${options.durationS}s, between two runs of the bare shape...`,
       );
-      const bareBefore = bareBeforeNext ?? (await runBare(options.outputs, options.concurrency, options.durationS));
-      const before = cpuSnapshot();
-      const run = await runClosedLoop(
-        loop(options.concurrency, options.durationS),
+      result.emptyServiceShape = await besideBare(
+        'empty service shape',
         bareJobRunner(temporal, bareTaskQueue, options.outputs, 'emptyServiceShape'),
       );
-      const cpuMs = cpuMsPerJob(before, cpuSnapshot(), run.completed);
-      log(`    empty service shape: ${describeLoop(run)}`);
-      bareBeforeNext = await runBare(options.outputs, options.concurrency, options.durationS);
-      const bare = round((bareBefore.run.jobsPerS + bareBeforeNext.run.jobsPerS) / 2);
-      result.emptyServiceShape = {
-        jobsPerS: run.jobsPerS,
-        bareJobsPerS: bare,
-        ratio: ratio(run.jobsPerS, bare),
-        latency: run.latency,
-        failed: run.failed,
-        unfinished: run.unfinished,
-        ...(cpuMs ? { cpuMsPerJob: cpuMs } : {}),
-      };
     }
 
     if (phases.has('designs') && temporal) {
