@@ -45,6 +45,7 @@ COPY activities ./activities
 COPY worker ./worker
 COPY db ./db
 COPY common ./common
+COPY jobs ./jobs
 COPY scripts ./scripts
 COPY --from=build /app/dist/workflow-bundle.js ./dist/workflow-bundle.js
 COPY --from=build /app/dist/worker-build-id ./dist/worker-build-id
