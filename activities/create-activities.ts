@@ -238,8 +238,9 @@ export function createActivities(deps: ActivityDependencies) {
 
   /**
    * The billed step, kept short. A retry finds the prediction already on record (`existing`) and
-   * returns it. The one window left: a worker killed after the provider answered and before the id
-   * was written; the provider's deadline (Cancel-After) bounds what such an orphan can cost.
+   * returns it. The windows left (docs/replicate.md): a worker killed after the provider answered and
+   * before the id was written, a create whose answer was lost, and a record the database could not
+   * confirm; the provider's deadline (Cancel-After) bounds what such an orphan can cost.
    */
   const createRecordedPrediction = async (
     request: GenerationRequest,
@@ -254,10 +255,21 @@ export function createActivities(deps: ActivityDependencies) {
       recorded = await untilDatabaseAnswers(() => recordPredictionId(db, request.jobId, created));
     } catch (error) {
       // Cut off around the record (its timeout, a database error): the retry creates another unless
-      // this one is on record, so it is cancelled, but only when the record did not commit (a write
-      // whose answer was lost may have), or the job's one prediction would be cancelled.
-      const onRecord = await getPredictionId(db, request.jobId).catch(() => undefined);
-      if (onRecord !== created) await provider.cancelPrediction(created).catch(() => undefined);
+      // this one is on record, so it is cancelled, but only when a read shows that the record did
+      // not commit. A write whose answer was lost may have committed, and then this is the job's one
+      // prediction: when the database cannot say, it is left running (the retry finds it on record,
+      // or else the provider's deadline, Cancel-After, bounds what it costs).
+      const onRecord = await getPredictionId(db, request.jobId).then(
+        (predictionId) => ({ predictionId }),
+        () => undefined,
+      );
+      if (onRecord && onRecord.predictionId !== created)
+        await provider.cancelPrediction(created).catch(() => undefined);
+      else if (!onRecord)
+        logger.warn(
+          { jobId: request.jobId, predictionId: created },
+          'cut off while recording its prediction, and the database cannot say whether the record committed; leaving the prediction running',
+        );
       throw error;
     }
     if (recorded !== created) {

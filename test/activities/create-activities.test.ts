@@ -162,6 +162,46 @@ describe('activities', () => {
     expect(provider.cancelled).toEqual([]);
   });
 
+  it('keeps the prediction when its record may have committed and the database no longer answers', async () => {
+    // The record commits and its answer is lost, then the database stays unreachable: the activity
+    // cannot read whether the prediction is on record when it is cut off, so it must not cancel it
+    // (it is the job's one prediction if the write committed).
+    let databaseDown = false;
+    const unavailable = () => Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' });
+    const failing = new Proxy(database.db, {
+      get(target, property, receiver) {
+        if (property === 'execute')
+          return async (...args: Parameters<typeof target.execute>) => {
+            if (databaseDown) throw unavailable();
+            // The write commits; its answer is lost, and the database goes with it.
+            await target.execute(...args);
+            databaseDown = true;
+            throw unavailable();
+          };
+        if (property === 'select')
+          return () => {
+            if (databaseDown) throw unavailable();
+            return target.select();
+          };
+        return Reflect.get(target, property, receiver);
+      },
+    });
+    const cutOff = activitiesWith({ db: failing });
+    const job = await newJob();
+    const request = predictionRequest(job);
+    const environment = new MockActivityEnvironment({ attempt: 1 });
+    const run = environment.run(cutOff.createPrediction, request);
+    await waitFor('the record to commit', () => databaseDown, 5_000, 20);
+    environment.cancel('TIMED_OUT');
+    await expect(run).rejects.toBeDefined();
+    const recorded = (await getJob(database.db, job.id))!.predictionId;
+    expect(recorded).not.toBeNull();
+    expect(provider.cancelled).toEqual([]);
+    // Once the database answers again, the retry carries on with it.
+    expect((await runActivity(activities.createPrediction, [request], { attempt: 2 })).predictionId).toBe(recorded);
+    expect(provider.createdForJob(job.id)).toBe(1);
+  });
+
   it('stores an output once under its derived key when persistOutput runs twice', async () => {
     const job = await newJob();
     const input = await persistInput(job);
