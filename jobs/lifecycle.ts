@@ -74,8 +74,9 @@ export interface LifecycleDependencies {
 // Asking whether a failed start did start the workflow: with the start's, under 7 s when Temporal is down.
 const TEMPORAL_DESCRIBE_DEADLINE_MS = 1_500;
 const TEMPORAL_SIGNAL_DEADLINE_MS = 3_000;
-/** A job row younger than this may still be waiting for the API's start call. */
+/** A job row younger than this may still be waiting for the API's start call; one reopened this recently, for its retry's. */
 const START_GRACE_MS = 60_000;
+const isRecent = (time: Date) => time.getTime() > Date.now() - START_GRACE_MS;
 
 /** The policy overrides of the configuration, carried into each workflow's input. */
 export function policyOverrides(config: LifecycleConfig): ActivityPolicyOverrides {
@@ -392,7 +393,10 @@ export async function reconcileJob(
   }
   if (description?.status.name === 'RUNNING') return undefined;
   // No workflow yet: the API may still be starting it (or finding out whether its start got through).
-  if (!description && job.createdAt.getTime() > Date.now() - START_GRACE_MS) return undefined;
+  if (!description && isRecent(job.createdAt)) return undefined;
+  // A retry reopens the row before it starts its run under the same workflow id: a row changed since
+  // its workflow closed, a moment ago, is that retry starting (jobs/rerun.ts retryFailedJob).
+  if (description?.closeTime && job.updatedAt > description.closeTime && isRecent(job.updatedAt)) return undefined;
   const outcome: JobOutcome = description
     ? await outcomeOfClosedWorkflow(description, handle)
     : { status: 'FAILED', errorMessage: 'The job was recorded but its workflow never started.' };

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { eq, inArray } from 'drizzle-orm';
+import { eq, inArray, sql } from 'drizzle-orm';
 import { mediaJobStatusSearchAttribute, workflowIdForJob } from '../../common/temporal';
 import { jobs } from '../../db/schema';
 import { insertJobWithoutWorkflow, reconcileOnce, submitJob } from '../support/jobs';
@@ -60,6 +60,30 @@ describe('the reconciler', () => {
       status: 'CANCELLED',
       errorMessage: 'The workflow was terminated: lost its worker mid-finish.',
     });
+  });
+
+  it("leaves a row that a retry reopened after its workflow closed to the retry's run, for a while", async () => {
+    const jobId = await insertJobWithoutWorkflow(stack.database.db);
+    const handle = await stack.client.workflow.start('mediaGeneration', {
+      taskQueue: `no-worker-${randomUUID()}`,
+      workflowId: workflowIdForJob(jobId),
+      args: [{ jobId }],
+    });
+    await handle.terminate('the first run is over');
+    // A retry reopens the row (PROCESSING again, as reopenFailedJob does), then starts its run under
+    // the same workflow id: a pass between the two sees the first run closed.
+    await stack.database.db.update(jobs).set({ status: 'PROCESSING' }).where(eq(jobs.id, jobId));
+    await reconcileOnce(stack);
+    const statusOf = async () =>
+      (await stack.database.db.select({ status: jobs.status }).from(jobs).where(eq(jobs.id, jobId)))[0]!.status;
+    expect(await statusOf()).toBe('PROCESSING');
+    // A row reopened long before whose run never came is ended after all.
+    await stack.database.db
+      .update(jobs)
+      .set({ updatedAt: sql`now() - interval '10 minutes'` })
+      .where(eq(jobs.id, jobId));
+    await reconcileOnce(stack);
+    expect(await statusOf()).toBe('CANCELLED');
   });
 
   it('announces a terminated job with its terminal webhook, once, and cancels its prediction', async () => {
