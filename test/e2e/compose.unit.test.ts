@@ -44,6 +44,10 @@ const REQUIRED_APP_VARIABLES = [
 ];
 const APP_SERVICES = ['api', 'worker', 'migrate'];
 const CONFIG_KEYS = Object.keys(configSchema.shape);
+/** Read by the OpenTelemetry SDK itself (docs/api.md, "Tracing"), not by common/config.ts. */
+const OPENTELEMETRY_SDK_VARIABLES = ['OTEL_TRACES_SAMPLER', 'OTEL_TRACES_SAMPLER_ARG'];
+/** The image loads its own workflow bundle; fault injection is for the test suite (docs/configuration.md). */
+const NOT_PASSED_TO_CONTAINERS = ['WORKFLOW_BUNDLE_PATH', 'FAULT_INJECTION_PAUSE_AT'];
 
 // ---- compose's variable substitution (https://docs.docker.com/reference/compose-file/interpolation/)
 
@@ -209,9 +213,19 @@ describe('docker-compose.yml', () => {
     for (const variable of REQUIRED_APP_VARIABLES) expect(env).toHaveProperty(variable);
   });
 
-  it.each(APP_SERVICES)('sets on %s only variables that common/config.ts reads', (name) => {
-    const unknown = declaredVariables(name).filter((key) => !CONFIG_KEYS.includes(key));
+  it.each(APP_SERVICES)('sets on %s only variables that common/config.ts or the OpenTelemetry SDK reads', (name) => {
+    const unknown = declaredVariables(name).filter(
+      (key) => !CONFIG_KEYS.includes(key) && !OPENTELEMETRY_SDK_VARIABLES.includes(key),
+    );
     expect(unknown).toEqual([]);
+  });
+
+  it.each(APP_SERVICES)('passes %s every setting, but those the image fixes', (name) => {
+    const declared = declaredVariables(name);
+    const missing = [...CONFIG_KEYS, ...OPENTELEMETRY_SDK_VARIABLES].filter(
+      (key) => !declared.includes(key) && !NOT_PASSED_TO_CONTAINERS.includes(key),
+    );
+    expect(missing).toEqual([]);
   });
 
   it.each(APP_SERVICES)('gives %s a configuration that parses, with no empty values', (name) => {
