@@ -285,7 +285,7 @@ export async function ensureWorkflowStarted(
 }
 
 /** The workflow's description, or undefined when Temporal does not know it; throws when Temporal cannot say. */
-async function describeWorkflow(
+export async function describeWorkflow(
   temporal: Client,
   workflowId: string,
 ): Promise<WorkflowExecutionDescription | undefined> {

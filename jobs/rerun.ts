@@ -1,11 +1,12 @@
 import { WorkflowIdReusePolicy } from '@temporalio/client';
 import { RETRY_FAILED_OUTPUTS_WORKFLOW_TYPE, workflowIdForJob, type RetryFailedOutputsInput } from '../common/temporal';
 import { withTemporalTimeout } from '../common/timeout';
-import { isWorkflowAlreadyStarted, TEMPORAL_START_DEADLINE_MS } from '../common/workflow-start';
+import { TEMPORAL_START_DEADLINE_MS } from '../common/workflow-start';
 import { reopenFailedJob } from '../db/queries/job-data';
 import { finishJob, type JobWithMedia, type RunningJobsCap } from '../db/queries/jobs';
 import type { JobRow } from '../db/schema';
 import {
+  describeWorkflow,
   policyOverrides,
   submitJob,
   temporalPriorityOf,
@@ -45,19 +46,40 @@ export function whyOutputsAreGone(job: JobWithMedia, now = new Date()): string |
 /** How long a retry waits for the job's first run to close (its webhook deliveries) before it answers 409. */
 const FIRST_RUN_CLOSE_WAIT_MS = 15_000;
 
-/** Resolves once the workflow has closed, however it ended, or after `timeoutMs` (its long poll then aborted). */
-async function waitForWorkflowToClose(deps: LifecycleDependencies, workflowId: string, timeoutMs: number) {
-  await withTemporalTimeout(
-    deps.temporal.connection,
-    () => deps.temporal.workflow.getHandle(workflowId).result(),
-    timeoutMs,
-  ).catch(() => undefined);
+/**
+ * Whether the job's workflow has closed, however it ended, waiting up to `timeoutMs` for it (its
+ * long poll then aborted); undefined when Temporal cannot say.
+ */
+async function workflowClosed(
+  deps: LifecycleDependencies,
+  workflowId: string,
+  timeoutMs: number,
+): Promise<boolean | undefined> {
+  const running = async () => (await describeWorkflow(deps.temporal, workflowId))?.status.name === 'RUNNING';
+  try {
+    if (!(await running())) return true;
+    await withTemporalTimeout(
+      deps.temporal.connection,
+      () => deps.temporal.workflow.getHandle(workflowId).result(),
+      timeoutMs,
+    ).catch(() => undefined);
+    return !(await running());
+  } catch (error) {
+    deps.logger.warn({ err: error, workflowId }, "could not tell whether the job's workflow has closed");
+    return undefined;
+  }
 }
 
 /**
  * Stores a FAILED job's failed outputs again from its recorded prediction: the job is PROCESSING
  * again with retry_count one higher, and a retryFailedOutputs workflow (under the job's workflow id)
  * stores them and ends it. No prediction is created.
+ *
+ * The job's first run records FAILED and stays open while it delivers its webhook messages; the
+ * retry runs under the same workflow id, so it waits for that run to close, and only then reopens
+ * the row and starts. Until then the job is FAILED to everyone: a cancel answers that it has ended
+ * (a signal would reach the first run, whose work is over, not the retry), and the reconciler does
+ * not take the first run's close for the end of a row reopened before it.
  */
 export async function retryFailedJob(
   deps: LifecycleDependencies,
@@ -67,6 +89,10 @@ export async function retryFailedJob(
   if (job.status !== 'FAILED') return { outcome: 'not-failed' };
   const reason = whyOutputsAreGone(job);
   if (reason) return { outcome: 'outputs-gone', reason };
+  const workflowId = workflowIdForJob(job.id);
+  const closed = await workflowClosed(deps, workflowId, FIRST_RUN_CLOSE_WAIT_MS);
+  if (closed === undefined) return { outcome: 'temporal-unavailable' };
+  if (!closed) return { outcome: 'still-ending' };
   const reopened = await reopenFailedJob(deps.db, job.id, RETRY_RETENTION_MARGIN_SECONDS);
   if (!reopened) return { outcome: 'not-failed' };
   const input: RetryFailedOutputsInput = {
@@ -79,13 +105,13 @@ export async function retryFailedJob(
     ...(webhookOf(job) ? { webhook: webhookOf(job) } : {}),
     policies: policyOverrides(deps.config),
   };
-  const start = () =>
-    withTemporalTimeout(
+  try {
+    await withTemporalTimeout(
       deps.temporal.connection,
       () =>
         deps.temporal.workflow.start(RETRY_FAILED_OUTPUTS_WORKFLOW_TYPE, {
           taskQueue: deps.config.TEMPORAL_TASK_QUEUE,
-          workflowId: workflowIdForJob(job.id),
+          workflowId,
           workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
           args: [input],
           // Storing again is the job's work: it waits its turn like the job's first run.
@@ -93,23 +119,29 @@ export async function retryFailedJob(
         }),
       TEMPORAL_START_DEADLINE_MS,
     );
-  try {
-    await start().catch(async (error: unknown) => {
-      if (!isWorkflowAlreadyStarted(error)) throw error;
-      // The row says FAILED once the workflow recorded it; the workflow stays open until its webhook
-      // messages are delivered. The retry starts under the same id once it has closed.
-      await waitForWorkflowToClose(deps, workflowIdForJob(job.id), FIRST_RUN_CLOSE_WAIT_MS);
-      await start();
-    });
   } catch (error) {
-    deps.logger.warn({ err: error, jobId: job.id }, 'could not start the retry of a job; it is FAILED again');
-    // Not started: the job is FAILED again, as it was, with the retry not counted.
-    await finishJob(deps.db, job.id, {
-      status: 'FAILED',
-      errorMessage: job.errorMessage,
-      generationRetries: reopened.baseRetries - 1,
-    });
-    return { outcome: isWorkflowAlreadyStarted(error) ? 'still-ending' : 'temporal-unavailable' };
+    // A start that failed or timed out may still have reached the server: a running workflow is this
+    // retry (the first run had closed). When Temporal cannot say, the row stays PROCESSING: the
+    // reconciler ends it if no run comes, once its grace period is over.
+    const started = await describeWorkflow(deps.temporal, workflowId).then(
+      (description) => description?.status.name === 'RUNNING',
+      () => undefined,
+    );
+    if (started === undefined) {
+      deps.logger.warn({ err: error, jobId: job.id }, 'could not tell whether the retry of a job started');
+      return { outcome: 'temporal-unavailable' };
+    }
+    if (!started) {
+      deps.logger.warn({ err: error, jobId: job.id }, 'could not start the retry of a job; it is FAILED again');
+      // Not started: the job is FAILED again, as it was, with the retry not counted.
+      await finishJob(deps.db, job.id, {
+        status: 'FAILED',
+        errorMessage: job.errorMessage,
+        generationRetries: reopened.baseRetries - 1,
+      });
+      return { outcome: 'temporal-unavailable' };
+    }
+    deps.logger.warn({ err: error, jobId: job.id }, 'the start of a retry failed, but its run exists: it is started');
   }
   return {
     outcome: 'started',

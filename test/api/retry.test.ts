@@ -1,7 +1,7 @@
 import { asc, eq, sql } from 'drizzle-orm';
 import { jobEvents, jobs } from '../../db/schema';
 import { mediaJobStatusSearchAttribute, workflowIdForJob } from '../../common/temporal';
-import { waitFor } from '../support/wait';
+import { sleep, waitFor } from '../support/wait';
 import { ScriptedProvider } from '../support/scripted-provider';
 import { postJson, validRequest, waitForJob } from '../support/stack';
 import { useTestStack } from '../support/use-stack';
@@ -109,6 +109,21 @@ describe('retrying a failed job', () => {
     expect(retried.status).toBe(202);
     expect(retried.body!.retry_count).toBe(failed.retry_count + 1);
     expect(await receiver.waitFor(2)).toHaveLength(2);
+    expect((await waitForJob(stack.baseUrl, jobId)).status).toBe('COMPLETED');
+  });
+
+  it('keeps the job FAILED until its retry starts: a cancel while the first run still closes answers 409', async () => {
+    // The receiver refuses two messages: the first run stays open for seconds to deliver them again.
+    const receiver = await receivers.start(2);
+    const failed = await failedJob({ webhook_url: receiver.url, webhook_events_filter: ['failed'] });
+    const jobId = failed.job_id as string;
+    await receiver.waitFor(1);
+    const retrying = postJson(stack.baseUrl, `/api/v1/jobs/${jobId}/retry`, {});
+    await sleep(300);
+    // The cancel would reach the first run, whose work is over, and not the retry that follows it.
+    const cancelled = await postJson(stack.baseUrl, `/api/v1/jobs/${jobId}/cancel`, {});
+    expect(cancelled.status).toBe(409);
+    expect((await retrying).status).toBe(202);
     expect((await waitForJob(stack.baseUrl, jobId)).status).toBe('COMPLETED');
   });
 
