@@ -2,7 +2,7 @@ import { Router, type Request, type Response } from 'express';
 import { sseDatabaseConnections } from '../../common/config';
 import { isTerminalStatus } from '../../common/statuses';
 import { presignedUrl } from '../../common/presigner';
-import { listJobEvents } from '../../db/queries/events';
+import { JOB_EVENTS_PAGE_SIZE, listJobEvents } from '../../db/queries/events';
 import { JobChangeWaiter, type JobChange } from '../../db/job-changes';
 import { getJob } from '../../db/queries/jobs';
 import type { JobEventRow } from '../../db/schema';
@@ -93,6 +93,12 @@ export function eventsRouter({ config, db, presigner, logger, changes }: ApiDepe
   });
 
   async function streamEvents(jobId: string, req: Request, res: Response): Promise<void> {
+    // Listening for the hang-up first: `close` is emitted once, and a client may leave while the
+    // stream waits for its reads below.
+    const closed = new AbortController();
+    const onClose = () => closed.abort();
+    req.on('close', onClose);
+    res.on('close', onClose);
     const job = await query(() => visibleJob(db, res, jobId));
     let after = lastEventId(
       req.header('last-event-id') ??
@@ -100,9 +106,9 @@ export function eventsRouter({ config, db, presigner, logger, changes }: ApiDepe
     );
     // Listening before the first read: a change committed in between is announced, not missed.
     const changed = new JobChangeWaiter(changes, job.id, undefined, { keep: true });
-    const closed = new AbortController();
     try {
       const pending = await query(() => listJobEvents(db, job.id, after));
+      if (closed.signal.aborted) return;
       if (pending.length === 0 && isTerminalStatus(job.status)) {
         // Everything up to the end was delivered: 204 tells an EventSource to stop reconnecting.
         res.status(204).end();
@@ -119,9 +125,6 @@ export function eventsRouter({ config, db, presigner, logger, changes }: ApiDepe
       res.flushHeaders();
       res.write('retry: 1000\n\n');
 
-      const onClose = () => closed.abort();
-      req.on('close', onClose);
-      res.on('close', onClose);
       const heartbeat = setInterval(() => res.write(': keepalive\n\n'), EVENTS_HEARTBEAT_MS);
       try {
         let batch = pending;
@@ -134,6 +137,11 @@ export function eventsRouter({ config, db, presigner, logger, changes }: ApiDepe
             if (event.type === 'status' && status && isTerminalStatus(status)) ended = true;
           }
           if (ended || closed.signal.aborted) break;
+          // A full page of the table: the rest is read at once, not when the job next changes.
+          if (batch.length >= JOB_EVENTS_PAGE_SIZE) {
+            batch = await query(() => listJobEvents(db, job.id, after));
+            continue;
+          }
           const left = endsAt - Date.now();
           if (left <= 0) {
             // What was heard until now was sent: the client reconnects (retry: 1000) with

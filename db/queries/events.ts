@@ -27,11 +27,14 @@ export async function appendJobEvent(
   return result.rows[0]?.seq;
 }
 
+/** The most events one read returns: a longer history is read page by page. */
+export const JOB_EVENTS_PAGE_SIZE = 500;
+
 export async function listJobEvents(
   db: Database,
   jobId: string,
   afterSeq: number,
-  limit = 500,
+  limit = JOB_EVENTS_PAGE_SIZE,
 ): Promise<JobEventRow[]> {
   return db
     .select()

@@ -1,4 +1,5 @@
 import { poolOf } from '../../db/client';
+import { createJob } from '../../db/queries/jobs';
 import { readEvents } from '../support/public-api';
 import { getJson, postJson, validRequest } from '../support/stack';
 import { useTestStack } from '../support/use-stack';
@@ -86,6 +87,30 @@ describe('job events (SSE)', () => {
     } finally {
       pool.query = query;
     }
+  });
+
+  it('streams a history longer than one read of the table, through its terminal event', async () => {
+    // A job with 601 events before its end (an output retried for hours records one per attempt).
+    const job = await createJob(stack.database.db, {
+      model: 'a/b',
+      prompt: 'a long history',
+      numOutputs: 1,
+      seed: 1,
+      outputFormat: 'png',
+    });
+    await poolOf(stack.database.db).query(
+      `insert into job_events (job_id, seq, type, data)
+       select $1, seq, 'status', '{"status":"PROCESSING"}'::jsonb from generate_series(2, 601) as seq`,
+      [job.id],
+    );
+    await poolOf(stack.database.db).query(
+      `with ended as (update jobs set status = 'COMPLETED', event_seq = 602 where id = $1 returning id)
+       insert into job_events (job_id, seq, type, data) select id, 602, 'status', '{"status":"COMPLETED"}'::jsonb from ended`,
+      [job.id],
+    );
+    const followed = await readEvents(`${stack.baseUrl}/api/v1/jobs/${job.id}/events`, { timeoutMs: 10_000 });
+    expect(followed.ended).toBe(true);
+    expect(followed.events.map((event) => Number(event.id))).toEqual(Array.from({ length: 602 }, (_, i) => i + 1));
   });
 
   it('answers 404 for an unknown job', async () => {
