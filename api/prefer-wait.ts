@@ -22,7 +22,9 @@ export function preferredWaitSeconds(req: Request): number | undefined {
 /** An AbortSignal that fires when the client hangs up, so that a wait frees what it held. */
 export function hangUpSignal(res: Response): AbortSignal {
   const controller = new AbortController();
-  // The response closes before it was written only when the connection went away.
+  // The response closes before it was written only when the connection went away; `close` is
+  // emitted once, so a client gone before the wait began (during the submit) is seen here.
+  if (res.destroyed && !res.writableEnded) controller.abort();
   res.on('close', () => {
     if (!res.writableEnded) controller.abort();
   });

@@ -1,7 +1,11 @@
+import { eq } from 'drizzle-orm';
 import { Client } from 'pg';
+import { workflowIdForJob } from '../../common/temporal';
+import { jobs } from '../../db/schema';
+import { delayStartAnswers } from '../support/grpc-faults';
 import { readEvents } from '../support/public-api';
 import { getJson, postJson, startTestStack, validRequest, type TestStack } from '../support/stack';
-import { waitFor } from '../support/wait';
+import { sleep, waitFor } from '../support/wait';
 
 /**
  * The change feed (LISTEN job_events, one connection per API process) and what waits on it: event
@@ -111,6 +115,38 @@ describe('the change feed', () => {
       await waitFor('the wait to unsubscribe', () => idle.changes.subscriberCount === 0, 5_000);
     } finally {
       await idle.stop();
+    }
+  });
+
+  it('holds nothing for a waiting client that hung up before its submit was answered', async () => {
+    // The workflow's start answers after 1.5 s: the client leaves while the API is still submitting.
+    const slow = await startTestStack({ worker: false, apiTemporalInterceptors: [delayStartAnswers(1_500)] });
+    try {
+      const prompt = `gone before the wait ${Date.now()}`;
+      const controller = new AbortController();
+      const submitting = fetch(`${slow.baseUrl}/api/v1/generate`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', Prefer: 'wait=60' },
+        body: JSON.stringify({ ...validRequest, prompt }),
+        signal: controller.signal,
+      }).catch(() => undefined);
+      await sleep(300);
+      controller.abort();
+      await submitting;
+      const [job] = await slow.database.db.select().from(jobs).where(eq(jobs.prompt, prompt));
+      expect(job).toBeDefined();
+      // Once the start has been answered, the API would wait here: it must not, the client is gone.
+      await waitFor('the workflow to start', async () => {
+        const described = await slow.client.workflow
+          .getHandle(workflowIdForJob(job!.id))
+          .describe()
+          .catch(() => undefined);
+        return described !== undefined;
+      });
+      await sleep(2_000);
+      expect(slow.changes.subscriberCount).toBe(0);
+    } finally {
+      await slow.stop();
     }
   });
 

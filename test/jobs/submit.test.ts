@@ -8,6 +8,7 @@ import type { Database } from '../../db/client';
 import { createJob, deleteJob } from '../../db/queries/jobs';
 import { batches, jobs } from '../../db/schema';
 import { postJson, validRequest, waitForJob, type TestStack } from '../support/stack';
+import { delayStartAnswers, isStart } from '../support/grpc-faults';
 import { useTestStack } from '../support/use-stack';
 
 /**
@@ -15,25 +16,6 @@ import { useTestStack } from '../support/use-stack';
  * whether the workflow exists before it undoes anything, and a replayed Idempotency-Key never
  * answers 200 for a job that will not run.
  */
-
-const isStart = (path: string) => path.endsWith('/StartWorkflowExecution');
-
-/** Holds every answer to StartWorkflowExecution for `delayMs`: the server has started the workflow, the API hears of it late. */
-function delayStartAnswers(delayMs: number): Interceptor {
-  return (options, nextCall) => {
-    if (!isStart(options.method_definition.path)) return new InterceptingCall(nextCall(options));
-    return new InterceptingCall(nextCall(options), {
-      start(metadata, _listener, next) {
-        const later = (deliver: () => void) => void setTimeout(deliver, delayMs);
-        next(metadata, {
-          onReceiveMetadata: (received, pass) => later(() => pass(received)),
-          onReceiveMessage: (message, pass) => later(() => pass(message)),
-          onReceiveStatus: (received, pass) => later(() => pass(received)),
-        });
-      },
-    });
-  };
-}
 
 /** Fails every StartWorkflowExecution with UNAVAILABLE before it leaves the API: the server never hears of it. */
 function dropStarts(): Interceptor {
