@@ -8,15 +8,26 @@ import { parseOrThrow } from '../validation';
 
 const DAY_MS = 24 * 3600 * 1000;
 
-/** A date (YYYY-MM-DD, UTC midnight) or a date-time. */
-const instant = z.union([z.iso.date(), z.iso.datetime({ offset: true })]).transform((value) => new Date(value));
+/** A date (YYYY-MM-DD, UTC midnight) or a date-time, in the years Postgres counts (1 to 9999, UTC). */
+const instant = z
+  .union([z.iso.date(), z.iso.datetime({ offset: true })])
+  .transform((value) => new Date(value))
+  .refine(
+    (date) => date.getUTCFullYear() >= 1 && date.getUTCFullYear() <= 9999,
+    'must fall in the years 1 to 9999 (UTC)',
+  );
 
-export const usageQuerySchema = z.strictObject({
-  from: instant
-    .optional()
-    .openapi({ description: 'Jobs submitted at or after this date or date-time; default 30 days before `to`.' }),
-  to: instant.optional().openapi({ description: 'Jobs submitted before this date or date-time; default now.' }),
-});
+export const usageQuerySchema = z
+  .strictObject({
+    from: instant
+      .optional()
+      .openapi({ description: 'Jobs submitted at or after this date or date-time; default 30 days before `to`.' }),
+    to: instant.optional().openapi({ description: 'Jobs submitted before this date or date-time; default now.' }),
+  })
+  .refine((range) => !range.from || !range.to || range.from < range.to, {
+    message: 'must be before `to`',
+    path: ['from'],
+  });
 
 const figuresSchema = z.object({
   jobs: z.number().int(),

@@ -76,4 +76,16 @@ describe('usage', () => {
     expect(metrics).toContain('# TYPE media_usage_bytes_stored gauge');
     expect(metrics).toContain('# TYPE media_usage_prediction_seconds gauge');
   });
+  it('refuses a range it cannot count, naming the parameter', async () => {
+    const { auth } = await createTestKey(stack.database.db, 'usage-range');
+    for (const [query, field] of [
+      ['from=0000-01-01', 'from'],
+      ['to=0001-01-01T00:30:00%2B01:00', 'to'],
+      ['from=2026-12-01&to=2026-11-01', 'from'],
+    ]) {
+      const reply = await getJson(stack.baseUrl, `/api/v1/usage?${query}`, auth);
+      expect([query, reply.status]).toEqual([query, 422]);
+      expect(reply.body!.errors).toEqual([expect.objectContaining({ field })]);
+    }
+  });
 });
