@@ -1,7 +1,8 @@
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { isIP } from 'node:net';
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context, type Info } from '@temporalio/activity';
+import { msToNumber } from '@temporalio/common/lib/time';
 import { NonRetryable } from '../common/errors';
 import { type Presigner } from '../common/presigner';
 import { toBatchReply } from '../jobs/batch-reply';
@@ -117,6 +118,28 @@ export async function deliverBatchWebhook(
   return { statusCode: answer!.statusCode };
 }
 
+/**
+ * The delay before the next attempt that a receiver's `Retry-After` asks for, when it is longer than
+ * the retry policy's own next backoff; undefined leaves the policy's backoff. A shorter one is not
+ * taken: a receiver answering `Retry-After: 1` every time would otherwise be called every second
+ * for the policy's whole day.
+ */
+export function retryDelaySeconds(
+  retryAfter: string | undefined,
+  attempt: Pick<Info, 'attempt' | 'retryPolicy'>,
+): number | undefined {
+  const asked = retryAfterSeconds(retryAfter);
+  const policy = attempt.retryPolicy;
+  if (asked === undefined || !policy?.initialInterval) return asked;
+  const initialSeconds = msToNumber(policy.initialInterval) / 1000;
+  const maximumSeconds = policy.maximumInterval ? msToNumber(policy.maximumInterval) / 1000 : Infinity;
+  const backoffSeconds = Math.min(
+    initialSeconds * (policy.backoffCoefficient ?? 2) ** (attempt.attempt - 1),
+    maximumSeconds,
+  );
+  return asked > backoffSeconds ? asked : undefined;
+}
+
 /** One signed POST; what the receiver answered, and the failure to throw for anything but a 2xx. */
 async function sendSigned(
   deps: WebhookDependencies & { signingSecret: string },
@@ -141,7 +164,9 @@ async function sendSigned(
     });
     if (answer.statusCode >= 200 && answer.statusCode < 300) return { answer };
     const delay =
-      answer.statusCode === 429 || answer.statusCode === 503 ? retryAfterSeconds(answer.retryAfter) : undefined;
+      answer.statusCode === 429 || answer.statusCode === 503
+        ? retryDelaySeconds(answer.retryAfter, Context.current().info)
+        : undefined;
     return {
       answer,
       failure: ApplicationFailure.create({

@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import { deliverBatchWebhook, deliverWebhook } from '../../activities/webhook-delivery';
+import { deliverBatchWebhook, deliverWebhook, retryDelaySeconds } from '../../activities/webhook-delivery';
 import { NonRetryable } from '../../common/errors';
 import type { Database } from '../../db/client';
 
@@ -49,5 +49,26 @@ describe('webhook delivery without WEBHOOK_SIGNING_SECRET', () => {
       signal,
     );
     await expect(delivery).rejects.toEqual(notConfigured);
+  });
+});
+
+/** A receiver's Retry-After against the webhook policy (30 s, doubling, up to an hour). */
+describe("the delay a receiver's Retry-After sets", () => {
+  const retryPolicy = { initialInterval: '30s', backoffCoefficient: 2, maximumInterval: '1h' } as const;
+
+  it('takes a Retry-After longer than the next backoff', () => {
+    expect(retryDelaySeconds('120', { attempt: 1, retryPolicy })).toBe(120);
+    expect(retryDelaySeconds('7200', { attempt: 20, retryPolicy })).toBe(7200);
+  });
+
+  it("leaves the policy's backoff when Retry-After asks for less", () => {
+    expect(retryDelaySeconds('1', { attempt: 1, retryPolicy })).toBeUndefined();
+    // Attempt 4 backs off 240 s: 200 is less.
+    expect(retryDelaySeconds('200', { attempt: 4, retryPolicy })).toBeUndefined();
+    expect(retryDelaySeconds(undefined, { attempt: 1, retryPolicy })).toBeUndefined();
+  });
+
+  it('takes Retry-After as it is when the attempt does not say its policy', () => {
+    expect(retryDelaySeconds('1', { attempt: 1, retryPolicy: undefined })).toBe(1);
   });
 });
