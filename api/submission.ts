@@ -17,11 +17,21 @@ import { LIMITS, type GenerateRequest } from './schemas';
 
 const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
-/** A stable hash of the validated request: key order and defaults do not change it. */
+/**
+ * A stable hash of the validated request: key order and defaults do not change it. Fields without
+ * a schema default are left out when they hold their default (a priority of `normal`, the default
+ * webhook events, in any order), so that a request that leaves them out hashes as it always did.
+ */
 export function requestHash(request: GenerateRequest): string {
+  const events = request.webhook_events_filter && [...new Set(request.webhook_events_filter)].sort();
+  const normalized: GenerateRequest = {
+    ...request,
+    priority: request.priority === DEFAULT_JOB_PRIORITY ? undefined : request.priority,
+    webhook_events_filter: events && events.join() === [...DEFAULT_WEBHOOK_EVENTS].sort().join() ? undefined : events,
+  };
   const canonical = JSON.stringify(
     Object.fromEntries(
-      Object.entries(request)
+      Object.entries(normalized)
         .filter(([, value]) => value !== undefined)
         .sort(([a], [b]) => a.localeCompare(b)),
     ),
