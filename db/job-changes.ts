@@ -40,6 +40,13 @@ export interface JobChangesOptions {
   onError?: (error: Error) => void;
   /** First delay before reconnecting; doubles up to 5 s. */
   reconnectDelayMs?: number;
+  /**
+   * How often the listening connection is asked a `select 1`, and how long it has to answer: a
+   * connection that a NAT or a load balancer dropped while idle raises no error (an AWS NLB drops
+   * idle flows after 350 s), and would hear nothing from then on. Default 30 s and 10 s.
+   */
+  livenessIntervalMs?: number;
+  livenessTimeoutMs?: number;
 }
 
 const CHANNEL = 'job_events';
@@ -58,6 +65,7 @@ export class JobChanges {
   private connected: Promise<void> | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private backendPid: number | undefined;
+  private livenessTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: JobChangesOptions) {}
 
@@ -93,13 +101,20 @@ export class JobChanges {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.reconnectTimer);
+    clearTimeout(this.livenessTimer);
     const client = this.client;
     this.client = undefined;
     await client?.end().catch(() => undefined);
   }
 
   private async connect(delayMs: number): Promise<void> {
-    const client = new Client({ connectionString: this.options.url });
+    const client = new Client({
+      connectionString: this.options.url,
+      // TCP keepalive as well, for a peer that is gone (its probes find it within minutes).
+      keepAlive: true,
+      query_timeout: this.options.livenessTimeoutMs ?? 10_000,
+      connectionTimeoutMillis: 10_000,
+    });
     client.on('notification', (message) => {
       if (message.channel !== CHANNEL || !message.payload) return;
       // Every event of the database is announced to every process: only those of a job followed here are read.
@@ -126,6 +141,24 @@ export class JobChanges {
       return;
     }
     this.client = client;
+    this.checkLivenessLater(client, delayMs);
+  }
+
+  /** Asks the listening connection a question now and then; one that does not answer is replaced. */
+  private checkLivenessLater(client: Client, delayMs: number): void {
+    clearTimeout(this.livenessTimer);
+    this.livenessTimer = setTimeout(() => {
+      if (this.client !== client) return;
+      client.query('select 1').then(
+        () => this.checkLivenessLater(client, delayMs),
+        (error: Error) => {
+          this.options.onError?.(error);
+          this.reconnectLater(client, delayMs);
+        },
+      );
+    }, this.options.livenessIntervalMs ?? 30_000);
+    // The check never keeps a process alive on its own.
+    this.livenessTimer.unref();
   }
 
   private reconnectLater(client: Client, delayMs: number): void {

@@ -6,6 +6,7 @@ import { createJob, finishJob, markJobProcessing } from '../../db/queries/jobs';
 import { markMediaCompleted } from '../../db/queries/media';
 import { jobs } from '../../db/schema';
 import { testConfig } from '../support/stack';
+import { throughProxy, Toxiproxy, type Proxy } from '../support/toxiproxy';
 import { useDatabase } from '../support/use-stack';
 import { waitFor } from '../support/wait';
 
@@ -112,5 +113,56 @@ describe('the change feed of job_events', () => {
       waiter.close();
       await database.db.delete(jobs).where(eq(jobs.id, job.id));
     }
+  });
+});
+
+/** The feed's own connection through Toxiproxy: a link that goes silent raises no error of its own. */
+describe('the change feed on a link that goes silent', () => {
+  const database = useDatabase();
+  const errors: Error[] = [];
+  let toxiproxy: Toxiproxy;
+  let proxy: Proxy;
+  let changes: JobChanges;
+
+  beforeAll(async () => {
+    const url = testConfig().DATABASE_URL;
+    const { hostname, port } = new URL(url);
+    toxiproxy = await Toxiproxy.start();
+    proxy = await toxiproxy.proxy('feed-postgres', `${hostname}:${port || 5432}`);
+    changes = new JobChanges({
+      url: throughProxy(url, proxy),
+      livenessIntervalMs: 300,
+      livenessTimeoutMs: 500,
+      onError: (error) => errors.push(error),
+    });
+    await changes.start();
+  });
+  afterAll(async () => {
+    await changes?.stop();
+    await toxiproxy?.stop();
+  });
+
+  it('notices a listening connection that no longer answers, and listens on a new one', async () => {
+    const job = await createJob(database.db, {
+      model: 'a/b',
+      prompt: `silent link ${randomUUID()}`,
+      numOutputs: 1,
+      seed: 1,
+      outputFormat: 'png',
+    });
+    const heard: (JobChange | undefined)[] = [];
+    const unsubscribe = changes.subscribe(job.id, (change) => heard.push(change));
+    const listener = changes.listenerPid;
+    expect(listener).toBeDefined();
+    // Nothing comes back any more and nothing is closed: a flow that a NAT or a load balancer forgot.
+    const silence = await proxy.addToxic({ type: 'timeout', attributes: { timeout: 0 } });
+    await waitFor('the feed to notice the silence', () => errors.length > 0, 10_000);
+    await proxy.removeToxic(silence);
+    await waitFor('a new listening connection', () => (changes.listenerPid ?? listener) !== listener, 10_000);
+    // Its subscribers are told to read again (what was announced meanwhile), and hear what comes next.
+    expect(heard).toContain(undefined);
+    await markJobProcessing(database.db, job.id);
+    await waitFor('the start to be announced', () => heard.some((change) => change?.seq === 2), 5_000);
+    unsubscribe();
   });
 });
