@@ -177,6 +177,8 @@ export async function submitJob(deps: LifecycleDependencies, submission: Submiss
       // A concurrent request with the same key (or regenerating the same job) won the insert: answer with its job.
       const existing = await earlierJob(db, submission);
       if (existing) return replayJob(deps, existing, submission);
+      // Its job is gone already: it was removed because its workflow could not be started.
+      return { outcome: 'not-started' };
     }
     throw error;
   }

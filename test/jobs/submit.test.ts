@@ -111,6 +111,22 @@ describe('a start that fails before it reaches Temporal', () => {
     await expectReplayOfUnstartedJobUnavailable(stack, 'dropped-replay');
   });
 
+  it('answers 503, never 500, to concurrent requests with one Idempotency-Key while no start gets through', async () => {
+    const key = `dropped-concurrent-${randomUUID()}`;
+    const prompt = `dropped concurrent ${randomUUID()}`;
+    // One of them inserts the job and removes it when its start fails; the others lose the insert to
+    // it and may then find no job to answer with.
+    for (let round = 0; round < 5; round++) {
+      const replies = await Promise.all(
+        Array.from({ length: 8 }, () =>
+          postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, prompt }, { 'Idempotency-Key': key }),
+        ),
+      );
+      expect(replies.map((reply) => reply.status)).toEqual(replies.map(() => 503));
+    }
+    expect(await stack.database.db.select().from(jobs).where(eq(jobs.prompt, prompt))).toHaveLength(0);
+  });
+
   it('answers 503 to a batch and keeps nothing of it: no batch, no job', async () => {
     const key = `dropped-batch-${randomUUID()}`;
     const prompts = [1, 2, 3].map((n) => `${key} ${n}`);
