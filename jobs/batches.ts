@@ -73,6 +73,8 @@ export async function submitBatch(deps: LifecycleDependencies, submission: Batch
       // A concurrent request with the same key won the insert: answer with its batch.
       const existing = await findBatchByIdempotencyKey(db, owner, idempotencyKey);
       if (existing) return replayBatch(deps, existing, requestHash, submission.fairness);
+      // Its batch is gone already: it was removed because its workflows could not be started.
+      return { outcome: 'not-started' };
     }
     throw error;
   }
@@ -107,7 +109,10 @@ async function replayBatch(
   if (batch.requestHash !== requestHash) return { outcome: 'key-reused', batch };
   // As for a replayed job: the first request may have died between its insert and its starts. Rows are kept (the
   // first request may still be starting them; the reconciler fails a row whose workflow never started).
-  const pending = (await listBatchJobs(deps.db, batch.id)).filter((job) => job.status === 'PENDING');
+  const recorded = await listBatchJobs(deps.db, batch.id);
+  // A batch has a job at least: none left means the first request is removing them (its starts failed).
+  if (recorded.length === 0) return { outcome: 'not-started' };
+  const pending = recorded.filter((job) => job.status === 'PENDING');
   const failed = await startEach(pending, (job) =>
     ensureWorkflowStarted(deps, job, fairness, { rejectDuplicate: true }),
   );
@@ -118,5 +123,8 @@ async function replayBatch(
     );
     return { outcome: 'not-started' };
   }
+  // As for a job: what the first request removed meanwhile is not replayed as accepted.
+  if (pending.length > 0 && (await listBatchJobs(deps.db, batch.id)).length < recorded.length)
+    return { outcome: 'not-started' };
   return { outcome: 'replayed', batch };
 }

@@ -31,6 +31,7 @@ import {
   findJobByIdempotencyKey,
   findRegeneration,
   finishJob,
+  getJob,
   getJobStatus,
   isIdempotencyConflict,
   isRegenerationConflict,
@@ -223,6 +224,9 @@ async function replayJob(deps: LifecycleDependencies, job: JobRow, submission: S
       deps.logger.warn({ err: error, jobId: job.id }, 'could not start the workflow of a replayed job');
       return { outcome: 'not-started' };
     }
+    // The first request removes its job when its own start failed, maybe while this one started it:
+    // a job that is gone is not replayed as accepted.
+    if (!(await getJob(deps.db, job.id))) return { outcome: 'not-started' };
   }
   return { outcome: 'replayed', job };
 }

@@ -125,6 +125,20 @@ describe('a start that fails before it reaches Temporal', () => {
       expect(replies.map((reply) => reply.status)).toEqual(replies.map(() => 503));
     }
     expect(await stack.database.db.select().from(jobs).where(eq(jobs.prompt, prompt))).toHaveLength(0);
+    // The same for a batch.
+    for (let round = 0; round < 5; round++) {
+      const replies = await Promise.all(
+        Array.from({ length: 8 }, () =>
+          postJson(
+            stack.baseUrl,
+            '/api/v1/batches',
+            { jobs: [{ ...validRequest, prompt }] },
+            { 'Idempotency-Key': `${key}-batch` },
+          ),
+        ),
+      );
+      expect(replies.map((reply) => reply.status)).toEqual(replies.map(() => 503));
+    }
   });
 
   it('answers 503 to a batch and keeps nothing of it: no batch, no job', async () => {
