@@ -217,11 +217,15 @@ export function isRegenerationConflict(error: unknown): boolean {
  * gone fails on JobNotFound before doing anything billed.
  */
 export async function deleteJob(db: Database, jobId: string): Promise<boolean> {
-  const deleted = await db
-    .delete(jobs)
-    .where(and(eq(jobs.id, jobId), eq(jobs.status, 'PENDING'), isNull(jobs.predictionId)))
-    .returning({ id: jobs.id });
-  return deleted.length > 0;
+  return db.transaction(async (tx) => {
+    const [deleted] = await tx
+      .delete(jobs)
+      .where(and(eq(jobs.id, jobId), eq(jobs.status, 'PENDING'), isNull(jobs.predictionId)))
+      .returning({ batchId: jobs.batchId });
+    // The jobs of its batch that ended before it went saw it unfinished: the batch may be over now.
+    if (deleted?.batchId) await endBatchIfDone(tx, deleted.batchId);
+    return deleted !== undefined;
+  });
 }
 
 function prepareGetJob(db: Database) {

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { InterceptingCall, Metadata, status as GrpcStatus, type Interceptor } from '@grpc/grpc-js';
 import { eq, inArray } from 'drizzle-orm';
 import { requestHash } from '../../api/submission';
 import { generateRequestSchema } from '../../api/schemas';
@@ -8,7 +7,7 @@ import type { Database } from '../../db/client';
 import { createJob, deleteJob } from '../../db/queries/jobs';
 import { batches, jobs } from '../../db/schema';
 import { postJson, validRequest, waitForJob, type TestStack } from '../support/stack';
-import { delayStartAnswers, isStart } from '../support/grpc-faults';
+import { delayStartAnswers, dropStarts } from '../support/grpc-faults';
 import { useTestStack } from '../support/use-stack';
 
 /**
@@ -16,26 +15,6 @@ import { useTestStack } from '../support/use-stack';
  * whether the workflow exists before it undoes anything, and a replayed Idempotency-Key never
  * answers 200 for a job that will not run.
  */
-
-/** Fails every StartWorkflowExecution with UNAVAILABLE before it leaves the API: the server never hears of it. */
-function dropStarts(): Interceptor {
-  return (options, nextCall) => {
-    if (!isStart(options.method_definition.path)) return new InterceptingCall(nextCall(options));
-    return new InterceptingCall(nextCall(options), {
-      start(_metadata, listener) {
-        setImmediate(() =>
-          listener.onReceiveStatus({
-            code: GrpcStatus.UNAVAILABLE,
-            details: 'the start was dropped before it left (test)',
-            metadata: new Metadata(),
-          }),
-        );
-      },
-      sendMessage: () => undefined,
-      halfClose: () => undefined,
-    });
-  };
-}
 
 const jobRows = (db: Database, jobId: string) => db.select().from(jobs).where(eq(jobs.id, jobId));
 
@@ -161,5 +140,22 @@ describe('a replayed Idempotency-Key with Temporal unreachable for the API', () 
 
   it('answers 503, not 200, when the PENDING job has no workflow and none can be started', async () => {
     await expectReplayOfUnstartedJobUnavailable(stack, 'unreachable-replay');
+  });
+});
+
+describe('a batch one of whose starts fails after another job of it has ended', () => {
+  // The second start fails 3 s in: the first job has run to its end meanwhile.
+  const stack = useTestStack({ apiTemporalInterceptors: [dropStarts({ nth: 2, afterMs: 3_000 })] });
+
+  it('keeps the job that ran, and records the end of the batch it is left alone in', async () => {
+    const prompts = [1, 2].map((n) => `half-started batch ${randomUUID()} ${n}`);
+    const reply = await postJson(stack.baseUrl, '/api/v1/batches', {
+      jobs: prompts.map((prompt) => ({ ...validRequest, prompt })),
+    });
+    expect(reply.status).toBe(503);
+    const rows = await stack.database.db.select().from(jobs).where(inArray(jobs.prompt, prompts));
+    expect(rows.map((row) => row.status)).toEqual(['COMPLETED']);
+    const [batch] = await stack.database.db.select().from(batches).where(eq(batches.id, rows[0]!.batchId!));
+    expect(batch?.endedAt).toBeInstanceOf(Date);
   });
 });
