@@ -26,7 +26,7 @@ import { heartbeatWhile, isRetryableFailure, pollRetryDelayMs, storableText, wai
 import { storeObject } from './object-storage';
 import { reconcileUnfinishedJobs } from './reconcile';
 import { abortStaleUploads, removeExpiredBatch, type RemovalBatch } from './retention';
-import { finishJobFromWorkflow, type ReconcileResult } from '../jobs/lifecycle';
+import { finishJobFromWorkflow, settleDueJobs, type ReconcileResult } from '../jobs/lifecycle';
 import { announceBatchEnd, announceOverdueBatches, type BatchWebhookDependencies } from '../jobs/batch-webhook';
 import { deliverBatchWebhook, deliverWebhook, type DeliveryResult, type WebhookDependencies } from './webhook-delivery';
 import type { ActivityPolicyOverrides, BatchWebhookMessage, WebhookMessage } from '../common/temporal';
@@ -496,7 +496,7 @@ export function createActivities(deps: ActivityDependencies) {
 
     async reconcileJobs(): Promise<ReconcileResult[]> {
       if (!deps.temporal) throw new Error('the reconciler needs a Temporal client');
-      const reconciled = await reconcileUnfinishedJobs({
+      const settling = {
         db,
         temporal: deps.temporal,
         logger,
@@ -504,7 +504,10 @@ export function createActivities(deps: ActivityDependencies) {
           TEMPORAL_TASK_QUEUE: Context.current().info.taskQueue,
           WEBHOOK_RETRY_INITIAL_INTERVAL_SECONDS: deps.settlePolicies?.webhookInitialIntervalSeconds,
         },
-      });
+      };
+      const reconciled = await reconcileUnfinishedJobs(settling);
+      // The settles that a round (or the API's cancel) could not start, once they are overdue.
+      await settleDueJobs(settling);
       await announceOverdueBatches({ ...batchWebhookDependencies(deps.temporal), logger });
       return reconciled;
     },

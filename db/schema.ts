@@ -69,6 +69,12 @@ export const jobs = pgTable(
     batchIndex: integer('batch_index'),
     /** When the provider stops serving the prediction's outputs (Replicate: an hour after it ends); null: never. */
     providerOutputsExpireAt: timestamp('provider_outputs_expire_at', { withTimezone: true, mode: 'date' }),
+    /**
+     * Set when the job was ended outside its workflow (the reconciler, a cancel of a job whose
+     * workflow was gone), in the same statement, and cleared once its settleOrphanedJob workflow
+     * was started: the reconciler starts the ones still due (jobs/lifecycle.ts settleDueJobs).
+     */
+    settleDueAt: timestamp('settle_due_at', { withTimezone: true, mode: 'date' }),
   },
   (table) => [
     index('jobs_created_at_id_idx').on(table.createdAt.desc(), table.id.desc()),
@@ -92,6 +98,9 @@ export const jobs = pgTable(
     uniqueIndex('jobs_batch_id_batch_index_idx')
       .on(table.batchId, table.batchIndex)
       .where(sql`${table.batchId} is not null`),
+    index('jobs_settle_due_at_idx')
+      .on(table.settleDueAt)
+      .where(sql`${table.settleDueAt} is not null`),
   ],
 );
 

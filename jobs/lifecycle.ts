@@ -31,10 +31,12 @@ import {
   findJobByIdempotencyKey,
   findRegeneration,
   finishJob,
+  clearSettleDue,
   getJob,
   getJobStatus,
   isIdempotencyConflict,
   isRegenerationConflict,
+  listDueSettles,
   RunningJobsCapReached,
   type JobOutcome,
   type NewJob,
@@ -340,29 +342,66 @@ export async function cancelJob(deps: LifecycleDependencies, job: JobRow, reason
 /**
  * Ends a job whose workflow is gone, as its workflow would have: the row, then its prediction
  * cancelled and its end announced (the settleOrphanedJob workflow, once per job). Returns whether
- * this call ended it.
+ * this call ended it. The row's end marks the settle as due in the same statement, and the mark goes
+ * once the settle workflow is started: a start that fails (Temporal unreachable, this process gone)
+ * is made by the reconciler's next rounds (settleDueJobs), so the end is always announced.
  */
 export async function endJobOutsideWorkflow(
   deps: { db: Database; temporal: Client; config: SettleConfig },
   job: Pick<JobRow, 'id' | 'webhookUrl' | 'webhookEvents'>,
   outcome: JobOutcome,
 ): Promise<boolean> {
-  if (!(await finishJob(deps.db, job.id, outcome))) return false;
+  if (!(await finishJob(deps.db, job.id, outcome, { settleDue: true }))) return false;
+  await startSettle(deps, job, outcome.status);
+  // The job may have been its batch's last: the reconciler starts a batch webhook this misses.
+  await announceBatchEnd(deps, job.id);
+  return true;
+}
+
+async function startSettle(
+  deps: { db: Database; temporal: Client; config: SettleConfig },
+  job: Pick<JobRow, 'id' | 'webhookUrl' | 'webhookEvents'>,
+  status: TerminalStatus,
+): Promise<void> {
   await startWorkflowOnce(deps.temporal, SETTLE_ORPHANED_JOB_WORKFLOW_TYPE, {
     taskQueue: deps.config.TEMPORAL_TASK_QUEUE,
     workflowId: settleOrphanedJobWorkflowId(job.id),
     args: [
       {
         jobId: job.id,
-        status: outcome.status,
+        status,
         policies: { webhookInitialIntervalSeconds: deps.config.WEBHOOK_RETRY_INITIAL_INTERVAL_SECONDS },
         ...(webhookOf(job) ? { webhook: webhookOf(job) } : {}),
       },
     ],
   });
-  // The job may have been its batch's last: the reconciler starts a batch webhook this misses.
-  await announceBatchEnd(deps, job.id);
-  return true;
+  await clearSettleDue(deps.db, job.id);
+}
+
+/** A settle left due this long belongs to no call still starting it. */
+const SETTLE_GRACE_SECONDS = 60;
+const DUE_SETTLES_PAGE = 100;
+
+/**
+ * The reconciler's share: the settleOrphanedJob workflows of jobs ended outside their workflow
+ * whose start did not get through (endJobOutsideWorkflow). Returns how many it started.
+ */
+export async function settleDueJobs(deps: {
+  db: Database;
+  temporal: Client;
+  config: SettleConfig;
+  logger: Logger;
+}): Promise<number> {
+  let started = 0;
+  for (const job of await listDueSettles(deps.db, SETTLE_GRACE_SECONDS, DUE_SETTLES_PAGE)) {
+    if (!isTerminalStatus(job.status)) continue;
+    await startSettle(deps, job, job.status).then(
+      () => (started += 1),
+      (error: unknown) => deps.logger.warn({ err: error, jobId: job.id }, 'could not start the settle of a job'),
+    );
+  }
+  if (started > 0) deps.logger.info({ started }, 'started the settles of jobs whose settle did not start');
+  return started;
 }
 
 /**

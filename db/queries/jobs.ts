@@ -366,6 +366,30 @@ export async function getPredictionId(db: Database, jobId: string): Promise<stri
   return row?.predictionId ?? undefined;
 }
 
+export interface FinishOptions {
+  /** Ended outside its workflow: its settleOrphanedJob workflow is due (jobs.settle_due_at). */
+  settleDue?: boolean;
+}
+
+/** A job ended outside its workflow whose settleOrphanedJob workflow has been due for over `olderThanSeconds`. */
+export async function listDueSettles(
+  db: Database,
+  olderThanSeconds: number,
+  limit: number,
+): Promise<Pick<JobRow, 'id' | 'status' | 'webhookUrl' | 'webhookEvents'>[]> {
+  return db
+    .select({ id: jobs.id, status: jobs.status, webhookUrl: jobs.webhookUrl, webhookEvents: jobs.webhookEvents })
+    .from(jobs)
+    .where(sql`${jobs.settleDueAt} < now() - ${olderThanSeconds} * interval '1 second'`)
+    .orderBy(asc(jobs.settleDueAt))
+    .limit(limit);
+}
+
+/** Its settleOrphanedJob workflow was started. */
+export async function clearSettleDue(db: Database, jobId: string): Promise<void> {
+  await db.update(jobs).set({ settleDueAt: null }).where(eq(jobs.id, jobId));
+}
+
 export interface JobOutcome {
   status: TerminalStatus;
   errorMessage?: string | null;
@@ -378,8 +402,13 @@ export interface JobOutcome {
  * FAILED). A job that already ended keeps its first outcome, so running this twice changes nothing.
  * Returns whether this call ended the job.
  */
-export async function finishJob(db: Database, jobId: string, outcome: JobOutcome): Promise<boolean> {
-  if (await finishSettledJob(db, jobId, outcome)) return true;
+export async function finishJob(
+  db: Database,
+  jobId: string,
+  outcome: JobOutcome,
+  options: FinishOptions = {},
+): Promise<boolean> {
+  if (await finishSettledJob(db, jobId, outcome, options)) return true;
   return db.transaction(async (tx) => {
     const ended = await tx
       .update(jobs)
@@ -390,6 +419,7 @@ export async function finishJob(db: Database, jobId: string, outcome: JobOutcome
         completedAt: sql`now()`,
         // The outputs' lifetime counts from the end; an earlier expiry (a DELETE while it ran) stays.
         expiresAt: sql`least(${jobs.expiresAt}, now() + ${jobs.retentionSeconds} * interval '1 second')`,
+        ...(options.settleDue ? { settleDueAt: sql`now()` } : {}),
       })
       .where(and(eq(jobs.id, jobId), notInArray(jobs.status, [...TERMINAL_STATUSES])))
       .returning({ id: jobs.id, batchId: jobs.batchId });
@@ -419,7 +449,12 @@ export async function finishJob(db: Database, jobId: string, outcome: JobOutcome
  * false, changing nothing, for any other job, which takes finishJob's transaction. Outputs that
  * have ended stay ended (no write moves one back), so the snapshot's answer cannot go stale.
  */
-async function finishSettledJob(db: Database, jobId: string, outcome: JobOutcome): Promise<boolean> {
+async function finishSettledJob(
+  db: Database,
+  jobId: string,
+  outcome: JobOutcome,
+  options: FinishOptions,
+): Promise<boolean> {
   const event = { status: outcome.status, error_message: outcome.errorMessage ?? null };
   const result = await db.execute<{ id: string }>(sql`
     with ended as (
@@ -428,7 +463,7 @@ async function finishSettledJob(db: Database, jobId: string, outcome: JobOutcome
           retry_count = ${outcome.generationRetries ?? 0} + coalesce((select sum(greatest(attempts - 1, 0)) from ${media} where job_id = ${jobId}), 0),
           completed_at = now(),
           expires_at = least(expires_at, now() + retention_seconds * interval '1 second'),
-          event_seq = event_seq + 1, updated_at = now()
+          event_seq = event_seq + 1, updated_at = now()${options.settleDue ? sql`, settle_due_at = now()` : sql``}
       where id = ${jobId} and batch_id is null
         and status not in (${sql.join(
           TERMINAL_STATUSES.map((status) => sql`${status}`),

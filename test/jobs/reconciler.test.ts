@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { eq, inArray, sql } from 'drizzle-orm';
 import { mediaJobStatusSearchAttribute, workflowIdForJob } from '../../common/temporal';
+import { finishJob } from '../../db/queries/jobs';
 import { jobs } from '../../db/schema';
 import { insertJobWithoutWorkflow, reconcileOnce, submitJob } from '../support/jobs';
 import { ScriptedProvider } from '../support/scripted-provider';
@@ -114,5 +115,32 @@ describe('the reconciler', () => {
       error_message: 'no longer needed',
     });
     await predictionCancelled(jobId);
+    // Its settle started at once: none is left due.
+    const [row] = await stack.database.db.select().from(jobs).where(eq(jobs.id, jobId));
+    expect(row!.settleDueAt).toBeNull();
+  });
+  it('announces the end of a job whose settle did not start when it was ended', async () => {
+    const receiver = await receivers.start();
+    const jobId = await runningJobWithWebhook(receiver);
+    await stack.client.workflow.getHandle(workflowIdForJob(jobId)).terminate('gone');
+    // Ended outside its workflow, and the process died (or Temporal refused) before the settle started.
+    await finishJob(
+      stack.database.db,
+      jobId,
+      { status: 'CANCELLED', errorMessage: 'its settle did not start' },
+      {
+        settleDue: true,
+      },
+    );
+    await stack.database.db
+      .update(jobs)
+      .set({ settleDueAt: sql`now() - interval '2 minutes'` })
+      .where(eq(jobs.id, jobId));
+    await reconcileOnce(stack);
+    const [message] = await receiver.waitFor(1);
+    expect(JSON.parse(message!.body)).toMatchObject({ event: 'cancelled', job_id: jobId, status: 'CANCELLED' });
+    await predictionCancelled(jobId);
+    const [row] = await stack.database.db.select().from(jobs).where(eq(jobs.id, jobId));
+    expect(row!.settleDueAt).toBeNull();
   });
 });

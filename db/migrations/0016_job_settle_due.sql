@@ -1,0 +1,2 @@
+ALTER TABLE "jobs" ADD COLUMN "settle_due_at" timestamp with time zone;--> statement-breakpoint
+CREATE INDEX "jobs_settle_due_at_idx" ON "jobs" USING btree ("settle_due_at") WHERE "jobs"."settle_due_at" is not null;
