@@ -89,10 +89,18 @@ export function generateRouter(deps: ApiDependencies): Router {
         return;
       }
       res.setHeader('Preference-Applied', `wait=${waitSeconds}`);
-      await waitUntilJobEnds(deps, jobId, waitSeconds * 1000, hangUpSignal(res));
-      if (res.destroyed) return;
-      const job = await getJob(deps.db, jobId);
-      res.json(job ? { ...submit, ...(await statusReplyOf(deps, job)) } : submit);
+      let status: Record<string, unknown> | undefined;
+      try {
+        await waitUntilJobEnds(deps, jobId, waitSeconds * 1000, hangUpSignal(res));
+        if (res.destroyed) return;
+        const job = await getJob(deps.db, jobId);
+        status = job ? await statusReplyOf(deps, job) : undefined;
+      } catch (error) {
+        // The job is accepted: the answer says so without its current state, rather than a 503 that
+        // tells the client nothing was created (and to submit it again).
+        deps.logger.warn({ err: error, jobId }, 'could not read the job at the end of its wait');
+      }
+      res.json({ ...submit, ...status });
     }
   });
 

@@ -7,7 +7,7 @@ import { auditLedger, SubmissionLedger } from '../support/ledger';
 import { jobState, runMarker, submitUntilAccepted, waitForJobsToEnd } from '../support/faults';
 import { sleep, waitFor } from '../support/wait';
 import { testServers } from '../support/servers';
-import { startTestStack, validRequest, type TestStack } from '../support/stack';
+import { postJson, startTestStack, validRequest, type TestStack } from '../support/stack';
 import { throughProxy, Toxiproxy, type Proxy } from '../support/toxiproxy';
 import { WorkerProcess, workerProcessEnv } from '../support/worker-process';
 
@@ -149,6 +149,25 @@ describe('faults: Postgres unreachable for 30 s', () => {
         `${Math.round(recoveryMs / 1000)} s after the database returned; books: ${JSON.stringify(summary)}`,
     );
   }, 150_000);
+
+  it('answers an accepted submit whose wait loses the database with the submit, not a 503', async () => {
+    const prompt = `${validRequest.prompt} waited through an outage ${Date.now()}`;
+    const replying = postJson(stack.baseUrl, '/api/v1/generate', { ...validRequest, prompt }, { Prefer: 'wait=3' });
+    // Accepted (the row and the workflow's start), then the database goes while the request waits.
+    await waitFor(
+      'the job to be recorded',
+      async () => (await direct.pool.query('select 1 from jobs where prompt = $1', [prompt])).rowCount === 1,
+    );
+    await pgProxy.disable();
+    try {
+      const reply = await replying;
+      // The job exists: a 503 would tell the client to submit it again.
+      expect(reply.status).toBe(202);
+      expect(reply.body).toMatchObject({ job_id: expect.any(String), status: 'PENDING' });
+    } finally {
+      await pgProxy.enable();
+    }
+  });
 
   it('a connection cut in the middle of a transaction fails that transaction and does not crash the process', async () => {
     // The pool only listens for errors on idle clients; db/client.ts listens on every client, or
