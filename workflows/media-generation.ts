@@ -41,6 +41,12 @@ const OUTPUTS_WITH_THE_PREDICTION = 'outputs-with-the-prediction';
 const SMALL_OUTPUTS_LOCALLY = 'small-outputs-locally';
 /** Jobs that start and create their prediction in one local activity; jobs recorded before run startJob first. */
 const START_WITH_THE_PREDICTION = 'start-with-the-prediction';
+/**
+ * Jobs whose end, once their work is over, outlasts a workflow cancel request that reaches it; jobs
+ * recorded before ended CANCELLED in Temporal whatever the row said. Marked only when such a cancel
+ * reaches the end, so a job that is not cancelled there carries no marker.
+ */
+const END_OUTLASTS_CANCEL = 'end-outlasts-cancel';
 
 /**
  * One job: PROCESSING → create and await the prediction → store every output in parallel →
@@ -229,14 +235,12 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
       return progress;
     }
     progress.phase = 'finishing';
-    if (run.failures.length === 0) {
-      await finish('COMPLETED');
-    } else {
-      await finish(
+    if (run.failures.length === 0) await finishAfterWork('COMPLETED');
+    else
+      await finishAfterWork(
         'FAILED',
         `${run.failures.length} of ${input.numOutputs} outputs failed: ${run.failures.join('; ')}`,
       );
-    }
     return progress;
   } catch (error) {
     // A cancel that arrived while a step failed (a create refused, say) still ends the job cancelled.
@@ -312,6 +316,22 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
     output.attempts = stored.attempt;
     void notify('output', output.index);
     return stored;
+  }
+
+  /**
+   * The job's end once its work is over. A workflow cancel request that reaches it (its write retried
+   * after a database error, a batch's announcement refused) comes too late: the write may already
+   * have committed the job's end, which no later write changes, so the end is made again, not
+   * cancellable, and the workflow closes with it. An API cancel is a signal, taken in by the work's
+   * scope only, and comes too late here in the same way.
+   */
+  async function finishAfterWork(status: TerminalStatus, errorMessage?: string): Promise<void> {
+    try {
+      await finish(status, errorMessage);
+    } catch (error) {
+      if (!isCancellation(error) || !patched(END_OUTLASTS_CANCEL)) throw error;
+      await CancellationScope.nonCancellable(() => finish(status, errorMessage));
+    }
   }
 
   /** The work was cancelled (a cancel, the deadline): what was not stored is cancelled, the prediction too. */

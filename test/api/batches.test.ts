@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { count, eq } from 'drizzle-orm';
+import { count, eq, sql } from 'drizzle-orm';
+import { mediaJobStatusSearchAttribute, workflowIdForJob } from '../../common/temporal';
 import type { Database } from '../../db/client';
 import { batches, jobs, media } from '../../db/schema';
 import { createBatch } from '../../db/queries/batches';
@@ -144,6 +145,59 @@ describe('batches', () => {
     await reconcileOnce(stack);
     await sleep(1_000);
     expect(receiver.received).toHaveLength(1);
+  });
+
+  it('keeps a job COMPLETED everywhere when a workflow cancel request arrives while its end is retried', async () => {
+    const receiver = await receivers.start();
+    // The announcement of the batch's end fails after the job's end has committed, so the job's
+    // workflow retries its end (a local activity with a backoff) until the trigger is dropped.
+    await stack.database.db.execute(sql`
+      create or replace function refuse_batch_webhook_start() returns trigger language plpgsql as $$
+      begin raise exception 'the batch webhook start is refused (test)'; end $$`);
+    await stack.database.db.execute(sql`
+      create trigger refuse_batch_webhook_start before update of webhook_started_at on batches
+      for each row when (new.webhook_started_at is not null) execute function refuse_batch_webhook_start()`);
+    const dropTrigger = () =>
+      stack.database.db.execute(sql`drop trigger if exists refuse_batch_webhook_start on batches`);
+    try {
+      const reply = await post({ webhook_url: receiver.url, jobs: [item(`ends once ${randomUUID()}`)] });
+      expect(reply.status).toBe(202);
+      const jobId = reply.body!.jobs[0].job_id as string;
+      const handle = stack.client.workflow.getHandle(workflowIdForJob(jobId));
+      await waitFor(
+        'the job to end in its row',
+        async () => (await get(`/api/v1/status/${jobId}`)).body!.status === 'COMPLETED',
+      );
+      expect((await handle.describe()).status.name).toBe('RUNNING');
+
+      await handle.cancel();
+      // The workflow has taken the cancel in: a workflow task completed after the request.
+      await waitFor(
+        'the workflow to take the cancel request in',
+        async () => {
+          const events = (await handle.fetchHistory()).events ?? [];
+          const requested = events.findIndex((event) => event.workflowExecutionCancelRequestedEventAttributes);
+          return requested >= 0 && events.slice(requested).some((event) => event.workflowTaskCompletedEventAttributes);
+        },
+        30_000,
+        250,
+      );
+      await dropTrigger();
+
+      const closed = await handle.result().then(
+        () => 'COMPLETED',
+        (error: Error) => (error.cause as Error | undefined)?.name ?? error.name,
+      );
+      expect(closed).toBe('COMPLETED');
+      const description = await handle.describe();
+      expect(description.status.name).toBe('COMPLETED');
+      expect(description.typedSearchAttributes.get(mediaJobStatusSearchAttribute)).toBe('COMPLETED');
+      const job = (await get(`/api/v1/status/${jobId}`)).body!;
+      expect(job).toMatchObject({ status: 'COMPLETED', error_message: null });
+      expect((await get(`/api/v1/batches/${reply.body!.batch_id}`)).body!.counts.COMPLETED).toBe(1);
+    } finally {
+      await dropTrigger();
+    }
   });
 
   it('rejects a batch with one bad item, naming it, and creates nothing: no batch, no job, no workflow', async () => {
