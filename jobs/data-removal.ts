@@ -2,7 +2,7 @@ import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { isTerminalStatus } from '../common/statuses';
 import type { JobChanges } from '../db/job-changes';
 import { expireJobDataNow, jobObjectKeys, markJobDataRemoved } from '../db/queries/job-data';
-import { getJobStatus } from '../db/queries/jobs';
+import { getJob, getJobStatus } from '../db/queries/jobs';
 import type { JobRow } from '../db/schema';
 import { cancelJob, waitUntilJobEnds, type LifecycleDependencies } from './lifecycle';
 
@@ -43,11 +43,15 @@ export type DeleteOutcome =
  */
 export async function deleteJobData(
   deps: LifecycleDependencies & StorageDependencies & { changes: JobChanges },
-  job: JobRow,
+  requested: JobRow,
 ): Promise<DeleteOutcome> {
+  // First, so that a request cut off from here on still has the job's objects removed once it ends,
+  // and so that a retry of a failed job cannot reopen it from here on (it needs its objects kept a
+  // while longer). The row is read again after it: a retry that reopened the job before runs, and
+  // is cancelled like any running job rather than having its objects removed under it.
+  await expireJobDataNow(deps.db, requested.id);
+  const job = (await getJob(deps.db, requested.id)) ?? requested;
   if (!isTerminalStatus(job.status)) {
-    // First, so that a request cut off from here on still has the job's objects removed once it ends.
-    await expireJobDataNow(deps.db, job.id);
     const cancelled = await cancelJob(deps, job, 'Deleted through the API');
     if (cancelled.outcome === 'temporal-unavailable') return cancelled;
     await waitUntilJobEnds(deps, job.id, DELETE_WAIT_MS);

@@ -3,8 +3,10 @@ import { jobEvents, jobs } from '../../db/schema';
 import { mediaJobStatusSearchAttribute, workflowIdForJob } from '../../common/temporal';
 import { sleep, waitFor } from '../support/wait';
 import { ScriptedProvider } from '../support/scripted-provider';
-import { postJson, validRequest, waitForJob } from '../support/stack';
+import { postJson, silentLogger, validRequest, waitForJob } from '../support/stack';
 import { useTestStack } from '../support/use-stack';
+import { createS3Client } from '../../common/s3';
+import { deleteJobData } from '../../jobs/data-removal';
 import {
   TEST_WEBHOOK_SECRET,
   useWebhookReceivers,
@@ -145,5 +147,52 @@ describe('retrying a failed job', () => {
 
     const unknownField = await postJson(stack.baseUrl, `/api/v1/jobs/${failed.job_id}/retry`, { again: true });
     expect(unknownField.status).toBe(422);
+  });
+
+  it('lets no retry reopen a job whose DELETE is removing its objects: no URL names an object that is gone', async () => {
+    const failed = await failedJob();
+    const jobId = failed.job_id as string;
+    // The DELETE's object removals are held until the retry has answered.
+    const storage = createS3Client(stack.config);
+    let reachedRemoval!: () => void;
+    const removalReached = new Promise<void>((resolve) => (reachedRemoval = resolve));
+    let releaseRemovals!: () => void;
+    const removalsReleased = new Promise<void>((resolve) => (releaseRemovals = resolve));
+    storage.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'DeleteObjectCommand') {
+          reachedRemoval();
+          await removalsReleased;
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'holdRemovals' },
+    );
+    const [row] = await stack.database.db.select().from(jobs).where(eq(jobs.id, jobId));
+    const deleting = deleteJobData(
+      {
+        db: stack.database.db,
+        temporal: stack.client,
+        config: stack.config,
+        logger: silentLogger,
+        changes: stack.changes,
+        s3: storage,
+        bucket: stack.config.S3_BUCKET_NAME,
+      },
+      row!,
+    );
+    await removalReached;
+    const retried = await postJson(stack.baseUrl, `/api/v1/jobs/${jobId}/retry`, {});
+    releaseRemovals();
+    expect(await deleting).toEqual({ outcome: 'removed' });
+    expect(retried.status).toBe(409);
+    expect(retried.body!.detail).toMatch(/expire/);
+
+    const ended = await waitForJob(stack.baseUrl, jobId);
+    expect(ended).toMatchObject({ status: 'FAILED', data_removed: true });
+    for (const output of ended.media as Array<{ presigned_media_url: string | null }>) {
+      if (output.presigned_media_url) expect((await fetch(output.presigned_media_url)).status).toBe(200);
+    }
+    storage.destroy();
   });
 });
