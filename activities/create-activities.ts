@@ -1,4 +1,4 @@
-import type { S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Logger } from 'pino';
@@ -17,6 +17,7 @@ import {
 import {
   getMedia,
   markMediaCompleted,
+  type OutputRecord,
   markMediaFailed,
   markMediaProcessing,
   recordMediaAttemptFailed,
@@ -204,13 +205,37 @@ export function createActivities(deps: ActivityDependencies) {
           },
         });
         await pauseForFaultInjection('after-upload');
-        await untilDatabaseAnswers(() =>
+        const recorded = await untilDatabaseAnswers(() =>
           markMediaCompleted(db, ref, { ...stored, sourceUrl: input.sourceUrl, attempt }),
         );
+        if (recorded !== 'recorded') await discardOutlivedOutput(recorded, key);
         return { s3Key: key, ...stored, attempt };
       },
       () => ({ bytesStored }),
     );
+  };
+
+  /**
+   * An attempt that stored its object after its job no longer takes it: nothing records the object.
+   * One whose job's outputs are being removed (a DELETE, the retention) removes it again, since the
+   * removal may already have passed its key. One whose job ended leaves it to the job's removal:
+   * under the same key a retry of the job may be storing its own.
+   */
+  const discardOutlivedOutput = async (refused: Exclude<OutputRecord, 'recorded'>, key: string): Promise<never> => {
+    if (refused === 'removal-due') {
+      await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+      throw ApplicationFailure.create({
+        type: NonRetryable.JobEnded,
+        message:
+          "the job's outputs are being removed (a DELETE or their retention): the stored object is removed again",
+        nonRetryable: true,
+      });
+    }
+    throw ApplicationFailure.create({
+      type: NonRetryable.JobEnded,
+      message: 'the job ended before this output was recorded',
+      nonRetryable: true,
+    });
   };
 
   /**

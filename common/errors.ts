@@ -13,6 +13,8 @@ export const NonRetryable = {
   /** The provider no longer serves the output (404/410 on its URL). */
   OutputExpired: 'OutputExpired',
   OutputTooLarge: 'OutputTooLarge',
+  /** The job ended, or its outputs are being removed, before this attempt recorded its output. */
+  JobEnded: 'JobEnded',
   /** The output failed on its source's or storage's own error as often as its policy allows. */
   OutputAttemptsExhausted: 'OutputAttemptsExhausted',
   UnsupportedMediaType: 'UnsupportedMediaType',

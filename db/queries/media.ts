@@ -10,13 +10,19 @@ interface OutputRef {
 
 /**
  * Updates one media row and records its `output` event, in one statement: the job row is locked
- * first (every writer locks job, then media), the row is changed when `onlyIf` holds, and the
- * event takes the job's next sequence number. Returns whether the row changed.
+ * first (every writer locks job, then media), the row is changed when `onlyIf` holds (and the job's
+ * row `jobOnlyIf`), and the event takes the job's next sequence number. Returns whether the row changed.
  */
-async function updateOutput(db: Database, ref: OutputRef, changes: SQL, onlyIf?: SQL): Promise<boolean> {
+async function updateOutput(
+  db: Database,
+  ref: OutputRef,
+  changes: SQL,
+  onlyIf?: SQL,
+  jobOnlyIf?: SQL,
+): Promise<boolean> {
   const result = await db.execute<{ seq: number }>(sql`
     with locked as (
-      select id from ${jobs} where id = ${ref.jobId} for update
+      select id from ${jobs} where id = ${ref.jobId}${jobOnlyIf ? sql` and ${jobOnlyIf}` : sql``} for update
     ), changed as (
       update ${media} set ${changes}, updated_at = now()
       where job_id = (select id from locked) and output_index = ${ref.outputIndex}${onlyIf ? sql` and ${onlyIf}` : sql``}
@@ -69,25 +75,53 @@ export interface StoredObject {
 }
 
 /**
- * The object is in the bucket: that is the truth whatever the row said before, so this sets
- * COMPLETED whatever the status was. A row that already records this very object (an attempt run
- * again after its answer was lost, a local one among them) is left as it is, with no second event.
- * It records the attempt and the source too, for an attempt that stored the output without marking
- * it PROCESSING first.
+ * Whether a job still takes its outputs' records: it has not ended, and its outputs are not being
+ * removed (a DELETE expires them first, the retention once they are due).
+ */
+const JOB_TAKES_OUTPUTS = sql.raw(
+  `status not in ('COMPLETED', 'FAILED', 'CANCELLED') and data_removed_at is null and (expires_at is null or expires_at > now())`,
+);
+
+/**
+ * What became of an attempt's record of its stored object: recorded (or already on record), or
+ * refused because the job ended first, or because its outputs are being removed.
+ */
+export type OutputRecord = 'recorded' | 'job-ended' | 'removal-due';
+
+/**
+ * The object is in the bucket: while the job runs, that is the truth whatever the row said before,
+ * so this sets COMPLETED whatever the status was. A row that already records this very object (an
+ * attempt run again after its answer was lost, a local one among them) is left as it is, with no
+ * second event. It records the attempt and the source too, for an attempt that stored the output
+ * without marking it PROCESSING first. An attempt that outlived its job (one Temporal took for dead,
+ * a local one past its timeout) changes nothing: the job's end stays its last event, and a
+ * removal's outcome stays true.
  */
 export async function markMediaCompleted(
   db: Database,
   ref: OutputRef,
   stored: StoredObject & { sourceUrl: string; attempt: number },
-): Promise<void> {
-  await updateOutput(
+): Promise<OutputRecord> {
+  const changed = await updateOutput(
     db,
     ref,
     sql`status = 'COMPLETED', content_type = ${stored.contentType}, size_bytes = ${stored.sizeBytes}, sha256 = ${stored.sha256},
         media_url = ${stored.sourceUrl}, attempts = greatest(attempts, ${stored.attempt}),
         error_message = null, completed_at = coalesce(completed_at, now())`,
     sql`not (status = 'COMPLETED' and sha256 is not distinct from ${stored.sha256} and size_bytes is not distinct from ${stored.sizeBytes})`,
+    JOB_TAKES_OUTPUTS,
   );
+  if (changed) return 'recorded';
+  // Nothing changed (rare): the row records this object already, or the job no longer takes it.
+  const result = await db.execute<{ on_record: boolean; removal_due: boolean }>(sql`
+    select
+      coalesce(m.status = 'COMPLETED' and m.sha256 is not distinct from ${stored.sha256} and m.size_bytes is not distinct from ${stored.sizeBytes}, false) as on_record,
+      coalesce(j.data_removed_at is not null or j.expires_at <= now(), false) as removal_due
+    from ${jobs} j left join ${media} m on m.job_id = j.id and m.output_index = ${ref.outputIndex}
+    where j.id = ${ref.jobId}`);
+  const [row] = result.rows;
+  if (row?.removal_due) return 'removal-due';
+  return row?.on_record ? 'recorded' : 'job-ended';
 }
 
 /** The output failed for good; `attempts`, when given, is how many were made (a local one records none before). */

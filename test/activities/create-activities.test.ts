@@ -3,8 +3,10 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities, type ActivityDependencies } from '../../activities/create-activities';
 import { createS3Client } from '../../common/s3';
 import { createDatabase } from '../../db/client';
-import { createJob, getJob } from '../../db/queries/jobs';
-import type { JobRow } from '../../db/schema';
+import { createJob, finishJob, getJob } from '../../db/queries/jobs';
+import { expireJobDataNow, markJobDataRemoved } from '../../db/queries/job-data';
+import { desc, eq } from 'drizzle-orm';
+import { jobEvents, type JobRow } from '../../db/schema';
 import { findFreePort } from '../../scripts/processes';
 import { listObjects } from '../support/ledger';
 import { ScriptedProvider } from '../support/scripted-provider';
@@ -237,6 +239,39 @@ describe('activities', () => {
       attempt: 2,
     });
     expect((await getJob(database.db, job.id))!.media[0]).toMatchObject({ status: 'COMPLETED', attempts: 1 });
+  });
+
+  it('records nothing for a job that ended before its output was stored: its end stays its last event', async () => {
+    const job = await newJob();
+    const input = await persistInput(job);
+    // An attempt Temporal took for dead, still running when the job ended without it.
+    await finishJob(database.db, job.id, { status: 'CANCELLED', errorMessage: 'cancelled meanwhile' });
+    await expect(runActivity(activities.persistOutput, [input], { attempt: 2 })).rejects.toMatchObject({
+      type: 'JobEnded',
+      message: 'the job ended before this output was recorded',
+    });
+    expect((await getJob(database.db, job.id))!.media[0]).toMatchObject({ status: 'CANCELLED', sha256: null });
+    const [last] = await database.db
+      .select()
+      .from(jobEvents)
+      .where(eq(jobEvents.jobId, job.id))
+      .orderBy(desc(jobEvents.seq))
+      .limit(1);
+    expect(last).toMatchObject({ type: 'status', data: { status: 'CANCELLED', error_message: 'cancelled meanwhile' } });
+  });
+
+  it("removes what it stored again when the job's outputs are being removed, and records nothing", async () => {
+    const job = await newJob();
+    const input = await persistInput(job);
+    await finishJob(database.db, job.id, { status: 'FAILED', errorMessage: 'failed meanwhile' });
+    // A DELETE expires the outputs first, then removes the objects it finds and records it.
+    await expireJobDataNow(database.db, job.id);
+    await markJobDataRemoved(database.db, job.id);
+    await expect(runActivity(activities.persistOutput, [input], { attempt: 2 })).rejects.toMatchObject({
+      type: 'JobEnded',
+    });
+    expect(await listObjects(s3, config.S3_BUCKET_NAME, `jobs/${job.id}/`)).toEqual([]);
+    expect((await getJob(database.db, job.id))!.media[0]).toMatchObject({ status: 'FAILED', sha256: null });
   });
 
   it('ends a job once: a second finishJob changes nothing', async () => {
