@@ -216,14 +216,22 @@ export function createActivities(deps: ActivityDependencies) {
   };
 
   /**
-   * An attempt that stored its object after its job no longer takes it: nothing records the object.
-   * One whose job's outputs are being removed (a DELETE, the retention) removes it again, since the
-   * removal may already have passed its key. One whose job ended leaves it to the job's removal:
-   * under the same key a retry of the job may be storing its own.
+   * An attempt that stored its object after its job had ended: nothing records the object. One whose
+   * job's outputs are being removed (a DELETE, the retention) removes it again, since the removal
+   * may already have passed its key. One whose job ended without that leaves it to the job's
+   * removal: under the same key a retry of the job may be storing its own. Either way the attempt
+   * ends for good, and nothing more is written to the output's row.
    */
   const discardOutlivedOutput = async (refused: Exclude<OutputRecord, 'recorded'>, key: string): Promise<never> => {
     if (refused === 'removal-due') {
-      await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+      await s3
+        .send(new DeleteObjectCommand({ Bucket: bucket, Key: key }))
+        .catch((error: unknown) =>
+          logger.warn(
+            { err: error, key },
+            "could not remove an object stored after its job's outputs were removed; it stays in the bucket",
+          ),
+        );
       throw ApplicationFailure.create({
         type: NonRetryable.JobEnded,
         message:

@@ -74,17 +74,12 @@ export interface StoredObject {
   sha256: string;
 }
 
-/**
- * Whether a job still takes its outputs' records: it has not ended, and its outputs are not being
- * removed (a DELETE expires them first, the retention once they are due).
- */
-const JOB_TAKES_OUTPUTS = sql.raw(
-  `status not in ('COMPLETED', 'FAILED', 'CANCELLED') and data_removed_at is null and (expires_at is null or expires_at > now())`,
-);
+/** A job takes its outputs' records until it has ended; a DELETE of a running job waits for its end to remove them. */
+const JOB_NOT_ENDED = sql.raw(`status not in ('COMPLETED', 'FAILED', 'CANCELLED')`);
 
 /**
  * What became of an attempt's record of its stored object: recorded (or already on record), or
- * refused because the job ended first, or because its outputs are being removed.
+ * refused because the job had ended, and then whether its outputs are being removed.
  */
 export type OutputRecord = 'recorded' | 'job-ended' | 'removal-due';
 
@@ -93,9 +88,12 @@ export type OutputRecord = 'recorded' | 'job-ended' | 'removal-due';
  * so this sets COMPLETED whatever the status was. A row that already records this very object (an
  * attempt run again after its answer was lost, a local one among them) is left as it is, with no
  * second event. It records the attempt and the source too, for an attempt that stored the output
- * without marking it PROCESSING first. An attempt that outlived its job (one Temporal took for dead,
- * a local one past its timeout) changes nothing: the job's end stays its last event, and a
- * removal's outcome stays true.
+ * without marking it PROCESSING first.
+ *
+ * An attempt that outlived its job (one Temporal took for dead, a local one past its timeout)
+ * records no output: the job's end stays its last event, and the status its end gave each output
+ * stays. Only an output that is COMPLETED takes the facts of the object that is now under its key
+ * (its size and hash), silently, since the object is what a download gets.
  */
 export async function markMediaCompleted(
   db: Database,
@@ -109,19 +107,23 @@ export async function markMediaCompleted(
         media_url = ${stored.sourceUrl}, attempts = greatest(attempts, ${stored.attempt}),
         error_message = null, completed_at = coalesce(completed_at, now())`,
     sql`not (status = 'COMPLETED' and sha256 is not distinct from ${stored.sha256} and size_bytes is not distinct from ${stored.sizeBytes})`,
-    JOB_TAKES_OUTPUTS,
+    JOB_NOT_ENDED,
   );
   if (changed) return 'recorded';
-  // Nothing changed (rare): the row records this object already, or the job no longer takes it.
-  const result = await db.execute<{ on_record: boolean; removal_due: boolean }>(sql`
-    select
-      coalesce(m.status = 'COMPLETED' and m.sha256 is not distinct from ${stored.sha256} and m.size_bytes is not distinct from ${stored.sizeBytes}, false) as on_record,
+  // Nothing changed (rare): the row records this object already, or the job has ended.
+  const result = await db.execute<{ ended: boolean; removal_due: boolean }>(sql`
+    select j.status in ('COMPLETED', 'FAILED', 'CANCELLED') as ended,
       coalesce(j.data_removed_at is not null or j.expires_at <= now(), false) as removal_due
-    from ${jobs} j left join ${media} m on m.job_id = j.id and m.output_index = ${ref.outputIndex}
-    where j.id = ${ref.jobId}`);
-  const [row] = result.rows;
-  if (row?.removal_due) return 'removal-due';
-  return row?.on_record ? 'recorded' : 'job-ended';
+    from ${jobs} j where j.id = ${ref.jobId}`);
+  const [job] = result.rows;
+  if (!job?.ended) return 'recorded';
+  if (job.removal_due) return 'removal-due';
+  const corrected = await db
+    .update(media)
+    .set({ contentType: stored.contentType, sizeBytes: stored.sizeBytes, sha256: stored.sha256 })
+    .where(and(eq(media.jobId, ref.jobId), eq(media.outputIndex, ref.outputIndex), eq(media.status, 'COMPLETED')))
+    .returning({ jobId: media.jobId });
+  return corrected.length > 0 ? 'recorded' : 'job-ended';
 }
 
 /** The output failed for good; `attempts`, when given, is how many were made (a local one records none before). */

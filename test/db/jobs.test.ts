@@ -3,6 +3,7 @@ import { and, eq, inArray, sql } from 'drizzle-orm';
 import {
   createJob,
   deleteJob,
+  finishJob,
   getJob,
   markJobProcessing,
   recentStartRate,
@@ -163,6 +164,56 @@ describe('job and media queries', () => {
       sha256: 'def',
       attempts: 2,
     });
+  });
+
+  it("markMediaCompleted on an ended job records no output, and only a COMPLETED one takes its object's facts", async () => {
+    const job = (await createJob(database.db, {
+      model: 'a/b',
+      prompt: `ended ${randomUUID()}`,
+      numOutputs: 2,
+      seed: 1,
+      outputFormat: 'png',
+    }))!;
+    const stored = { contentType: 'image/png', sizeBytes: 3, sha256: 'abc', sourceUrl: 'fake://image?a', attempt: 1 };
+    expect(await markMediaCompleted(database.db, { jobId: job.id, outputIndex: 0 }, stored)).toBe('recorded');
+    await finishJob(database.db, job.id, { status: 'CANCELLED', errorMessage: 'cancelled' });
+    const eventsBefore = await database.db.select().from(jobEvents).where(eq(jobEvents.jobId, job.id));
+
+    // Late attempts: output 1 was cancelled with the job; output 0 is overwritten with other bytes.
+    expect(await markMediaCompleted(database.db, { jobId: job.id, outputIndex: 1 }, stored)).toBe('job-ended');
+    expect(
+      await markMediaCompleted(
+        database.db,
+        { jobId: job.id, outputIndex: 0 },
+        { ...stored, sha256: 'def', attempt: 2 },
+      ),
+    ).toBe('recorded');
+    const media = (await getJob(database.db, job.id))!.media;
+    expect(media.map((row) => [row.status, row.sha256, row.attempts])).toEqual([
+      ['COMPLETED', 'def', 1],
+      ['CANCELLED', null, 0],
+    ]);
+    expect(await database.db.select().from(jobEvents).where(eq(jobEvents.jobId, job.id))).toEqual(eventsBefore);
+
+    // Once its outputs are due for removal, nothing is recorded and the attempt is told to remove its object.
+    await database.db
+      .update(jobs)
+      .set({ expiresAt: sql`now()` })
+      .where(eq(jobs.id, job.id));
+    expect(await markMediaCompleted(database.db, { jobId: job.id, outputIndex: 0 }, stored)).toBe('removal-due');
+    expect((await getJob(database.db, job.id))!.media[0]!.sha256).toBe('def');
+  });
+
+  it('markMediaCompleted records the output of a running job whose DELETE set its outputs to go', async () => {
+    const job = await newJob();
+    // The DELETE of a running job expires its outputs first, then cancels it and waits for its end.
+    await database.db
+      .update(jobs)
+      .set({ expiresAt: sql`now()` })
+      .where(eq(jobs.id, job.id));
+    const stored = { contentType: 'image/png', sizeBytes: 3, sha256: 'abc', sourceUrl: 'fake://image?a', attempt: 1 };
+    expect(await markMediaCompleted(database.db, { jobId: job.id, outputIndex: 0 }, stored)).toBe('recorded');
+    expect((await getJob(database.db, job.id))!.media[0]).toMatchObject({ status: 'COMPLETED', sha256: 'abc' });
   });
 
   it('recentStartRate reads the start rate once per START_RATE_REUSE_MS, however many PENDING polls ask', async () => {
