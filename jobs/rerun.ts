@@ -3,7 +3,7 @@ import { RETRY_FAILED_OUTPUTS_WORKFLOW_TYPE, workflowIdForJob, type RetryFailedO
 import { withTemporalTimeout } from '../common/timeout';
 import { TEMPORAL_START_DEADLINE_MS } from '../common/workflow-start';
 import { reopenFailedJob } from '../db/queries/job-data';
-import { finishJob, type JobWithMedia, type RunningJobsCap } from '../db/queries/jobs';
+import { finishJob, getJob, type JobWithMedia, type RunningJobsCap } from '../db/queries/jobs';
 import type { JobRow } from '../db/schema';
 import {
   describeWorkflow,
@@ -94,7 +94,12 @@ export async function retryFailedJob(
   if (closed === undefined) return { outcome: 'temporal-unavailable' };
   if (!closed) return { outcome: 'still-ending' };
   const reopened = await reopenFailedJob(deps.db, job.id, RETRY_RETENTION_MARGIN_SECONDS);
-  if (!reopened) return { outcome: 'not-failed' };
+  if (!reopened) {
+    // Retried meanwhile, or its outputs set to go meanwhile (a DELETE): the row says which.
+    const now = await getJob(deps.db, job.id);
+    const goneReason = now?.status === 'FAILED' ? whyOutputsAreGone(now) : undefined;
+    return goneReason ? { outcome: 'outputs-gone', reason: goneReason } : { outcome: 'not-failed' };
+  }
   const input: RetryFailedOutputsInput = {
     jobId: job.id,
     numOutputs: job.numOutputs,

@@ -8,7 +8,7 @@ import {
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import type { MediaActivities } from '../activities/create-activities';
-import type { JobStatus, TerminalStatus } from '../common/statuses';
+import { isTerminalStatus, type JobStatus, type TerminalStatus } from '../common/statuses';
 import {
   cancelSignal,
   mediaJobStatusSearchAttribute,
@@ -22,6 +22,8 @@ import { activityPolicies } from './policies';
 const ANNOUNCE_RETRY = 'announce-retry';
 /** Retries started before a retry kept MediaJobStatus ran without it: they replay without it. */
 const LABEL_RETRY_STATUS = 'label-retry-status';
+/** Retries started before a retry read its row first ran on whatever the row said: they replay without the read. */
+const READ_THE_REOPENED_ROW = 'read-the-reopened-row';
 
 const TERMINAL_EVENT: Record<TerminalStatus, WebhookEvent> = {
   COMPLETED: 'completed',
@@ -49,6 +51,15 @@ export async function retryFailedOutputs(input: RetryFailedOutputsInput): Promis
   const setStatus = (status: JobStatus) => {
     if (labels) upsertSearchAttributes([{ key: mediaJobStatusSearchAttribute, value: status }]);
   };
+  // The API reopens the row, then starts this run: a cancel in between (or a DELETE) found no run
+  // to signal and ended the job without it, and announced that. Such a run has nothing to do.
+  if (patched(READ_THE_REOPENED_ROW)) {
+    const status = await jobRows.startJob(jobId);
+    if (isTerminalStatus(status)) {
+      setStatus(status);
+      return;
+    }
+  }
   setStatus('PROCESSING');
 
   let cancelReason: string | undefined;

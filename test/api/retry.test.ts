@@ -1,6 +1,12 @@
 import { asc, eq, sql } from 'drizzle-orm';
 import { jobEvents, jobs } from '../../db/schema';
-import { mediaJobStatusSearchAttribute, workflowIdForJob } from '../../common/temporal';
+import {
+  mediaJobStatusSearchAttribute,
+  RETRY_FAILED_OUTPUTS_WORKFLOW_TYPE,
+  workflowIdForJob,
+} from '../../common/temporal';
+import { reopenFailedJob } from '../../db/queries/job-data';
+import { endJobOutsideWorkflow } from '../../jobs/lifecycle';
 import { sleep, waitFor } from '../support/wait';
 import { ScriptedProvider } from '../support/scripted-provider';
 import { postJson, silentLogger, validRequest, waitForJob } from '../support/stack';
@@ -194,5 +200,41 @@ describe('retrying a failed job', () => {
       if (output.presigned_media_url) expect((await fetch(output.presigned_media_url)).status).toBe(200);
     }
     storage.destroy();
+  });
+
+  it('runs nothing for a retry whose job was cancelled between its reopen and its start', async () => {
+    const failed = await failedJob();
+    const jobId = failed.job_id as string;
+    const handle = stack.client.workflow.getHandle(workflowIdForJob(jobId));
+    await handle.result();
+    // POST …/retry reopens the row, then starts the run; a cancel in between finds no run to signal
+    // and ends the job without one, as the API's cancel does (endJobOutsideWorkflow).
+    const reopened = (await reopenFailedJob(stack.database.db, jobId, 60))!;
+    const [row] = await stack.database.db.select().from(jobs).where(eq(jobs.id, jobId));
+    await endJobOutsideWorkflow({ db: stack.database.db, temporal: stack.client, config: stack.config }, row!, {
+      status: 'CANCELLED',
+      errorMessage: 'cancelled before its retry started',
+    });
+    const opened = provider.opened.length;
+    const retry = await stack.client.workflow.start(RETRY_FAILED_OUTPUTS_WORKFLOW_TYPE, {
+      taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
+      workflowId: workflowIdForJob(jobId),
+      args: [
+        {
+          jobId,
+          numOutputs: 2,
+          outputFormat: validRequest.output_format,
+          outputs: reopened.outputs,
+          baseRetries: reopened.baseRetries,
+          retryCount: reopened.retryCount,
+        },
+      ],
+    });
+    await retry.result();
+    expect(provider.opened.length).toBe(opened);
+    expect((await retry.describe()).typedSearchAttributes.get(mediaJobStatusSearchAttribute)).toBe('CANCELLED');
+    const ended = await waitForJob(stack.baseUrl, jobId);
+    expect(ended).toMatchObject({ status: 'CANCELLED', error_message: 'cancelled before its retry started' });
+    expect(ended.media.map((media: any) => media.status)).toEqual(['COMPLETED', 'CANCELLED']);
   });
 });
