@@ -113,12 +113,15 @@ export function webhookMessageId(jobId: string, event: WebhookEvent, outputIndex
 export interface SettleOrphanedJobInput {
   jobId: string;
   status: TerminalStatus;
+  /** The retry (POST …/retry) whose run was lost, if it was one: its end is announced in that retry's messages. */
+  retry?: number;
   webhook?: WebhookTarget;
   policies?: ActivityPolicyOverrides;
 }
 
-export function settleOrphanedJobWorkflowId(jobId: string): string {
-  return `orphaned-job-${jobId}`;
+/** One settle per run of a job: its first run's, then each retry's (`orphaned-job-{job}-retry-{n}`). */
+export function settleOrphanedJobWorkflowId(jobId: string, retry?: number): string {
+  return `orphaned-job-${jobId}${retry === undefined ? '' : `-retry-${retry}`}`;
 }
 
 export interface ReconcilerInput {

@@ -25,6 +25,7 @@ import { isWorkflowAlreadyStarted, startWorkflowOnce, TEMPORAL_START_DEADLINE_MS
 import { DEFAULT_WEBHOOK_EVENTS, type WebhookEvent } from '../common/webhooks';
 import type { Database } from '../db/client';
 import { JobChangeWaiter, type JobChanges } from '../db/job-changes';
+import { latestRetryOf } from '../db/queries/events';
 import {
   createJob,
   deleteJob,
@@ -363,13 +364,16 @@ async function startSettle(
   job: Pick<JobRow, 'id' | 'webhookUrl' | 'webhookEvents'>,
   status: TerminalStatus,
 ): Promise<void> {
+  // The run that was lost is the job's latest: a retry's end is that retry's to announce.
+  const retry = await latestRetryOf(deps.db, job.id);
   await startWorkflowOnce(deps.temporal, SETTLE_ORPHANED_JOB_WORKFLOW_TYPE, {
     taskQueue: deps.config.TEMPORAL_TASK_QUEUE,
-    workflowId: settleOrphanedJobWorkflowId(job.id),
+    workflowId: settleOrphanedJobWorkflowId(job.id, retry),
     args: [
       {
         jobId: job.id,
         status,
+        ...(retry === undefined ? {} : { retry }),
         policies: { webhookInitialIntervalSeconds: deps.config.WEBHOOK_RETRY_INITIAL_INTERVAL_SECONDS },
         ...(webhookOf(job) ? { webhook: webhookOf(job) } : {}),
       },

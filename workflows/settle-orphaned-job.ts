@@ -14,7 +14,8 @@ const TERMINAL_EVENT: Record<TerminalStatus, WebhookEvent> = {
 /**
  * What a job's own workflow does at its end, for a job that ended without it (the reconciler, the
  * API's cancel fallback): no prediction keeps running for it, and its terminal webhook is sent.
- * One per job (its workflow id), so the end is announced once.
+ * One per run of the job (its workflow id names the retry, if it was one), so each end is
+ * announced once, a retry's in that retry's own messages.
  */
 export async function settleOrphanedJob(input: SettleOrphanedJobInput): Promise<void> {
   const policies = activityPolicies(input.policies);
@@ -26,7 +27,7 @@ export async function settleOrphanedJob(input: SettleOrphanedJobInput): Promise<
   if (input.webhook?.events.includes(event)) {
     await deliverWebhook({
       jobId: input.jobId,
-      messageId: webhookMessageId(input.jobId, event),
+      messageId: webhookMessageId(input.jobId, event, undefined, input.retry),
       event,
       url: input.webhook.url,
     });

@@ -43,3 +43,15 @@ export async function listJobEvents(
     .orderBy(asc(jobEvents.seq))
     .limit(limit);
 }
+
+/**
+ * The number of the job's latest retry (POST …/retry), from the event that reopened it: the
+ * retry's webhook messages carry it. Undefined for a job never retried.
+ */
+export async function latestRetryOf(db: Database, jobId: string): Promise<number | undefined> {
+  const result = await db.execute<{ retry: number }>(sql`
+    select (data->'retry'->>'retry_count')::int as retry from ${jobEvents}
+    where job_id = ${jobId} and type = 'status' and data ? 'retry'
+    order by seq desc limit 1`);
+  return result.rows[0]?.retry ?? undefined;
+}

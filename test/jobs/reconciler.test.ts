@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { eq, inArray, sql } from 'drizzle-orm';
 import { mediaJobStatusSearchAttribute, workflowIdForJob } from '../../common/temporal';
 import { finishJob } from '../../db/queries/jobs';
+import { reopenFailedJob } from '../../db/queries/job-data';
+import { endJobOutsideWorkflow } from '../../jobs/lifecycle';
 import { jobs } from '../../db/schema';
 import { insertJobWithoutWorkflow, reconcileOnce, submitJob } from '../support/jobs';
 import { ScriptedProvider } from '../support/scripted-provider';
@@ -142,5 +144,36 @@ describe('the reconciler', () => {
     await predictionCancelled(jobId);
     const [row] = await stack.database.db.select().from(jobs).where(eq(jobs.id, jobId));
     expect(row!.settleDueAt).toBeNull();
+  });
+
+  it("announces a lost retry's end in the retry's own message, after the first run's settle", async () => {
+    const receiver = await receivers.start();
+    const jobId = await insertJobWithoutWorkflow(stack.database.db);
+    await stack.database.db.update(jobs).set({ webhookUrl: receiver.url }).where(eq(jobs.id, jobId));
+    const [row] = await stack.database.db.select().from(jobs).where(eq(jobs.id, jobId));
+    // Its first run was lost too, and the job ended FAILED outside it: the first settle announces it.
+    await endJobOutsideWorkflow({ db: stack.database.db, temporal: stack.client, config: stack.config }, row!, {
+      status: 'FAILED',
+      errorMessage: 'the first run was lost',
+    });
+    await receiver.waitFor(1);
+    // Retried (POST …/retry reopens the row, then starts its run under the job's workflow id), and that run lost too.
+    const reopened = await reopenFailedJob(stack.database.db, jobId, 60);
+    expect(reopened).toBeDefined();
+    const retryRun = await stack.client.workflow.start('retryFailedOutputs', {
+      taskQueue: `no-worker-${randomUUID()}`,
+      workflowId: workflowIdForJob(jobId),
+      args: [{ jobId }],
+    });
+    await retryRun.terminate('the retry was lost');
+    await reconcileOnce(stack);
+    const [first, second] = await receiver.waitFor(2);
+    expect(first!.headers['webhook-id']).toBe(`msg_${jobId}_failed`);
+    expect(second!.headers['webhook-id']).toBe(`msg_${jobId}_retry_${reopened!.retryCount}_cancelled`);
+    expect(JSON.parse(second!.body)).toMatchObject({
+      event: 'cancelled',
+      status: 'CANCELLED',
+      error_message: 'The workflow was terminated: the retry was lost.',
+    });
   });
 });
