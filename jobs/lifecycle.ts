@@ -359,7 +359,11 @@ export async function endJobOutsideWorkflow(
   return true;
 }
 
-async function startSettle(
+/**
+ * Starts the settleOrphanedJob workflow of a job ended outside its workflow, for the job's latest
+ * run, and clears its due mark. Repeating it is safe: the settle's workflow id runs once.
+ */
+export async function startSettle(
   deps: { db: Database; temporal: Client; config: SettleConfig },
   job: Pick<JobRow, 'id' | 'webhookUrl' | 'webhookEvents'>,
   status: TerminalStatus,

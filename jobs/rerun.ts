@@ -8,6 +8,7 @@ import type { JobRow } from '../db/schema';
 import {
   describeWorkflow,
   policyOverrides,
+  startSettle,
   submitJob,
   temporalPriorityOf,
   webhookOf,
@@ -93,6 +94,16 @@ export async function retryFailedJob(
   const closed = await workflowClosed(deps, workflowId, FIRST_RUN_CLOSE_WAIT_MS);
   if (closed === undefined) return { outcome: 'temporal-unavailable' };
   if (!closed) return { outcome: 'still-ending' };
+  // An end made outside the job's workflow whose announcement has not started yet is the run
+  // before this retry's: it is started now, before the retry makes another run the job's latest.
+  if (job.settleDueAt) {
+    try {
+      await startSettle(deps, job, 'FAILED');
+    } catch (error) {
+      deps.logger.warn({ err: error, jobId: job.id }, 'could not start the settle of the run before a retry');
+      return { outcome: 'temporal-unavailable' };
+    }
+  }
   const reopened = await reopenFailedJob(deps.db, job.id, RETRY_RETENTION_MARGIN_SECONDS);
   if (!reopened) {
     // Retried meanwhile, or its outputs set to go meanwhile (a DELETE): the row says which.
@@ -139,11 +150,12 @@ export async function retryFailedJob(
     if (!started) {
       deps.logger.warn({ err: error, jobId: job.id }, 'could not start the retry of a job; it is FAILED again');
       // Not started: the job is FAILED again, as it was, with the retry not counted.
-      await finishJob(deps.db, job.id, {
-        status: 'FAILED',
-        errorMessage: job.errorMessage,
-        generationRetries: reopened.baseRetries - 1,
-      });
+      await finishJob(
+        deps.db,
+        job.id,
+        { status: 'FAILED', errorMessage: job.errorMessage, generationRetries: reopened.baseRetries - 1 },
+        { uncountRetry: true },
+      );
       return { outcome: 'temporal-unavailable' };
     }
     deps.logger.warn({ err: error, jobId: job.id }, 'the start of a retry failed, but its run exists: it is started');

@@ -369,6 +369,12 @@ export async function getPredictionId(db: Database, jobId: string): Promise<stri
 export interface FinishOptions {
   /** Ended outside its workflow: its settleOrphanedJob workflow is due (jobs.settle_due_at). */
   settleDue?: boolean;
+  /**
+   * A retry whose run never started: its count is taken back. Otherwise retry_count never goes
+   * down (an end outside the workflow knows none of the generation's retries): each retry's number
+   * is the job's retry_count, and names its webhook messages and its settle.
+   */
+  uncountRetry?: boolean;
 }
 
 /** A job ended outside its workflow whose settleOrphanedJob workflow has been due for over `olderThanSeconds`. */
@@ -408,14 +414,16 @@ export async function finishJob(
   outcome: JobOutcome,
   options: FinishOptions = {},
 ): Promise<boolean> {
-  if (await finishSettledJob(db, jobId, outcome, options)) return true;
+  if (!options.uncountRetry && (await finishSettledJob(db, jobId, outcome, options))) return true;
   return db.transaction(async (tx) => {
     const ended = await tx
       .update(jobs)
       .set({
         status: outcome.status,
         errorMessage: outcome.errorMessage ?? null,
-        retryCount: sql`${outcome.generationRetries ?? 0} + coalesce((select sum(greatest(${media.attempts} - 1, 0)) from ${media} where ${media.jobId} = ${jobId}), 0)`,
+        retryCount: options.uncountRetry
+          ? sql`${outcome.generationRetries ?? 0} + coalesce((select sum(greatest(${media.attempts} - 1, 0)) from ${media} where ${media.jobId} = ${jobId}), 0)`
+          : sql`greatest(${jobs.retryCount}, ${outcome.generationRetries ?? 0} + coalesce((select sum(greatest(${media.attempts} - 1, 0)) from ${media} where ${media.jobId} = ${jobId}), 0))`,
         completedAt: sql`now()`,
         // The outputs' lifetime counts from the end; an earlier expiry (a DELETE while it ran) stays.
         expiresAt: sql`least(${jobs.expiresAt}, now() + ${jobs.retentionSeconds} * interval '1 second')`,
@@ -460,7 +468,7 @@ async function finishSettledJob(
     with ended as (
       update ${jobs}
       set status = ${outcome.status}, error_message = ${outcome.errorMessage ?? null},
-          retry_count = ${outcome.generationRetries ?? 0} + coalesce((select sum(greatest(attempts - 1, 0)) from ${media} where job_id = ${jobId}), 0),
+          retry_count = greatest(retry_count, ${outcome.generationRetries ?? 0} + coalesce((select sum(greatest(attempts - 1, 0)) from ${media} where job_id = ${jobId}), 0)),
           completed_at = now(),
           expires_at = least(expires_at, now() + retention_seconds * interval '1 second'),
           event_seq = event_seq + 1, updated_at = now()${options.settleDue ? sql`, settle_due_at = now()` : sql``}

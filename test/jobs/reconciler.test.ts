@@ -146,7 +146,7 @@ describe('the reconciler', () => {
     expect(row!.settleDueAt).toBeNull();
   });
 
-  it("announces a lost retry's end in the retry's own message, after the first run's settle", async () => {
+  it("announces each lost retry's end in that retry's own message, after the first run's settle", async () => {
     const receiver = await receivers.start();
     const jobId = await insertJobWithoutWorkflow(stack.database.db);
     await stack.database.db.update(jobs).set({ webhookUrl: receiver.url }).where(eq(jobs.id, jobId));
@@ -157,20 +157,34 @@ describe('the reconciler', () => {
       errorMessage: 'the first run was lost',
     });
     await receiver.waitFor(1);
-    // Retried (POST …/retry reopens the row, then starts its run under the job's workflow id), and that run lost too.
-    const reopened = await reopenFailedJob(stack.database.db, jobId, 60);
-    expect(reopened).toBeDefined();
-    const retryRun = await stack.client.workflow.start('retryFailedOutputs', {
+    // Retried (POST …/retry reopens the row, then starts its run under the job's workflow id): the
+    // first retry's run times out and is ended FAILED by the reconciler, the second's is terminated.
+    const first = (await reopenFailedJob(stack.database.db, jobId, 60))!;
+    const timedOut = await stack.client.workflow.start('retryFailedOutputs', {
+      taskQueue: `no-worker-${randomUUID()}`,
+      workflowId: workflowIdForJob(jobId),
+      workflowExecutionTimeout: '1s',
+      args: [{ jobId }],
+    });
+    await timedOut.result().catch(() => undefined);
+    await reconcileOnce(stack);
+    await receiver.waitFor(2);
+    const second = (await reopenFailedJob(stack.database.db, jobId, 60))!;
+    const terminated = await stack.client.workflow.start('retryFailedOutputs', {
       taskQueue: `no-worker-${randomUUID()}`,
       workflowId: workflowIdForJob(jobId),
       args: [{ jobId }],
     });
-    await retryRun.terminate('the retry was lost');
+    await terminated.terminate('the retry was lost');
     await reconcileOnce(stack);
-    const [first, second] = await receiver.waitFor(2);
-    expect(first!.headers['webhook-id']).toBe(`msg_${jobId}_failed`);
-    expect(second!.headers['webhook-id']).toBe(`msg_${jobId}_retry_${reopened!.retryCount}_cancelled`);
-    expect(JSON.parse(second!.body)).toMatchObject({
+    const messages = await receiver.waitFor(3);
+    expect(second.retryCount).toBeGreaterThan(first.retryCount);
+    expect(messages.map((message) => message.headers['webhook-id'])).toEqual([
+      `msg_${jobId}_failed`,
+      `msg_${jobId}_retry_${first.retryCount}_failed`,
+      `msg_${jobId}_retry_${second.retryCount}_cancelled`,
+    ]);
+    expect(JSON.parse(messages[2]!.body)).toMatchObject({
       event: 'cancelled',
       status: 'CANCELLED',
       error_message: 'The workflow was terminated: the retry was lost.',
