@@ -24,6 +24,8 @@ const ANNOUNCE_RETRY = 'announce-retry';
 const LABEL_RETRY_STATUS = 'label-retry-status';
 /** Retries started before a retry read its row first ran on whatever the row said: they replay without the read. */
 const READ_THE_REOPENED_ROW = 'read-the-reopened-row';
+/** Retries started before a refused end showed the row's status showed the status they asked for. */
+const STATUS_OF_A_REFUSED_END = 'status-of-a-refused-end';
 
 const TERMINAL_EVENT: Record<TerminalStatus, WebhookEvent> = {
   COMPLETED: 'completed',
@@ -54,7 +56,8 @@ export async function retryFailedOutputs(input: RetryFailedOutputsInput): Promis
   // The API reopens the row, then starts this run: a cancel in between (or a DELETE) found no run
   // to signal and ended the job without it, and announced that. Such a run has nothing to do.
   if (patched(READ_THE_REOPENED_ROW)) {
-    const status = await jobRows.startJob(jobId);
+    // Not cancellable: a cancel request already waiting ends the job below, as the work's cancel does.
+    const status = await CancellationScope.nonCancellable(() => jobRows.startJob(jobId));
     if (isTerminalStatus(status)) {
       setStatus(status);
       return;
@@ -94,8 +97,12 @@ export async function retryFailedOutputs(input: RetryFailedOutputsInput): Promis
   const finish = (status: TerminalStatus, errorMessage?: string) =>
     CancellationScope.nonCancellable(async () => {
       const ended = await jobRows.finishJob({ jobId, status, errorMessage, generationRetries: input.baseRetries });
-      // Only once the row has it, as in the first run.
-      setStatus(status);
+      // Only once the row has it, as in the first run. An end refused was made by someone else (a
+      // cancel that found no run to signal, as this run started): the row's status is the one shown.
+      if (!ended && patched(STATUS_OF_A_REFUSED_END)) {
+        const onRecord = await jobRows.startJob(jobId);
+        setStatus(isTerminalStatus(onRecord) ? onRecord : status);
+      } else setStatus(status);
       if (ended) notify(TERMINAL_EVENT[status]);
       await Promise.all(deliveries);
     });

@@ -3,9 +3,10 @@ import { jobEvents, jobs } from '../../db/schema';
 import {
   mediaJobStatusSearchAttribute,
   RETRY_FAILED_OUTPUTS_WORKFLOW_TYPE,
+  settleOrphanedJobWorkflowId,
   workflowIdForJob,
 } from '../../common/temporal';
-import { reopenFailedJob } from '../../db/queries/job-data';
+import { reopenFailedJob, type ReopenedJob } from '../../db/queries/job-data';
 import { endJobOutsideWorkflow } from '../../jobs/lifecycle';
 import { sleep, waitFor } from '../support/wait';
 import { ScriptedProvider } from '../support/scripted-provider';
@@ -36,6 +37,25 @@ describe('retrying a failed job', () => {
     expect(failed.media.map((media: any) => media.status)).toEqual(['COMPLETED', 'FAILED']);
     return failed;
   };
+
+  /** A retry's run started by hand on a reopened row, as POST …/retry starts it. */
+  async function startRetryRun(jobId: string, reopened: ReopenedJob, options: { startDelay?: '2s' } = {}) {
+    return stack.client.workflow.start(RETRY_FAILED_OUTPUTS_WORKFLOW_TYPE, {
+      taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
+      workflowId: workflowIdForJob(jobId),
+      ...options,
+      args: [
+        {
+          jobId,
+          numOutputs: 2,
+          outputFormat: validRequest.output_format,
+          outputs: reopened.outputs,
+          baseRetries: reopened.baseRetries,
+          retryCount: reopened.retryCount,
+        },
+      ],
+    });
+  }
 
   it('stores only the failed output again, with no new prediction, and ends COMPLETED', async () => {
     const failed = await failedJob();
@@ -216,25 +236,72 @@ describe('retrying a failed job', () => {
       errorMessage: 'cancelled before its retry started',
     });
     const opened = provider.opened.length;
-    const retry = await stack.client.workflow.start(RETRY_FAILED_OUTPUTS_WORKFLOW_TYPE, {
-      taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
-      workflowId: workflowIdForJob(jobId),
-      args: [
-        {
-          jobId,
-          numOutputs: 2,
-          outputFormat: validRequest.output_format,
-          outputs: reopened.outputs,
-          baseRetries: reopened.baseRetries,
-          retryCount: reopened.retryCount,
-        },
-      ],
-    });
+    const retry = await startRetryRun(jobId, reopened);
     await retry.result();
     expect(provider.opened.length).toBe(opened);
     expect((await retry.describe()).typedSearchAttributes.get(mediaJobStatusSearchAttribute)).toBe('CANCELLED');
     const ended = await waitForJob(stack.baseUrl, jobId);
     expect(ended).toMatchObject({ status: 'CANCELLED', error_message: 'cancelled before its retry started' });
     expect(ended.media.map((media: any) => media.status)).toEqual(['COMPLETED', 'CANCELLED']);
+  });
+
+  it('ends the job CANCELLED when a workflow cancel request waits for the retry run before it starts', async () => {
+    const failed = await failedJob();
+    const jobId = failed.job_id as string;
+    await stack.client.workflow.getHandle(workflowIdForJob(jobId)).result();
+    // Its first workflow task comes after the cancel request: the run starts already cancelled.
+    const retry = await startRetryRun(jobId, (await reopenFailedJob(stack.database.db, jobId, 60))!, {
+      startDelay: '2s',
+    });
+    await retry.cancel();
+    await retry.result().catch(() => undefined);
+    const ended = await waitForJob(stack.baseUrl, jobId);
+    expect(ended).toMatchObject({
+      status: 'CANCELLED',
+      error_message: 'Cancelled by an operator (workflow cancellation)',
+    });
+    expect((await retry.describe()).typedSearchAttributes.get(mediaJobStatusSearchAttribute)).toBe('CANCELLED');
+  });
+
+  it("shows the row's status when a retry run's end is refused: the job was ended without it as it started", async () => {
+    const failed = await failedJob();
+    const jobId = failed.job_id as string;
+    await stack.client.workflow.getHandle(workflowIdForJob(jobId)).result();
+    // The retry's output fails twice (its last attempt, PERSIST_MAX_ATTEMPTS=2), and in between the
+    // job is ended by a cancel that found no run to signal (it came before the run existed).
+    provider.outputFailures.set(1, Number.POSITIVE_INFINITY);
+    const opened = provider.opened.length;
+    const retry = await startRetryRun(jobId, (await reopenFailedJob(stack.database.db, jobId, 60))!);
+    await waitFor('the retry to fetch its output', () => provider.opened.length > opened);
+    const [row] = await stack.database.db.select().from(jobs).where(eq(jobs.id, jobId));
+    await endJobOutsideWorkflow({ db: stack.database.db, temporal: stack.client, config: stack.config }, row!, {
+      status: 'CANCELLED',
+      errorMessage: 'cancelled as its retry started',
+    });
+    await retry.result();
+    provider.outputFailures.delete(1);
+    expect((await retry.describe()).typedSearchAttributes.get(mediaJobStatusSearchAttribute)).toBe('CANCELLED');
+    expect(await waitForJob(stack.baseUrl, jobId)).toMatchObject({
+      status: 'CANCELLED',
+      error_message: 'cancelled as its retry started',
+    });
+  });
+
+  it("starts the first run's settle before a retry when its end outside the workflow is still to be announced", async () => {
+    const failed = await failedJob();
+    const jobId = failed.job_id as string;
+    await stack.client.workflow.getHandle(workflowIdForJob(jobId)).result();
+    // As if the job had ended outside its workflow and its settle's start had not got through.
+    await stack.database.db
+      .update(jobs)
+      .set({ settleDueAt: sql`now()` })
+      .where(eq(jobs.id, jobId));
+    const retried = await postJson(stack.baseUrl, `/api/v1/jobs/${jobId}/retry`, {});
+    expect(retried.status).toBe(202);
+    const settle = await stack.client.workflow.getHandle(settleOrphanedJobWorkflowId(jobId)).describe();
+    expect(settle.type).toBe('settleOrphanedJob');
+    const [row] = await stack.database.db.select().from(jobs).where(eq(jobs.id, jobId));
+    expect(row!.settleDueAt).toBeNull();
+    expect((await waitForJob(stack.baseUrl, jobId)).status).toBe('COMPLETED');
   });
 });
