@@ -116,12 +116,21 @@ export async function markMediaCompleted(
       coalesce(j.data_removed_at is not null or j.expires_at <= now(), false) as removal_due
     from ${jobs} j where j.id = ${ref.jobId}`);
   const [job] = result.rows;
-  if (!job?.ended) return 'recorded';
+  if (!job) return 'job-ended';
+  if (!job.ended) return 'recorded';
   if (job.removal_due) return 'removal-due';
   const corrected = await db
     .update(media)
     .set({ contentType: stored.contentType, sizeBytes: stored.sizeBytes, sha256: stored.sha256 })
-    .where(and(eq(media.jobId, ref.jobId), eq(media.outputIndex, ref.outputIndex), eq(media.status, 'COMPLETED')))
+    .where(
+      and(
+        eq(media.jobId, ref.jobId),
+        eq(media.outputIndex, ref.outputIndex),
+        eq(media.status, 'COMPLETED'),
+        // Still ended: a retry that reopened the job meanwhile records its own objects.
+        sql`exists (select 1 from ${jobs} where ${jobs.id} = ${ref.jobId} and ${jobs.status} in ('COMPLETED', 'FAILED', 'CANCELLED'))`,
+      ),
+    )
     .returning({ jobId: media.jobId });
   return corrected.length > 0 ? 'recorded' : 'job-ended';
 }
