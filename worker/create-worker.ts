@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { WorkerDeploymentVersion } from '@temporalio/common';
 import type { Logger } from 'pino';
@@ -7,7 +6,7 @@ import { OpenTelemetryPlugin } from '@temporalio/interceptors-opentelemetry';
 import type { Tracing } from '../common/tracing';
 import type { TemporalConnectionSettings } from '../common/temporal-connection';
 import type { WorkerMetrics } from './metrics';
-import { bundleWorkflows, PREBUILT_WORKFLOW_BUNDLE } from './build-workflow-bundle';
+import { bundleWorkflows, currentPrebuiltBundle } from './build-workflow-bundle';
 
 export { PREBUILT_WORKFLOW_BUNDLE, WORKFLOWS_PATH } from './build-workflow-bundle';
 
@@ -41,9 +40,12 @@ export interface MediaWorkerOptions {
 }
 
 export async function createMediaWorker(options: MediaWorkerOptions): Promise<Worker> {
-  const bundlePath = options.tracing
-    ? undefined
-    : (options.workflowBundlePath ?? (existsSync(PREBUILT_WORKFLOW_BUNDLE) ? PREBUILT_WORKFLOW_BUNDLE : undefined));
+  const prebuilt = options.tracing || options.workflowBundlePath ? {} : currentPrebuiltBundle();
+  if (prebuilt.stale)
+    Runtime.instance().logger.warn(
+      `${prebuilt.stale} is older than the workflow sources: bundling the sources instead (npm run bundle:workflows rebuilds it)`,
+    );
+  const bundlePath = options.tracing ? undefined : (options.workflowBundlePath ?? prebuilt.path);
   const plugins = options.tracing
     ? [
         new OpenTelemetryPlugin({

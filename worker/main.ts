@@ -8,8 +8,8 @@ import { createProvider } from '../activities/providers';
 import { createDatabase } from '../db/client';
 import { Client, Connection } from '@temporalio/client';
 import { Runtime } from '@temporalio/worker';
-import { existsSync } from 'node:fs';
-import { connectWithRetry, createMediaWorker, PREBUILT_WORKFLOW_BUNDLE } from './create-worker';
+import { connectWithRetry, createMediaWorker } from './create-worker';
+import { currentPrebuiltBundle } from './build-workflow-bundle';
 import { makeCurrentOncePolling, resolveBuildId } from './versioning';
 import { ensureReconciler } from './reconciler';
 import { ensureRetentionSchedule } from './retention-schedule';
@@ -68,10 +68,7 @@ async function main(): Promise<void> {
   }
   const s3 = createS3Client(config);
   // Worker Versioning (docs/operating.md, "Deploys"): WORKER_BUILD_ID set makes this worker one version of the deployment.
-  const buildId = resolveBuildId(
-    config.WORKER_BUILD_ID,
-    config.WORKFLOW_BUNDLE_PATH ?? (existsSync(PREBUILT_WORKFLOW_BUNDLE) ? PREBUILT_WORKFLOW_BUNDLE : undefined),
-  );
+  const buildId = resolveBuildId(config.WORKER_BUILD_ID, config.WORKFLOW_BUNDLE_PATH ?? currentPrebuiltBundle().path);
   const deploymentVersion = buildId ? { deploymentName: config.WORKER_DEPLOYMENT_NAME, buildId } : undefined;
   const worker = await createMediaWorker({
     connection,
