@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 bash scripts/provision-binaries.sh >/dev/null
 # The cluster tier (`npm run test:cluster`) also needs the production engine's binaries.
 if [[ " $* " == *" jest.cluster.config.js "* ]]; then bash scripts/provision-binaries.sh cluster >/dev/null; fi
-if ! node -e "require('net').connect(5432,'127.0.0.1').on('connect',()=>process.exit(0)).on('error',()=>process.exit(1))"; then
-  echo "Postgres does not answer on 127.0.0.1:5432; the tests need it (set TEST_POSTGRES_ADMIN_URL for another server)." >&2
+# The Postgres server the tests make their database on (TEST_POSTGRES_ADMIN_URL, default 127.0.0.1:5432).
+postgres_address=$(node -e "const u = new URL(process.env.TEST_POSTGRES_ADMIN_URL || 'postgres://postgres@127.0.0.1:5432/postgres'); console.log((u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1') + ' ' + (u.port || 5432))")
+if ! node -e "const [h, p] = process.argv.slice(1); require('net').connect(Number(p), h).on('connect', () => process.exit(0)).on('error', () => process.exit(1))" $postgres_address; then
+  echo "Postgres does not answer on ${postgres_address/ /:}; the tests need it (set TEST_POSTGRES_ADMIN_URL for another server)." >&2
   exit 1
 fi
 export NODE_OPTIONS="${NODE_OPTIONS:-} --no-deprecation"
