@@ -17,18 +17,37 @@ export const json = <T extends z.ZodType>(description: string, schema: T) => ({
 export const jobIdParam = z.object({
   job_id: z.string().openapi({ description: 'The id returned by POST /api/v1/generate.' }),
 });
+/** Sent on every /api reply while RATE_LIMIT_PER_MINUTE is set, not only on a 429. */
 const rateLimitHeaders = {
   'RateLimit-Limit': { description: 'RATE_LIMIT_PER_MINUTE, when set', schema: { type: 'integer' as const } },
-  'RateLimit-Remaining': { description: 'Requests left in the current minute', schema: { type: 'integer' as const } },
-  'RateLimit-Reset': { description: 'Seconds until the current minute ends', schema: { type: 'integer' as const } },
+  'RateLimit-Remaining': {
+    description: 'Requests left under the policy nearest to refusing: the minute, or the one-second burst',
+    schema: { type: 'integer' as const },
+  },
+  'RateLimit-Reset': {
+    description: 'Seconds until that policy allows requests again',
+    schema: { type: 'integer' as const },
+  },
+  'RateLimit-Policy': {
+    description: 'Both policies: `LIMIT;w=60, BURST;w=1`',
+    schema: { type: 'string' as const },
+  },
 };
+const retryAfterHeader = { 'Retry-After': { description: 'Seconds', schema: { type: 'integer' as const } } };
+/** A dependency (Postgres, Temporal) is down: `Retry-After` says when to try again. */
+export const unavailable = (description: string) => ({ ...problem(description), headers: retryAfterHeader });
 /** The answers every /api route can give besides its own. */
 export const common = {
-  401: problem('AUTH_MODE=required and no valid `Authorization: Bearer <key>`'),
+  401: {
+    ...problem('AUTH_MODE=required and no valid `Authorization: Bearer <key>`'),
+    headers: {
+      'WWW-Authenticate': { description: '`Bearer realm="media-generation"`', schema: { type: 'string' as const } },
+    },
+  },
   429: {
     description:
       'Over RATE_LIMIT_PER_MINUTE (per key, or per client address when AUTH_MODE=off); `Retry-After` says when to retry.',
-    headers: { 'Retry-After': { description: 'Seconds', schema: { type: 'integer' as const } }, ...rateLimitHeaders },
+    headers: { ...retryAfterHeader, ...rateLimitHeaders },
     content: { 'application/problem+json': { schema: problemSchema } },
   },
 };

@@ -7,7 +7,7 @@ import { toBatchReply } from '../../jobs/batch-reply';
 import { submitBatch } from '../../jobs/batches';
 import { callerOf, canSee, fairnessOf } from '../auth';
 import type { ApiDependencies } from '../dependencies';
-import { common, json, problem, security, type OpenApiRegistry } from '../openapi-parts';
+import { common, json, problem, security, unavailable, type OpenApiRegistry } from '../openapi-parts';
 import { Problem } from '../problem';
 import { batchIdParamSchema, batchReplySchema, batchRequestSchema, LIMITS, type BatchRequest } from '../schemas';
 import {
@@ -142,7 +142,7 @@ export function registerBatchesPaths(registry: OpenApiRegistry): void {
         ...common[429],
         description: `${common[429].description} Also: the batch would take the key past MAX_RUNNING_JOBS_PER_KEY.`,
       },
-      503: problem('A dependency is down; nothing was created'),
+      503: unavailable('A dependency is down; nothing was created'),
     },
   });
   registry.registerPath({

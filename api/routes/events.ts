@@ -187,11 +187,21 @@ export function registerEventsPaths(registry: OpenApiRegistry): void {
     request: {
       params: jobIdParam,
       headers: z.object({ 'Last-Event-ID': z.string().optional().openapi({ description: 'Resume after this event' }) }),
+      query: z.object({
+        last_event_id: z
+          .string()
+          .optional()
+          .openapi({ description: 'The same as `Last-Event-ID`, for clients that cannot set headers' }),
+      }),
     },
     responses: {
       200: { description: 'The event stream', content: { 'text/event-stream': { schema: z.string() } } },
       204: { description: 'The job has ended and every event up to its end was delivered' },
       ...common,
+      429: {
+        ...common[429],
+        description: `${common[429].description} Also: the caller already has SSE_MAX_STREAMS_PER_KEY streams open, or this API process SSE_MAX_STREAMS.`,
+      },
       404: problem("Unknown job, or another key's"),
     },
   });

@@ -5,7 +5,16 @@ import { getJob } from '../../db/queries/jobs';
 import { submitJob, waitUntilJobEnds } from '../../jobs/lifecycle';
 import { callerOf, fairnessOf } from '../auth';
 import type { ApiDependencies } from '../dependencies';
-import { common, json, preferWaitHeader, problem, security, type OpenApiRegistry } from '../openapi-parts';
+import {
+  common,
+  json,
+  preferenceAppliedHeader,
+  preferWaitHeader,
+  problem,
+  security,
+  unavailable,
+  type OpenApiRegistry,
+} from '../openapi-parts';
 import { hangUpSignal, preferredWaitSeconds } from '../prefer-wait';
 import { Problem } from '../problem';
 import { generateReplayedReplySchema, generateReplySchema, generateRequestSchema, LIMITS } from '../schemas';
@@ -107,6 +116,16 @@ export function generateRouter(deps: ApiDependencies): Router {
   return router;
 }
 
+/** What a submit's reply carries besides its body. */
+const submitReplyHeaders = {
+  Location: { description: "The job's status URL", schema: { type: 'string' as const } },
+  'Server-Timing': {
+    description: 'How long recording the job (`db`) and starting its workflow (`temporal`) took, in ms',
+    schema: { type: 'string' as const },
+  },
+  ...preferenceAppliedHeader,
+};
+
 /** This router's paths in the OpenAPI document (/openapi.json, /docs). */
 export function registerGeneratePaths(registry: OpenApiRegistry): void {
   registry.registerPath({
@@ -131,9 +150,15 @@ export function registerGeneratePaths(registry: OpenApiRegistry): void {
           'A replay: the job this Idempotency-Key already created, in its current status.',
           generateReplayedReplySchema,
         ),
-        headers: { 'Idempotent-Replayed': { description: 'Always `true`', schema: { type: 'string' as const } } },
+        headers: {
+          'Idempotent-Replayed': { description: 'Always `true`', schema: { type: 'string' as const } },
+          ...submitReplyHeaders,
+        },
       },
-      202: json('Accepted; poll the status URL or follow the events.', generateReplySchema),
+      202: {
+        ...json('Accepted; poll the status URL or follow the events.', generateReplySchema),
+        headers: submitReplyHeaders,
+      },
       400: problem('Malformed JSON'),
       401: common[401],
       403: problem("`priority` is more urgent than the API key's `--max-priority`"),
@@ -145,7 +170,7 @@ export function registerGeneratePaths(registry: OpenApiRegistry): void {
         ...common[429],
         description: `${common[429].description} Also: MAX_RUNNING_JOBS_PER_KEY jobs are already PENDING or PROCESSING.`,
       },
-      503: problem('A dependency is down; nothing was created.'),
+      503: unavailable('A dependency is down; nothing was created.'),
     },
   });
 }

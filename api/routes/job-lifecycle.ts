@@ -5,7 +5,7 @@ import { deleteJobData } from '../../jobs/data-removal';
 import { regenerateFailedJob, retryFailedJob } from '../../jobs/rerun';
 import { callerOf, fairnessOf } from '../auth';
 import type { ApiDependencies } from '../dependencies';
-import { common, jobIdParam, json, problem, security, type OpenApiRegistry } from '../openapi-parts';
+import { common, jobIdParam, json, problem, security, unavailable, type OpenApiRegistry } from '../openapi-parts';
 import { Problem } from '../problem';
 import { statusReplySchema } from '../schemas';
 import { checkPriority, runningJobsCap, tooManyRunningJobs } from '../submission';
@@ -110,7 +110,7 @@ export function registerJobLifecyclePaths(registry: OpenApiRegistry): void {
       202: json('The job is still ending; its objects are deleted once it has', statusReplySchema),
       ...common,
       404: problem("Unknown job, or another key's"),
-      503: problem('A dependency is down'),
+      503: unavailable('A dependency is down'),
     },
   });
   registry.registerPath({
@@ -136,12 +136,19 @@ export function registerJobLifecyclePaths(registry: OpenApiRegistry): void {
       ...common,
       403: problem("regenerate: the job's `priority` is more urgent than the API key's `--max-priority` now"),
       404: problem("Unknown job, or another key's"),
-      409: problem("The job is not FAILED, or (`{}`) the provider's outputs are gone"),
+      409: {
+        ...problem(
+          "The job is not FAILED; or (`{}`) its outputs are gone (the provider's, or the stored ones removed or expiring), or its first run is still delivering its webhooks (`Retry-After`)",
+        ),
+        headers: {
+          'Retry-After': { description: 'Seconds, for a job still ending', schema: { type: 'integer' as const } },
+        },
+      },
       429: {
         ...common[429],
         description: `${common[429].description} regenerate: also MAX_RUNNING_JOBS_PER_KEY jobs are already PENDING or PROCESSING.`,
       },
-      503: problem('A dependency is down; nothing was created'),
+      503: unavailable('A dependency is down; nothing was created'),
     },
   });
 }

@@ -35,6 +35,7 @@ import {
   jobIdParam,
   json,
   preferenceAppliedHeader,
+  unavailable,
   preferWaitHeader,
   problem,
   security,
@@ -219,7 +220,7 @@ export function registerJobsPaths(registry: OpenApiRegistry): void {
       200: { ...json('The job', statusReplySchema), headers: preferenceAppliedHeader },
       ...common,
       404: problem("Unknown job, or another key's"),
-      503: problem('A dependency is down'),
+      503: unavailable('A dependency is down'),
     },
   });
   registry.registerPath({
@@ -253,7 +254,7 @@ export function registerJobsPaths(registry: OpenApiRegistry): void {
       ...common,
       404: problem("Unknown job, or another key's"),
       409: problem('The job already ended'),
-      503: problem('A dependency is down'),
+      503: unavailable('A dependency is down'),
     },
   });
   registry.registerPath({
@@ -283,8 +284,12 @@ export function registerJobsPaths(registry: OpenApiRegistry): void {
     responses: {
       202: json('Redelivery started', redeliverReplySchema),
       ...common,
+      429: {
+        ...common[429],
+        description: `${common[429].description} Also: more than WEBHOOK_REDELIVERIES_PER_MINUTE redeliveries of this job's webhooks in a minute.`,
+      },
       404: problem('Unknown job or delivery'),
-      503: problem('Temporal is unreachable'),
+      503: unavailable('Temporal is unreachable'),
     },
   });
 }

@@ -170,6 +170,22 @@ describe('HTTP API', () => {
     expect(docs.status).toBe(200);
     expect(await docs.text()).toMatch(/swagger-ui/i);
   });
+
+  it("declares in /openapi.json the headers of a submit's reply, and the events' query", async () => {
+    const reply = await fetch(`${stack.baseUrl}/api/v1/generate`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', prefer: 'wait=1' },
+      body: JSON.stringify(validRequest),
+    });
+    const sent = ['location', 'server-timing', 'preference-applied'].filter((name) => reply.headers.has(name));
+    expect(sent).toEqual(['location', 'server-timing', 'preference-applied']);
+    const openapi = (await getJson(stack.baseUrl, '/openapi.json')).body!;
+    const declared = Object.keys(openapi.paths['/api/v1/generate'].post.responses[String(reply.status)].headers ?? {});
+    expect(declared.map((name) => name.toLowerCase())).toEqual(expect.arrayContaining(sent));
+    expect(Object.keys(openapi.paths['/api/v1/generate'].post.responses['503'].headers)).toContain('Retry-After');
+    const events = openapi.paths['/api/v1/jobs/{job_id}/events'].get.parameters.map((parameter: any) => parameter.name);
+    expect(events).toEqual(expect.arrayContaining(['Last-Event-ID', 'last_event_id']));
+  });
 });
 
 describe('HTTP API with Temporal unreachable', () => {
