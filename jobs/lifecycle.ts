@@ -25,7 +25,7 @@ import { isWorkflowAlreadyStarted, startWorkflowOnce, TEMPORAL_START_DEADLINE_MS
 import { DEFAULT_WEBHOOK_EVENTS, type WebhookEvent } from '../common/webhooks';
 import type { Database } from '../db/client';
 import { JobChangeWaiter, type JobChanges } from '../db/job-changes';
-import { latestRetryOf } from '../db/queries/events';
+import { dueSettleOf } from '../db/queries/events';
 import {
   createJob,
   deleteJob,
@@ -353,37 +353,39 @@ export async function endJobOutsideWorkflow(
   outcome: JobOutcome,
 ): Promise<boolean> {
   if (!(await finishJob(deps.db, job.id, outcome, { settleDue: true }))) return false;
-  await startSettle(deps, job, outcome.status);
+  await startSettle(deps, job);
   // The job may have been its batch's last: the reconciler starts a batch webhook this misses.
   await announceBatchEnd(deps, job.id);
   return true;
 }
 
 /**
- * Starts the settleOrphanedJob workflow of a job ended outside its workflow, for the job's latest
- * run, and clears its due mark. Repeating it is safe: the settle's workflow id runs once.
+ * Starts the settleOrphanedJob workflow of a job ended outside its workflow, for the run that
+ * ended (the status and retry number its due mark stands for), and clears the mark. Does nothing
+ * when no settle is due (another call started it). Repeating it is safe: the settle's workflow id
+ * runs once.
  */
 export async function startSettle(
   deps: { db: Database; temporal: Client; config: SettleConfig },
   job: Pick<JobRow, 'id' | 'webhookUrl' | 'webhookEvents'>,
-  status: TerminalStatus,
-): Promise<void> {
-  // The run that was lost is the job's latest: a retry's end is that retry's to announce.
-  const retry = await latestRetryOf(deps.db, job.id);
+): Promise<boolean> {
+  const due = await dueSettleOf(deps.db, job.id);
+  if (!due || !isTerminalStatus(due.status)) return false;
   await startWorkflowOnce(deps.temporal, SETTLE_ORPHANED_JOB_WORKFLOW_TYPE, {
     taskQueue: deps.config.TEMPORAL_TASK_QUEUE,
-    workflowId: settleOrphanedJobWorkflowId(job.id, retry),
+    workflowId: settleOrphanedJobWorkflowId(job.id, due.retry),
     args: [
       {
         jobId: job.id,
-        status,
-        ...(retry === undefined ? {} : { retry }),
+        status: due.status,
+        ...(due.retry === undefined ? {} : { retry: due.retry }),
         policies: { webhookInitialIntervalSeconds: deps.config.WEBHOOK_RETRY_INITIAL_INTERVAL_SECONDS },
         ...(webhookOf(job) ? { webhook: webhookOf(job) } : {}),
       },
     ],
   });
   await clearSettleDue(deps.db, job.id);
+  return true;
 }
 
 /** A settle left due this long belongs to no call still starting it. */
@@ -402,9 +404,8 @@ export async function settleDueJobs(deps: {
 }): Promise<number> {
   let started = 0;
   for (const job of await listDueSettles(deps.db, SETTLE_GRACE_SECONDS, DUE_SETTLES_PAGE)) {
-    if (!isTerminalStatus(job.status)) continue;
-    await startSettle(deps, job, job.status).then(
-      () => (started += 1),
+    await startSettle(deps, job).then(
+      (didStart) => (started += didStart ? 1 : 0),
       (error: unknown) => deps.logger.warn({ err: error, jobId: job.id }, 'could not start the settle of a job'),
     );
   }

@@ -1,5 +1,11 @@
 import { WorkflowIdReusePolicy } from '@temporalio/client';
-import { RETRY_FAILED_OUTPUTS_WORKFLOW_TYPE, workflowIdForJob, type RetryFailedOutputsInput } from '../common/temporal';
+import {
+  RETRY_FAILED_OUTPUTS_WORKFLOW_TYPE,
+  settleOrphanedJobWorkflowId,
+  workflowIdForJob,
+  type RetryFailedOutputsInput,
+} from '../common/temporal';
+import { latestRetryOf } from '../db/queries/events';
 import { withTemporalTimeout } from '../common/timeout';
 import { TEMPORAL_START_DEADLINE_MS } from '../common/workflow-start';
 import { reopenFailedJob } from '../db/queries/job-data';
@@ -94,20 +100,29 @@ export async function retryFailedJob(
   const closed = await workflowClosed(deps, workflowId, FIRST_RUN_CLOSE_WAIT_MS);
   if (closed === undefined) return { outcome: 'temporal-unavailable' };
   if (!closed) return { outcome: 'still-ending' };
-  // An end made outside the job's workflow whose announcement has not started yet is the run
-  // before this retry's: it is started now, before the retry makes another run the job's latest.
+  // The run before this retry may have ended outside its workflow: its settle announces that end
+  // from the row, so it is started if it is still due, and the row is reopened only once it has
+  // closed, as for the first run's own deliveries.
   if (job.settleDueAt) {
     try {
-      await startSettle(deps, job, 'FAILED');
+      await startSettle(deps, job);
     } catch (error) {
       deps.logger.warn({ err: error, jobId: job.id }, 'could not start the settle of the run before a retry');
       return { outcome: 'temporal-unavailable' };
     }
   }
+  const settled = await workflowClosed(
+    deps,
+    settleOrphanedJobWorkflowId(job.id, await latestRetryOf(deps.db, job.id)),
+    FIRST_RUN_CLOSE_WAIT_MS,
+  );
+  if (settled === undefined) return { outcome: 'temporal-unavailable' };
+  if (!settled) return { outcome: 'still-ending' };
   const reopened = await reopenFailedJob(deps.db, job.id, RETRY_RETENTION_MARGIN_SECONDS);
   if (!reopened) {
     // Retried meanwhile, or its outputs set to go meanwhile (a DELETE): the row says which.
     const now = await getJob(deps.db, job.id);
+    if (now?.status === 'FAILED' && now.settleDueAt) return { outcome: 'still-ending' };
     const goneReason = now?.status === 'FAILED' ? whyOutputsAreGone(now) : undefined;
     return goneReason ? { outcome: 'outputs-gone', reason: goneReason } : { outcome: 'not-failed' };
   }

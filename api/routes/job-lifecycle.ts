@@ -83,7 +83,7 @@ export function jobLifecycleRouter(deps: ApiDependencies): Router {
         throw new Problem(
           409,
           'Job still ending',
-          `Job '${jobId}' is FAILED and its workflow is still delivering its webhook messages; retry in a few seconds.`,
+          `Job '${jobId}' is FAILED and its end is still being announced (its webhook messages); retry in a few seconds.`,
         );
       case 'started': {
         const after = await getJob(db, jobId);

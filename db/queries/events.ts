@@ -1,4 +1,5 @@
-import { and, asc, eq, gt, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, sql, type SQL } from 'drizzle-orm';
+import type { JobStatus } from '../../common/statuses';
 import type { Database } from '../client';
 import { jobEvents, jobs, type JobEventRow } from '../schema';
 
@@ -44,14 +45,30 @@ export async function listJobEvents(
     .limit(limit);
 }
 
-/**
- * The number of the job's latest retry (POST …/retry), from the event that reopened it: the
- * retry's webhook messages carry it. Undefined for a job never retried.
- */
+/** The number of the job's latest retry (POST …/retry): its retry_count, which the event that reopened the job records. */
+const LATEST_RETRY = (jobId: SQL) => sql`(select (data->'retry'->>'retry_count')::int from ${jobEvents}
+    where job_id = ${jobId} and type = 'status' and data ? 'retry' order by seq desc limit 1)`;
+
+/** The number of the job's latest retry; undefined for a job never retried. Its messages and its settle carry it. */
 export async function latestRetryOf(db: Database, jobId: string): Promise<number | undefined> {
-  const result = await db.execute<{ retry: number }>(sql`
-    select (data->'retry'->>'retry_count')::int as retry from ${jobEvents}
-    where job_id = ${jobId} and type = 'status' and data ? 'retry'
-    order by seq desc limit 1`);
+  const result = await db.execute<{ retry: number | null }>(sql`select ${LATEST_RETRY(sql`${jobId}`)} as retry`);
   return result.rows[0]?.retry ?? undefined;
+}
+
+export interface DueSettle {
+  status: JobStatus;
+  retry?: number;
+}
+
+/**
+ * A job whose settle is due (ended outside its workflow, its settleOrphanedJob not started yet):
+ * its status and the run that ended, read in one statement. While the mark is set no retry reopens
+ * the job (reopenFailedJob), so the two name the same end. Undefined when no settle is due.
+ */
+export async function dueSettleOf(db: Database, jobId: string): Promise<DueSettle | undefined> {
+  const result = await db.execute<{ status: JobStatus; retry: number | null }>(sql`
+    select status, ${LATEST_RETRY(sql.raw('jobs.id'))} as retry from ${jobs}
+    where id = ${jobId} and settle_due_at is not null`);
+  const row = result.rows[0];
+  return row ? { status: row.status, ...(row.retry === null ? {} : { retry: row.retry }) } : undefined;
 }

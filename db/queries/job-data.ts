@@ -77,6 +77,8 @@ export async function reopenFailedJob(
           eq(jobs.id, jobId),
           eq(jobs.status, 'FAILED'),
           isNull(jobs.dataRemovedAt),
+          // An end made outside the workflow is announced first, for the run it ended (startSettle).
+          isNull(jobs.settleDueAt),
           sql`(${jobs.expiresAt} is null or ${jobs.expiresAt} > now() + ${marginSeconds} * interval '1 second')`,
         ),
       )

@@ -287,10 +287,12 @@ describe('retrying a failed job', () => {
     });
   });
 
-  it("starts the first run's settle before a retry when its end outside the workflow is still to be announced", async () => {
-    const failed = await failedJob();
+  it('announces the end of the run before a retry, still due, before it reopens the job: the message says FAILED', async () => {
+    const receiver = await receivers.start();
+    const failed = await failedJob({ webhook_url: receiver.url });
     const jobId = failed.job_id as string;
     await stack.client.workflow.getHandle(workflowIdForJob(jobId)).result();
+    await receiver.waitFor(1);
     // As if the job had ended outside its workflow and its settle's start had not got through.
     await stack.database.db
       .update(jobs)
@@ -299,9 +301,15 @@ describe('retrying a failed job', () => {
     const retried = await postJson(stack.baseUrl, `/api/v1/jobs/${jobId}/retry`, {});
     expect(retried.status).toBe(202);
     const settle = await stack.client.workflow.getHandle(settleOrphanedJobWorkflowId(jobId)).describe();
-    expect(settle.type).toBe('settleOrphanedJob');
+    expect(settle).toMatchObject({ type: 'settleOrphanedJob', status: { name: 'COMPLETED' } });
     const [row] = await stack.database.db.select().from(jobs).where(eq(jobs.id, jobId));
     expect(row!.settleDueAt).toBeNull();
     expect((await waitForJob(stack.baseUrl, jobId)).status).toBe('COMPLETED');
+    // The first run's message and the settle's, under one id: both tell of the end they announce.
+    const endMessages = (await receiver.waitFor(2)).filter(
+      (message) => message.headers['webhook-id'] === `msg_${jobId}_failed`,
+    );
+    expect(endMessages).toHaveLength(2);
+    for (const message of endMessages) expect(JSON.parse(message.body)).toMatchObject({ status: 'FAILED' });
   });
 });

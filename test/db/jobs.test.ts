@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { and, eq, inArray, sql } from 'drizzle-orm';
+import { reopenFailedJob } from '../../db/queries/job-data';
 import {
+  clearSettleDue,
   createJob,
   deleteJob,
   finishJob,
@@ -214,6 +216,14 @@ describe('job and media queries', () => {
     const stored = { contentType: 'image/png', sizeBytes: 3, sha256: 'abc', sourceUrl: 'fake://image?a', attempt: 1 };
     expect(await markMediaCompleted(database.db, { jobId: job.id, outputIndex: 0 }, stored)).toBe('recorded');
     expect((await getJob(database.db, job.id))!.media[0]).toMatchObject({ status: 'COMPLETED', sha256: 'abc' });
+  });
+
+  it('reopenFailedJob waits for the settle due for the run before: no retry makes another run the latest meanwhile', async () => {
+    const job = await newJob();
+    await finishJob(database.db, job.id, { status: 'FAILED', errorMessage: 'lost' }, { settleDue: true });
+    expect(await reopenFailedJob(database.db, job.id, 60)).toBeUndefined();
+    await clearSettleDue(database.db, job.id);
+    expect(await reopenFailedJob(database.db, job.id, 60)).toMatchObject({ retryCount: 1 });
   });
 
   it('recentStartRate reads the start rate once per START_RATE_REUSE_MS, however many PENDING polls ask', async () => {
