@@ -18,7 +18,7 @@ COPY . .
 RUN npx tsc --noEmit && npx tsc --noEmit -p console
 # The web console's page, bundled into dist/console (the runtime stage ships it without its sources).
 RUN npm run build:console && test -s dist/console/index.html
-# Writes dist/workflow-bundle.js; worker/create-worker.ts uses it when present, so a worker
+# Writes dist/workflow-bundle.js; the runtime stage names it in WORKFLOW_BUNDLE_PATH, so a worker
 # starts without webpack (and without the dev dependencies webpack would need).
 RUN npm run bundle:workflows && test -s dist/workflow-bundle.js
 # The image's worker build id under WORKER_BUILD_ID=auto (what compose sets; docs/operating.md, "Deploys"): the
@@ -50,6 +50,9 @@ COPY scripts ./scripts
 COPY --from=build /app/dist/workflow-bundle.js ./dist/workflow-bundle.js
 COPY --from=build /app/dist/worker-build-id ./dist/worker-build-id
 COPY --from=build /app/dist/console ./dist/console
+# The image's sources never change: its workers load the bundle built from them, named explicitly so
+# that no comparison of the files' times (which builders do not keep alike) decides it.
+ENV WORKFLOW_BUNDLE_PATH=/app/dist/workflow-bundle.js
 
 # Sources stay root-owned and read-only; the processes run as the unprivileged `node` user.
 USER node

@@ -10,7 +10,7 @@ import { Client, Connection } from '@temporalio/client';
 import { Runtime } from '@temporalio/worker';
 import { connectWithRetry, createMediaWorker } from './create-worker';
 import { currentPrebuiltBundle } from './build-workflow-bundle';
-import { makeCurrentOncePolling, resolveBuildId } from './versioning';
+import { AUTO_BUILD_ID, makeCurrentOncePolling, resolveBuildId } from './versioning';
 import { ensureReconciler } from './reconciler';
 import { ensureRetentionSchedule } from './retention-schedule';
 import { sdkLoggerOver } from './sdk-logger';
@@ -68,7 +68,13 @@ async function main(): Promise<void> {
   }
   const s3 = createS3Client(config);
   // Worker Versioning (docs/operating.md, "Deploys"): WORKER_BUILD_ID set makes this worker one version of the deployment.
-  const buildId = resolveBuildId(config.WORKER_BUILD_ID, config.WORKFLOW_BUNDLE_PATH ?? currentPrebuiltBundle().path);
+  const prebuilt = currentPrebuiltBundle();
+  if (config.WORKER_BUILD_ID === AUTO_BUILD_ID && !config.WORKFLOW_BUNDLE_PATH && prebuilt.stale) {
+    throw new Error(
+      `WORKER_BUILD_ID=auto names the version after ${prebuilt.stale}, which is older than the workflow sources: run \`npm run bundle:workflows\` again, or set WORKFLOW_BUNDLE_PATH or WORKER_BUILD_ID`,
+    );
+  }
+  const buildId = resolveBuildId(config.WORKER_BUILD_ID, config.WORKFLOW_BUNDLE_PATH ?? prebuilt.path);
   const deploymentVersion = buildId ? { deploymentName: config.WORKER_DEPLOYMENT_NAME, buildId } : undefined;
   const worker = await createMediaWorker({
     connection,

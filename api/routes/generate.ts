@@ -116,9 +116,15 @@ export function generateRouter(deps: ApiDependencies): Router {
   return router;
 }
 
-/** What a submit's reply carries besides its body. */
-const submitReplyHeaders = {
+/** What a replay's reply carries besides its body. */
+const replayReplyHeaders = {
+  'Idempotent-Replayed': { description: 'Always `true`', schema: { type: 'string' as const } },
   Location: { description: "The job's status URL", schema: { type: 'string' as const } },
+  ...preferenceAppliedHeader,
+};
+/** What an accepted submit's reply carries besides its body. */
+const submitReplyHeaders = {
+  Location: replayReplyHeaders.Location,
   'Server-Timing': {
     description: 'How long recording the job (`db`) and starting its workflow (`temporal`) took, in ms',
     schema: { type: 'string' as const },
@@ -150,10 +156,7 @@ export function registerGeneratePaths(registry: OpenApiRegistry): void {
           'A replay: the job this Idempotency-Key already created, in its current status.',
           generateReplayedReplySchema,
         ),
-        headers: {
-          'Idempotent-Replayed': { description: 'Always `true`', schema: { type: 'string' as const } },
-          ...submitReplyHeaders,
-        },
+        headers: replayReplyHeaders,
       },
       202: {
         ...json('Accepted; poll the status URL or follow the events.', generateReplySchema),
