@@ -384,7 +384,7 @@ export async function startSettle(
       },
     ],
   });
-  await clearSettleDue(deps.db, job.id);
+  await clearSettleDue(deps.db, job.id, due.dueAt);
   return true;
 }
 

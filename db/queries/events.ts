@@ -58,6 +58,8 @@ export async function latestRetryOf(db: Database, jobId: string): Promise<number
 export interface DueSettle {
   status: JobStatus;
   retry?: number;
+  /** The mark itself, to the microsecond: clearing it clears this mark only, not a later end's. */
+  dueAt: string;
 }
 
 /**
@@ -66,9 +68,10 @@ export interface DueSettle {
  * the job (reopenFailedJob), so the two name the same end. Undefined when no settle is due.
  */
 export async function dueSettleOf(db: Database, jobId: string): Promise<DueSettle | undefined> {
-  const result = await db.execute<{ status: JobStatus; retry: number | null }>(sql`
-    select status, ${LATEST_RETRY(sql.raw('jobs.id'))} as retry from ${jobs}
+  const result = await db.execute<{ status: JobStatus; retry: number | null; due_at: string }>(sql`
+    select status, ${LATEST_RETRY(sql.raw('jobs.id'))} as retry, settle_due_at::text as due_at from ${jobs}
     where id = ${jobId} and settle_due_at is not null`);
   const row = result.rows[0];
-  return row ? { status: row.status, ...(row.retry === null ? {} : { retry: row.retry }) } : undefined;
+  if (!row) return undefined;
+  return { status: row.status, dueAt: row.due_at, ...(row.retry === null ? {} : { retry: row.retry }) };
 }

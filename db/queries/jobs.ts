@@ -391,9 +391,15 @@ export async function listDueSettles(
     .limit(limit);
 }
 
-/** Its settleOrphanedJob workflow was started. */
-export async function clearSettleDue(db: Database, jobId: string): Promise<void> {
-  await db.update(jobs).set({ settleDueAt: null }).where(eq(jobs.id, jobId));
+/**
+ * Its settleOrphanedJob workflow was started: clears the mark, or only the mark `dueAt` (as
+ * dueSettleOf read it), so that a clear that comes late leaves the mark of a later end alone.
+ */
+export async function clearSettleDue(db: Database, jobId: string, dueAt?: string): Promise<void> {
+  await db
+    .update(jobs)
+    .set({ settleDueAt: null })
+    .where(and(eq(jobs.id, jobId), dueAt === undefined ? undefined : sql`${jobs.settleDueAt} = ${dueAt}::timestamptz`));
 }
 
 export interface JobOutcome {
@@ -415,15 +421,14 @@ export async function finishJob(
   options: FinishOptions = {},
 ): Promise<boolean> {
   if (!options.uncountRetry && (await finishSettledJob(db, jobId, outcome, options))) return true;
+  const counted = sql`${outcome.generationRetries ?? 0} + coalesce((select sum(greatest(${media.attempts} - 1, 0)) from ${media} where ${media.jobId} = ${jobId}), 0)`;
   return db.transaction(async (tx) => {
     const ended = await tx
       .update(jobs)
       .set({
         status: outcome.status,
         errorMessage: outcome.errorMessage ?? null,
-        retryCount: options.uncountRetry
-          ? sql`${outcome.generationRetries ?? 0} + coalesce((select sum(greatest(${media.attempts} - 1, 0)) from ${media} where ${media.jobId} = ${jobId}), 0)`
-          : sql`greatest(${jobs.retryCount}, ${outcome.generationRetries ?? 0} + coalesce((select sum(greatest(${media.attempts} - 1, 0)) from ${media} where ${media.jobId} = ${jobId}), 0))`,
+        retryCount: options.uncountRetry ? counted : sql`greatest(${jobs.retryCount}, ${counted})`,
         completedAt: sql`now()`,
         // The outputs' lifetime counts from the end; an earlier expiry (a DELETE while it ran) stays.
         expiresAt: sql`least(${jobs.expiresAt}, now() + ${jobs.retentionSeconds} * interval '1 second')`,

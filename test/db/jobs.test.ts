@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import { reopenFailedJob } from '../../db/queries/job-data';
+import { dueSettleOf } from '../../db/queries/events';
 import {
   clearSettleDue,
   createJob,
@@ -224,6 +225,22 @@ describe('job and media queries', () => {
     expect(await reopenFailedJob(database.db, job.id, 60)).toBeUndefined();
     await clearSettleDue(database.db, job.id);
     expect(await reopenFailedJob(database.db, job.id, 60)).toMatchObject({ retryCount: 1 });
+  });
+
+  it("clearSettleDue with the mark it read leaves a later end's mark alone", async () => {
+    const job = await newJob();
+    await finishJob(database.db, job.id, { status: 'FAILED', errorMessage: 'lost' }, { settleDue: true });
+    const first = (await dueSettleOf(database.db, job.id))!;
+    // A later end marked its own settle (the job retried and lost again) before this clear came.
+    await database.db
+      .update(jobs)
+      .set({ settleDueAt: sql`settle_due_at + interval '1 microsecond'` })
+      .where(eq(jobs.id, job.id));
+    const later = (await dueSettleOf(database.db, job.id))!;
+    await clearSettleDue(database.db, job.id, first.dueAt);
+    expect(await dueSettleOf(database.db, job.id)).toEqual(later);
+    await clearSettleDue(database.db, job.id, later.dueAt);
+    expect(await dueSettleOf(database.db, job.id)).toBeUndefined();
   });
 
   it('recentStartRate reads the start rate once per START_RATE_REUSE_MS, however many PENDING polls ask', async () => {
