@@ -1,4 +1,5 @@
 import { and, eq, sql, type SQL } from 'drizzle-orm';
+import { TERMINAL_STATUSES } from '../../common/statuses';
 import type { Database } from '../client';
 import { jobEvents, jobs, media, type MediaRow } from '../schema';
 import { outputEventJson } from './jobs';
@@ -74,8 +75,9 @@ export interface StoredObject {
   sha256: string;
 }
 
+const TERMINAL = sql.raw(TERMINAL_STATUSES.map((status) => `'${status}'`).join(', '));
 /** A job takes its outputs' records until it has ended; a DELETE of a running job waits for its end to remove them. */
-const JOB_NOT_ENDED = sql.raw(`status not in ('COMPLETED', 'FAILED', 'CANCELLED')`);
+const JOB_NOT_ENDED = sql`status not in (${TERMINAL})`;
 
 /**
  * What became of an attempt's record of its stored object: recorded (or already on record), or
@@ -112,7 +114,7 @@ export async function markMediaCompleted(
   if (changed) return 'recorded';
   // Nothing changed (rare): the row records this object already, or the job has ended.
   const result = await db.execute<{ ended: boolean; removal_due: boolean }>(sql`
-    select j.status in ('COMPLETED', 'FAILED', 'CANCELLED') as ended,
+    select j.status in (${TERMINAL}) as ended,
       coalesce(j.data_removed_at is not null or j.expires_at <= now(), false) as removal_due
     from ${jobs} j where j.id = ${ref.jobId}`);
   const [job] = result.rows;
@@ -128,7 +130,7 @@ export async function markMediaCompleted(
         eq(media.outputIndex, ref.outputIndex),
         eq(media.status, 'COMPLETED'),
         // Still ended: a retry that reopened the job meanwhile records its own objects.
-        sql`exists (select 1 from ${jobs} where ${jobs.id} = ${ref.jobId} and ${jobs.status} in ('COMPLETED', 'FAILED', 'CANCELLED'))`,
+        sql`exists (select 1 from ${jobs} where ${jobs.id} = ${ref.jobId} and ${jobs.status} in (${TERMINAL}))`,
       ),
     )
     .returning({ jobId: media.jobId });
