@@ -63,4 +63,13 @@ export const preferenceAppliedHeader = {
   },
 };
 
+/** A replay of an earlier request's Idempotency-Key (or regenerate) answers with what that one made. */
+export const idempotentReplayedHeader = {
+  'Idempotent-Replayed': { description: 'Always `true`', schema: { type: 'string' as const } },
+};
+/** `Location`: where what the request made (or found) is read. */
+export const locationHeader = (description: string) => ({
+  Location: { description, schema: { type: 'string' as const } },
+});
+
 export const security = [{ bearerAuth: [] }];

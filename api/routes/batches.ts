@@ -7,7 +7,16 @@ import { toBatchReply } from '../../jobs/batch-reply';
 import { submitBatch } from '../../jobs/batches';
 import { callerOf, canSee, fairnessOf } from '../auth';
 import type { ApiDependencies } from '../dependencies';
-import { common, json, problem, security, unavailable, type OpenApiRegistry } from '../openapi-parts';
+import {
+  common,
+  idempotentReplayedHeader,
+  json,
+  locationHeader,
+  problem,
+  security,
+  unavailable,
+  type OpenApiRegistry,
+} from '../openapi-parts';
 import { Problem } from '../problem';
 import { batchIdParamSchema, batchReplySchema, batchRequestSchema, LIMITS, type BatchRequest } from '../schemas';
 import {
@@ -123,12 +132,12 @@ export function registerBatchesPaths(registry: OpenApiRegistry): void {
     responses: {
       200: {
         ...json('A replay: the batch this Idempotency-Key already created, as it is now', batchReplySchema),
-        headers: { 'Idempotent-Replayed': { description: 'Always `true`', schema: { type: 'string' as const } } },
+        headers: { ...idempotentReplayedHeader, ...locationHeader("The batch's URL") },
       },
-      202: json(
-        'Accepted: every job is recorded and its workflow started (`Location` names the batch)',
-        batchReplySchema,
-      ),
+      202: {
+        ...json('Accepted: every job is recorded and its workflow started', batchReplySchema),
+        headers: locationHeader("The batch's URL"),
+      },
       400: problem('Malformed JSON'),
       401: common[401],
       403: problem("An item's `priority` is more urgent than the API key's `--max-priority`; nothing was created"),

@@ -7,7 +7,9 @@ import { callerOf, fairnessOf } from '../auth';
 import type { ApiDependencies } from '../dependencies';
 import {
   common,
+  idempotentReplayedHeader,
   json,
+  locationHeader,
   preferenceAppliedHeader,
   preferWaitHeader,
   problem,
@@ -118,13 +120,13 @@ export function generateRouter(deps: ApiDependencies): Router {
 
 /** What a replay's reply carries besides its body. */
 const replayReplyHeaders = {
-  'Idempotent-Replayed': { description: 'Always `true`', schema: { type: 'string' as const } },
-  Location: { description: "The job's status URL", schema: { type: 'string' as const } },
+  ...idempotentReplayedHeader,
+  ...locationHeader("The job's status URL"),
   ...preferenceAppliedHeader,
 };
 /** What an accepted submit's reply carries besides its body. */
 const submitReplyHeaders = {
-  Location: replayReplyHeaders.Location,
+  ...locationHeader("The job's status URL"),
   'Server-Timing': {
     description: 'How long recording the job (`db`) and starting its workflow (`temporal`) took, in ms',
     schema: { type: 'string' as const },

@@ -5,7 +5,17 @@ import { deleteJobData } from '../../jobs/data-removal';
 import { regenerateFailedJob, retryFailedJob } from '../../jobs/rerun';
 import { callerOf, fairnessOf } from '../auth';
 import type { ApiDependencies } from '../dependencies';
-import { common, jobIdParam, json, problem, security, unavailable, type OpenApiRegistry } from '../openapi-parts';
+import {
+  common,
+  idempotentReplayedHeader,
+  jobIdParam,
+  json,
+  locationHeader,
+  problem,
+  security,
+  unavailable,
+  type OpenApiRegistry,
+} from '../openapi-parts';
 import { Problem } from '../problem';
 import { statusReplySchema } from '../schemas';
 import { checkPriority, runningJobsCap, tooManyRunningJobs } from '../submission';
@@ -127,18 +137,21 @@ export function registerJobLifecyclePaths(registry: OpenApiRegistry): void {
     responses: {
       200: {
         ...json('regenerate: the job an earlier regenerate of this job made, in its current status', statusReplySchema),
-        headers: { 'Idempotent-Replayed': { description: 'Always `true`', schema: { type: 'string' as const } } },
+        headers: { ...idempotentReplayedHeader, ...locationHeader("regenerate: the new job's status URL") },
       },
-      202: json(
-        "`{}`: the retry started, the status reply, PROCESSING. regenerate: the new job's status reply, PENDING (`Location` names it)",
-        statusReplySchema,
-      ),
+      202: {
+        ...json(
+          "`{}`: the retry started, the status reply, PROCESSING. regenerate: the new job's status reply, PENDING",
+          statusReplySchema,
+        ),
+        headers: locationHeader("regenerate: the new job's status URL"),
+      },
       ...common,
       403: problem("regenerate: the job's `priority` is more urgent than the API key's `--max-priority` now"),
       404: problem("Unknown job, or another key's"),
       409: {
         ...problem(
-          "The job is not FAILED; or (`{}`) its outputs are gone (the provider's, or the stored ones removed or expiring), or its first run is still delivering its webhooks (`Retry-After`)",
+          "The job is not FAILED; or (`{}`) its outputs are gone (the provider's, or the stored ones removed or expiring), or its end is still being announced, by its run or by the settle of a run that was lost (`Retry-After`)",
         ),
         headers: {
           'Retry-After': { description: 'Seconds, for a job still ending', schema: { type: 'integer' as const } },
