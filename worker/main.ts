@@ -19,6 +19,13 @@ import { createWorkerMetrics, serveWorkerMetrics } from './metrics';
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
   const logger = createLogger('worker', config.LOG_LEVEL);
+  // Refused before anything is started or touched: a versioned worker must name the code it runs.
+  const prebuilt = currentPrebuiltBundle();
+  if (config.WORKER_BUILD_ID === AUTO_BUILD_ID && !config.WORKFLOW_BUNDLE_PATH && prebuilt.stale) {
+    throw new Error(
+      `WORKER_BUILD_ID=auto names the version after ${prebuilt.stale}, which is older than the workflow sources: run \`npm run bundle:workflows\` again, or set WORKFLOW_BUNDLE_PATH or WORKER_BUILD_ID`,
+    );
+  }
   // The SDK's own messages (worker state, activity failures) go through the same logger, as JSON lines.
   Runtime.install({ logger: sdkLoggerOver(logger) });
   const tracing = startTracing('media-generation-worker', { endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT });
@@ -68,12 +75,6 @@ async function main(): Promise<void> {
   }
   const s3 = createS3Client(config);
   // Worker Versioning (docs/operating.md, "Deploys"): WORKER_BUILD_ID set makes this worker one version of the deployment.
-  const prebuilt = currentPrebuiltBundle();
-  if (config.WORKER_BUILD_ID === AUTO_BUILD_ID && !config.WORKFLOW_BUNDLE_PATH && prebuilt.stale) {
-    throw new Error(
-      `WORKER_BUILD_ID=auto names the version after ${prebuilt.stale}, which is older than the workflow sources: run \`npm run bundle:workflows\` again, or set WORKFLOW_BUNDLE_PATH or WORKER_BUILD_ID`,
-    );
-  }
   const buildId = resolveBuildId(config.WORKER_BUILD_ID, config.WORKFLOW_BUNDLE_PATH ?? prebuilt.path);
   const deploymentVersion = buildId ? { deploymentName: config.WORKER_DEPLOYMENT_NAME, buildId } : undefined;
   const worker = await createMediaWorker({
