@@ -128,20 +128,23 @@ export function eventsRouter({ config, db, presigner, logger, changes }: ApiDepe
       const heartbeat = setInterval(() => res.write(': keepalive\n\n'), EVENTS_HEARTBEAT_MS);
       try {
         let batch = pending;
+        // Whether the latest status sent is terminal: a retried job's history holds the end of each
+        // run before it, and only the last status says whether the job has ended.
         let ended = false;
-        while (!closed.signal.aborted && !ended) {
+        while (!closed.signal.aborted) {
           for (const event of batch) {
             res.write(`id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(await eventData(event))}\n\n`);
             after = event.seq;
             const status = (event.data as { status?: string }).status;
-            if (event.type === 'status' && status && isTerminalStatus(status)) ended = true;
+            if (event.type === 'status' && status) ended = isTerminalStatus(status);
           }
-          if (ended || closed.signal.aborted) break;
+          if (closed.signal.aborted) break;
           // A full page of the table: the rest is read at once, not when the job next changes.
           if (batch.length >= JOB_EVENTS_PAGE_SIZE) {
             batch = await query(() => listJobEvents(db, job.id, after));
             continue;
           }
+          if (ended) break;
           const left = endsAt - Date.now();
           if (left <= 0) {
             // What was heard until now was sent: the client reconnects (retry: 1000) with

@@ -12,6 +12,7 @@ import { sleep, waitFor } from '../support/wait';
 import { ScriptedProvider } from '../support/scripted-provider';
 import { postJson, silentLogger, validRequest, waitForJob } from '../support/stack';
 import { useTestStack } from '../support/use-stack';
+import { readEvents } from '../support/public-api';
 import { createS3Client } from '../../common/s3';
 import { deleteJobData } from '../../jobs/data-removal';
 import {
@@ -126,6 +127,33 @@ describe('retrying a failed job', () => {
     const ended = after.find((message) => message.headers['webhook-id']!.toString().endsWith('_completed'))!;
     expect(verifyWebhook(TEST_WEBHOOK_SECRET, ended.headers, ended.body)).toBe(true);
     expect(JSON.parse(ended.body)).toMatchObject({ event: 'completed', job_id: jobId, status: 'COMPLETED' });
+  });
+
+  it("keeps a retried job's event stream open past the first run's end, until the retry ends", async () => {
+    const failed = await failedJob();
+    const jobId = failed.job_id as string;
+    // The retry's output hangs: the job stays PROCESSING while a new client reads its whole history.
+    provider.outputHangs.add(1);
+    try {
+      const retried = await postJson(stack.baseUrl, `/api/v1/jobs/${jobId}/retry`, {});
+      expect(retried.status).toBe(202);
+      const url = `${stack.baseUrl}/api/v1/jobs/${jobId}/events`;
+      const followed = await readEvents(url, { timeoutMs: 3000 });
+      const statuses = followed.events
+        .filter((event) => event.event === 'status')
+        .map((event) => JSON.parse(event.data).status);
+      expect(statuses).toEqual(['PENDING', 'PROCESSING', 'FAILED', 'PROCESSING']);
+      // The FAILED in the history was the first run's end, not the job's: the stream is still open.
+      expect(followed.ended).toBe(false);
+
+      const cancelled = await postJson(stack.baseUrl, `/api/v1/jobs/${jobId}/cancel`, {});
+      expect(cancelled.status).toBe(202);
+      const rest = await readEvents(url, { headers: { 'Last-Event-ID': followed.events.at(-1)!.id! } });
+      expect(rest.ended).toBe(true);
+      expect(JSON.parse(rest.events.at(-1)!.data).status).toBe('CANCELLED');
+    } finally {
+      provider.outputHangs.delete(1);
+    }
   });
 
   it("waits for the job's first run to close while it still delivers its webhook messages", async () => {
