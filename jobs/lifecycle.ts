@@ -175,8 +175,14 @@ export async function submitJob(deps: LifecycleDependencies, submission: Submiss
   try {
     job = await createJob(db, { ...submission.job, idempotencyKey, requestHash }, submission.runningJobsCap);
   } catch (error) {
-    if (error instanceof RunningJobsCapReached)
+    if (error instanceof RunningJobsCapReached) {
+      // A concurrent request with the same key (or regenerating the same job) may have made the job
+      // the cap now counts: the repeat is answered with it, as it would be a moment later.
+      const existing =
+        submission.idempotencyKey || submission.job.retryOf ? await earlierJob(db, submission) : undefined;
+      if (existing) return replayJob(deps, existing, submission);
       return { outcome: 'running-jobs-cap', running: error.running, limit: error.limit };
+    }
     if (lostToConcurrentSubmission(error, submission)) {
       // A concurrent request with the same key (or regenerating the same job) won the insert: answer with its job.
       const existing = await earlierJob(db, submission);

@@ -159,4 +159,19 @@ describe('MAX_RUNNING_JOBS_PER_KEY', () => {
     expect(await finishJob(stack.database.db, ended, { status: 'COMPLETED' })).toBe(true);
     expect((await postJson(stack.baseUrl, '/api/v1/generate', validRequest, key.auth)).status).toBe(202);
   });
+
+  it('answers concurrent repeats of one Idempotency-Key with its job, not a 429, when that job takes the last place', async () => {
+    const key = await createTestKey(stack.database.db, 'capped-replays');
+    expect((await postJson(stack.baseUrl, '/api/v1/generate', validRequest, key.auth)).status).toBe(202);
+    // One place left: the first of the repeats takes it, and the others are repeats of that job.
+    const headers = { ...key.auth, 'Idempotency-Key': `last-place-${randomUUID()}` };
+    const replies = await Promise.all(
+      Array.from({ length: 6 }, () => postJson(stack.baseUrl, '/api/v1/generate', validRequest, headers)),
+    );
+    expect(replies.map((reply) => reply.status).sort()).toEqual([200, 200, 200, 200, 200, 202]);
+    expect(new Set(replies.map((reply) => reply.body!.job_id)).size).toBe(1);
+    expect(replies.filter((reply) => reply.headers.get('idempotent-replayed') === 'true')).toHaveLength(5);
+    const listed = await getJson(stack.baseUrl, '/api/v1/jobs?limit=100', key.auth);
+    expect(listed.body!.jobs).toHaveLength(2);
+  });
 });
