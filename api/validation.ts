@@ -17,10 +17,13 @@ function hasBody(req: Parameters<RequestHandler>[0]): boolean {
   return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
 }
 
-/** 415 unless the body is JSON; `optional` lets a request without any body through. */
-export function requireJsonBody({ optional = false } = {}): RequestHandler {
+/**
+ * 415 unless the body is JSON. A request without any body has no type to refuse: it is read as `{}`,
+ * which the routes whose body is optional take, and the others' schemas answer with the fields it lacks (422).
+ */
+export function requireJsonBody(): RequestHandler {
   return (req, _res, next) => {
-    if (optional && !hasBody(req)) return next();
+    if (!hasBody(req)) return next();
     if (!req.is('application/json')) {
       const got = req.headers['content-type'] ? `'${req.headers['content-type']}'` : 'no content type';
       return next(new Problem(415, 'Unsupported media type', `Send the body as application/json (got ${got}).`));

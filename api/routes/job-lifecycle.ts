@@ -44,7 +44,7 @@ export function jobLifecycleRouter(deps: ApiDependencies): Router {
     res.status(deleted.outcome === 'removed' ? 200 : 202).json(await statusReplyOf(deps, after ?? job));
   });
 
-  router.post('/api/v1/jobs/:job_id/retry', requireJsonBody({ optional: true }), async (req, res) => {
+  router.post('/api/v1/jobs/:job_id/retry', requireJsonBody(), async (req, res) => {
     const jobId = parseJobId(req.params);
     const { regenerate } = parseOrThrow(retryRequestSchema, req.body ?? {}, 'body');
     const job = await visibleJob(db, res, jobId);

@@ -131,7 +131,7 @@ export function jobsRouter(deps: ApiDependencies): Router {
     });
   });
 
-  router.post('/api/v1/jobs/:job_id/cancel', requireJsonBody({ optional: true }), async (req, res) => {
+  router.post('/api/v1/jobs/:job_id/cancel', requireJsonBody(), async (req, res) => {
     const jobId = parseJobId(req.params);
     const { reason } = parseOrThrow(cancelRequestSchema, req.body ?? {}, 'body');
     const job = await visibleJob(db, res, jobId);

@@ -93,6 +93,20 @@ describe('HTTP API', () => {
     expect(body.errors.map((error: { field: string }) => error.field).sort()).toEqual(['model', 'prompt']);
   });
 
+  it('answers a JSON request without a body with a 422 naming the missing fields, not a 415', async () => {
+    for (const [path, fields] of [
+      ['/api/v1/generate', ['model', 'prompt']],
+      ['/api/v1/batches', ['jobs']],
+    ] as const) {
+      const empty = await fetch(`${stack.baseUrl}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+      });
+      const problem = await expectProblem(empty, 422);
+      expect(problem.errors.map((error: { field: string }) => error.field).sort()).toEqual(fields);
+    }
+  });
+
   it('answers 400 for malformed JSON, 415 for another content type and 413 for a large body', async () => {
     const prompt = `malformed ${randomUUID()}`;
     const malformed = await fetch(`${stack.baseUrl}/api/v1/generate`, {
