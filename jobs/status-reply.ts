@@ -64,7 +64,7 @@ export const statusReplySchema = z
     completed_at: timestamp,
     queue_position: z.number().int().nullable().openapi({
       description:
-        'PENDING jobs only: 1 for the next job to start. Counts the PENDING jobs submitted before this one, whatever their key; null once it started.',
+        "PENDING jobs only: 1 for the next job to start. Counts the PENDING jobs that go before this one, whatever their key: those of a more urgent priority, and those of its own submitted before it (a batch's in the order of its items); null once it started.",
     }),
     estimated_start_at: timestamp.openapi({
       description:

@@ -598,11 +598,12 @@ export function recentStartRate(db: Database, now = Date.now()): Promise<number>
 /**
  * Where a PENDING job stands: what the rows know (jobs ahead of it, how fast jobs started lately).
  * Ahead of it are the PENDING jobs of a more urgent priority, and those of its own submitted before
- * it; how fairness interleaves the keys is not counted.
+ * it: a batch's jobs, submitted at one instant, in the order of its items (their workflows start
+ * in that order). How fairness interleaves the keys is not counted.
  */
 export async function queueEstimate(
   db: Database,
-  job: Pick<JobRow, 'id' | 'createdAt' | 'priority'>,
+  job: Pick<JobRow, 'id' | 'createdAt' | 'priority' | 'batchIndex'>,
 ): Promise<QueueEstimate> {
   let statement = jobsAheadStatements.get(db);
   if (!statement) jobsAheadStatements.set(db, (statement = prepareJobsAhead(db)));
@@ -611,6 +612,7 @@ export async function queueEstimate(
       priorityKey: PRIORITY_KEYS[job.priority],
       priority: job.priority,
       createdAt: job.createdAt.toISOString(),
+      batchIndex: job.batchIndex ?? -1,
       id: job.id,
     }),
     recentStartRate(db),
@@ -626,7 +628,8 @@ function prepareJobsAhead(db: Database) {
     .where(
       sql`${jobs.status} = 'PENDING' and (${priorityKeyOf(jobs.priority)} < ${sql.placeholder('priorityKey')}::int
         or (${jobs.priority} = ${sql.placeholder('priority')}
-          and (${jobs.createdAt}, ${jobs.id}) < (${sql.placeholder('createdAt')}::timestamptz, ${sql.placeholder('id')}::uuid)))`,
+          and (${jobs.createdAt}, coalesce(${jobs.batchIndex}, -1), ${jobs.id})
+            < (${sql.placeholder('createdAt')}::timestamptz, ${sql.placeholder('batchIndex')}::int, ${sql.placeholder('id')}::uuid)))`,
     )
     .prepare('jobs_ahead_in_queue');
 }

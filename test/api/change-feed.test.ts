@@ -162,6 +162,19 @@ describe('the change feed', () => {
       // Other suites' jobs may be submitted in between: the second stands behind the first.
       expect(b.body!.queue_position).toBeGreaterThan(a.body!.queue_position);
       expect(a.body!.queue_position).toBeGreaterThanOrEqual(1);
+      // A batch's jobs, submitted at one instant, stand in the order of the request's items.
+      const batch = await postJson(idle.baseUrl, '/api/v1/batches', {
+        jobs: Array.from({ length: 6 }, () => validRequest),
+      });
+      expect(batch.status).toBe(202);
+      const positions = await Promise.all(
+        batch.body!.jobs.map(
+          async (job: { job_id: string }) =>
+            (await getJson(idle.baseUrl, `/api/v1/status/${job.job_id}`)).body!.queue_position as number,
+        ),
+      );
+      expect(positions).toEqual([...positions].sort((x, y) => x - y));
+      expect(new Set(positions).size).toBe(6);
       const done = await getJson(
         working.baseUrl,
         `/api/v1/status/${(await submit(working, { Prefer: 'wait=30' })).body!.job_id}`,
