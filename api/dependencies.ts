@@ -19,4 +19,9 @@ export interface ApiDependencies {
   changes: JobChanges;
   /** OTEL_EXPORTER_OTLP_ENDPOINT is set: a span per request (the Temporal client carries it into workflows). */
   tracing?: boolean;
+  /**
+   * Fires when the process begins to shut down (a deploy): a `Prefer: wait` answers at once with the
+   * job's current state, and an event stream ends, so that the client reconnects to another process.
+   */
+  stopping?: AbortSignal;
 }

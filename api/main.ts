@@ -10,6 +10,7 @@ import { createDatabase } from '../db/client';
 import { JobChanges } from '../db/job-changes';
 import { createApp } from './app';
 import { answerUnparsableRequestsWithProblems } from './client-errors';
+import { drainServer } from './shutdown';
 
 function main(): void {
   const config = loadConfigOrExit();
@@ -35,8 +36,10 @@ function main(): void {
   });
   // Postgres may still be coming up: the feed keeps trying, and the API serves meanwhile.
   void changes.start().catch(() => undefined);
+  const stopping = new AbortController();
   const app = createApp({
     changes,
+    stopping: stopping.signal,
     config,
     db: database.db,
     temporal,
@@ -56,11 +59,11 @@ function main(): void {
   server.headersTimeout = 66_000;
   const shutdown = (signal: string) => {
     logger.info({ signal }, 'shutting down');
-    server.close(() => {
-      void Promise.allSettled([changes.stop(), database.close(), connection.close(), tracing?.shutdown()]).then(() =>
+    void drainServer(server, stopping).then(() =>
+      Promise.allSettled([changes.stop(), database.close(), connection.close(), tracing?.shutdown()]).then(() =>
         process.exit(0),
-      );
-    });
+      ),
+    );
     setTimeout(() => process.exit(0), 10_000).unref();
   };
   process.once('SIGINT', () => shutdown('SIGINT'));

@@ -19,8 +19,17 @@ export function preferredWaitSeconds(req: Request): number | undefined {
   return undefined;
 }
 
+/**
+ * When a wait stops short: the client hung up (`res` is then destroyed: nothing is answered), or the
+ * process began to shut down (the wait answers at once, rather than be cut off by the exit).
+ */
+export function waitEndSignal(res: Response, stopping: AbortSignal | undefined): AbortSignal {
+  const hangUp = hangUpSignal(res);
+  return stopping ? AbortSignal.any([hangUp, stopping]) : hangUp;
+}
+
 /** An AbortSignal that fires when the client hangs up, so that a wait frees what it held. */
-export function hangUpSignal(res: Response): AbortSignal {
+function hangUpSignal(res: Response): AbortSignal {
   const controller = new AbortController();
   // The response closes before it was written only when the connection went away; `close` is
   // emitted once, so a client gone before the wait began (during the submit) is seen here.

@@ -63,7 +63,7 @@ function lastEventId(value: string | undefined): number {
  * either), and every query of every stream waits its turn for one of SSE_DATABASE_CONNECTIONS
  * places, so however many streams read at once, the rest of the pool stays for the other routes.
  */
-export function eventsRouter({ config, db, presigner, logger, changes }: ApiDependencies): Router {
+export function eventsRouter({ config, db, presigner, logger, changes, stopping }: ApiDependencies): Router {
   const router = Router();
   const slots = new StreamSlots(config.SSE_MAX_STREAMS, config.SSE_MAX_STREAMS_PER_KEY);
   const streamDatabase = new Semaphore(sseDatabaseConnections(config));
@@ -99,6 +99,9 @@ export function eventsRouter({ config, db, presigner, logger, changes }: ApiDepe
     const onClose = () => closed.abort();
     req.on('close', onClose);
     res.on('close', onClose);
+    // A process that begins to shut down ends its streams: each client reconnects (retry: 1000),
+    // with Last-Event-ID, to a process that stays.
+    const ending = stopping ? AbortSignal.any([closed.signal, stopping]) : closed.signal;
     const job = await query(() => visibleJob(db, res, jobId));
     let after = lastEventId(
       req.header('last-event-id') ??
@@ -139,6 +142,10 @@ export function eventsRouter({ config, db, presigner, logger, changes }: ApiDepe
             if (event.type === 'status' && status) ended = isTerminalStatus(status);
           }
           if (closed.signal.aborted) break;
+          if (ending.aborted && !ended) {
+            res.write(': this API process is shutting down; reconnect with Last-Event-ID\n\n');
+            break;
+          }
           // A full page of the table: the rest is read at once, not when the job next changes.
           if (batch.length >= JOB_EVENTS_PAGE_SIZE) {
             batch = await query(() => listJobEvents(db, job.id, after));
@@ -153,8 +160,11 @@ export function eventsRouter({ config, db, presigner, logger, changes }: ApiDepe
             break;
           }
           // Idle until the change feed announces this job (no query meanwhile), or the lifetime ends.
-          await changed.next(left, closed.signal);
-          if (closed.signal.aborted) break;
+          await changed.next(left, ending);
+          if (ending.aborted) {
+            batch = [];
+            continue;
+          }
           // The announcements carry the events: read the table only when they do not.
           const announced = announcedEvents(job.id, changed.take(), after);
           if (announced) {
@@ -185,7 +195,7 @@ export function registerEventsPaths(registry: OpenApiRegistry): void {
     path: '/api/v1/jobs/{job_id}/events',
     summary: "Live progress: Server-Sent Events of the job's changes",
     description:
-      "Every recorded change, in order: `status` events (`{job_id, status, error_message, at}`) and `output` events (`{job_id, index, status, s3_key, attempts, error_message, at}`, plus `presigned_media_url` once stored). Each event's `id` is its sequence number within the job (1, 2, 3, …). The stream ends after the terminal status; reconnecting with `Last-Event-ID` resumes after that event, and answers 204 when nothing is left. A comment line every 15 s keeps idle connections open.",
+      "Every recorded change, in order: `status` events (`{job_id, status, error_message, at}`) and `output` events (`{job_id, index, status, s3_key, attempts, error_message, at}`, plus `presigned_media_url` once stored). Each event's `id` is its sequence number within the job (1, 2, 3, …). The stream ends after the job's terminal status (its latest status: a retried job's history holds the end of each run before), when SSE_MAX_STREAM_SECONDS pass, or when the API process shuts down; reconnecting with `Last-Event-ID` resumes after that event, and answers 204 when nothing is left. A comment line every 15 s keeps idle connections open.",
     security,
     request: {
       params: jobIdParam,

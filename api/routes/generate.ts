@@ -17,7 +17,7 @@ import {
   unavailable,
   type OpenApiRegistry,
 } from '../openapi-parts';
-import { hangUpSignal, preferredWaitSeconds } from '../prefer-wait';
+import { preferredWaitSeconds, waitEndSignal } from '../prefer-wait';
 import { Problem } from '../problem';
 import { generateReplayedReplySchema, generateReplySchema, generateRequestSchema, LIMITS } from '../schemas';
 import {
@@ -102,7 +102,7 @@ export function generateRouter(deps: ApiDependencies): Router {
       res.setHeader('Preference-Applied', `wait=${waitSeconds}`);
       let status: Record<string, unknown> | undefined;
       try {
-        await waitUntilJobEnds(deps, jobId, waitSeconds * 1000, hangUpSignal(res));
+        await waitUntilJobEnds(deps, jobId, waitSeconds * 1000, waitEndSignal(res, deps.stopping));
         if (res.destroyed) return;
         const job = await getJob(deps.db, jobId);
         status = job ? await statusReplyOf(deps, job) : undefined;

@@ -4,7 +4,7 @@ import { REDELIVER_WEBHOOK_WORKFLOW_TYPE, type RedeliverWebhookInput } from '../
 import { getJob, listJobs, queueEstimate, type JobWithMedia } from '../../db/queries/jobs';
 import { cancelJob, temporalPriorityOf, waitUntilJobEnds } from '../../jobs/lifecycle';
 import { isTerminalStatus } from '../../common/statuses';
-import { hangUpSignal, preferredWaitSeconds } from '../prefer-wait';
+import { preferredWaitSeconds, waitEndSignal } from '../prefer-wait';
 import { getDelivery, listDeliveries } from '../../db/queries/webhook-deliveries';
 import type { WebhookDeliveryRow } from '../../db/schema';
 import { callerOf, canSee, fairnessOf } from '../auth';
@@ -94,7 +94,7 @@ export function jobsRouter(deps: ApiDependencies): Router {
     if (waitSeconds !== undefined) {
       res.setHeader('Preference-Applied', `wait=${waitSeconds}`);
       if (!isTerminalStatus(job.status)) {
-        await waitUntilJobEnds(deps, job.id, waitSeconds * 1000, hangUpSignal(res));
+        await waitUntilJobEnds(deps, job.id, waitSeconds * 1000, waitEndSignal(res, deps.stopping));
         if (res.destroyed) return;
         job = await visibleJob(db, res, job.id);
       }

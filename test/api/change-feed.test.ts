@@ -118,6 +118,34 @@ describe('the change feed', () => {
     }
   });
 
+  it('answers its waits at once with the current state, and ends its event streams, when the API process shuts down', async () => {
+    // No worker: the jobs stay PENDING, and nothing but the shutdown ends the waits.
+    const leaving = await startTestStack({ worker: false });
+    try {
+      const waitingSubmit = postJson(leaving.baseUrl, '/api/v1/generate', validRequest, { Prefer: 'wait=60' });
+      const jobId = (await submit(leaving)).body!.job_id as string;
+      const waitingPoll = getJson(leaving.baseUrl, `/api/v1/status/${jobId}`, { Prefer: 'wait=60' });
+      const following = readEvents(`${leaving.baseUrl}/api/v1/jobs/${jobId}/events`, { timeoutMs: 30_000 });
+      await waitFor('the three clients to wait', () => leaving.changes.subscriberCount === 3, 10_000);
+
+      // A deploy's SIGTERM: the process answers everything in flight before it exits.
+      const drained = await Promise.race([leaving.drainApi().then(() => 'drained'), sleep(15_000).then(() => 'held')]);
+      expect(drained).toBe('drained');
+      const [submitted, polled, followed] = await Promise.all([waitingSubmit, waitingPoll, following]);
+      expect(submitted.status).toBe(202);
+      expect(submitted.headers.get('preference-applied')).toBe('wait=60');
+      expect(submitted.body).toMatchObject({ job_id: expect.any(String), status: 'PENDING' });
+      expect(polled.status).toBe(200);
+      expect(polled.body).toMatchObject({ job_id: jobId, status: 'PENDING' });
+      // The stream ends, and its client reconnects with Last-Event-ID to a process that stays.
+      expect(followed.ended).toBe(true);
+      expect(followed.events.map((event) => JSON.parse(event.data).status)).toEqual(['PENDING']);
+      expect(leaving.changes.subscriberCount).toBe(0);
+    } finally {
+      await leaving.stop();
+    }
+  });
+
   it('holds nothing for a waiting client that hung up before its submit was answered', async () => {
     // The workflow's start answers after 1.5 s: the client leaves while the API is still submitting.
     const slow = await startTestStack({ worker: false, apiTemporalInterceptors: [delayStartAnswers(1_500)] });

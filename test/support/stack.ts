@@ -6,6 +6,7 @@ import { NativeConnection, type Worker } from '@temporalio/worker';
 import pino from 'pino';
 import { Client as PgClient } from 'pg';
 import { createApp } from '../../api/app';
+import { drainServer } from '../../api/shutdown';
 import { answerUnparsableRequestsWithProblems } from '../../api/client-errors';
 import { FakeProvider } from '../../activities/providers/fake-provider';
 import type { MediaProvider } from '../../activities/providers/provider';
@@ -50,6 +51,8 @@ export interface TestStack {
   workerMetrics: WorkerMetrics;
   /** The API's change feed. */
   changes: JobChanges;
+  /** The API's part of a shutdown, as api/main.ts does it on SIGTERM: resolves once every request was answered. */
+  drainApi(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -155,8 +158,10 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
       : connection;
   const changes = new JobChanges({ url: config.DATABASE_URL });
   await changes.start();
+  const stopping = new AbortController();
   const app = createApp({
     changes,
+    stopping: stopping.signal,
     config,
     db: database.db,
     temporal: new Client({
@@ -183,8 +188,9 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     worker,
     workerMetrics,
     changes,
+    drainApi: () => drainServer(server, stopping),
     async stop() {
-      await new Promise((resolve) => server.close(resolve));
+      if (server.listening) await new Promise((resolve) => server.close(resolve));
       server.closeAllConnections();
       if (worker && worker.getState() === 'RUNNING') worker.shutdown();
       await workerRun?.catch(() => undefined);
