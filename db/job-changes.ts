@@ -76,8 +76,13 @@ export class JobChanges {
 
   /** Connects and listens; resolves once listening (or rejects on the first connection's error, and keeps trying). */
   start(): Promise<void> {
-    this.connected ??= this.connect(this.options.reconnectDelayMs ?? 250);
+    this.connected ??= this.connect(this.firstReconnectDelayMs);
     return this.connected;
+  }
+
+  /** The wait before reconnecting a connection that was listening; it doubles while attempts fail, up to 5 s. */
+  private get firstReconnectDelayMs(): number {
+    return this.options.reconnectDelayMs ?? 250;
   }
 
   /** Listens to one job's changes until the function returned is called. */
@@ -107,6 +112,11 @@ export class JobChanges {
     await client?.end().catch(() => undefined);
   }
 
+  /**
+   * Connects and listens, then tells every subscriber to read again: what was announced before it
+   * listened (a subscriber that read the table while the process started, or during an outage)
+   * was heard by no one. `delayMs`: the wait before the next attempt if this one fails.
+   */
   private async connect(delayMs: number): Promise<void> {
     const client = new Client({
       connectionString: this.options.url,
@@ -122,11 +132,13 @@ export class JobChanges {
       const announced = parseAnnouncement(message.payload);
       if (announced) this.announce(announced.jobId, announced.change);
     });
+    // A connection that was listening is replaced at once; one that never got there, after a growing wait.
+    const nextDelayMs = () => (this.client === client ? this.firstReconnectDelayMs : delayMs);
     client.on('error', (error) => {
       this.options.onError?.(error);
-      this.reconnectLater(client, delayMs);
+      this.reconnectLater(client, nextDelayMs());
     });
-    client.on('end', () => this.reconnectLater(client, delayMs));
+    client.on('end', () => this.reconnectLater(client, nextDelayMs()));
     try {
       await client.connect();
       await client.query(`LISTEN ${CHANNEL}`);
@@ -141,19 +153,20 @@ export class JobChanges {
       return;
     }
     this.client = client;
-    this.checkLivenessLater(client, delayMs);
+    this.checkLivenessLater(client);
+    this.announceToAll();
   }
 
   /** Asks the listening connection a question now and then; one that does not answer is replaced. */
-  private checkLivenessLater(client: Client, delayMs: number): void {
+  private checkLivenessLater(client: Client): void {
     clearTimeout(this.livenessTimer);
     this.livenessTimer = setTimeout(() => {
       if (this.client !== client) return;
       client.query('select 1').then(
-        () => this.checkLivenessLater(client, delayMs),
+        () => this.checkLivenessLater(client),
         (error: Error) => {
           this.options.onError?.(error);
-          this.reconnectLater(client, delayMs);
+          this.reconnectLater(client, this.firstReconnectDelayMs);
         },
       );
     }, this.options.livenessIntervalMs ?? 30_000);
@@ -168,11 +181,7 @@ export class JobChanges {
     void client.end().catch(() => undefined);
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
-      this.connect(Math.min(delayMs * 2, 5_000)).then(
-        // What was announced while nobody listened is read again by every subscriber.
-        () => this.announceToAll(),
-        () => undefined,
-      );
+      this.connect(Math.min(delayMs * 2, 5_000)).catch(() => undefined);
     }, delayMs);
   }
 

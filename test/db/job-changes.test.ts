@@ -165,4 +165,30 @@ describe('the change feed on a link that goes silent', () => {
     await waitFor('the start to be announced', () => heard.some((change) => change?.seq === 2), 5_000);
     unsubscribe();
   });
+
+  it('tells its subscribers to read again once it first listens: what changed before that was not announced to it', async () => {
+    const job = await createJob(database.db, {
+      model: 'a/b',
+      prompt: `first listen ${randomUUID()}`,
+      numOutputs: 1,
+      seed: 1,
+      outputFormat: 'png',
+    });
+    // A slow link: the connection and its LISTEN take a few round trips of 300 ms.
+    const slowness = await proxy.addToxic({ type: 'latency', attributes: { latency: 300 } });
+    const late = new JobChanges({ url: throughProxy(testConfig().DATABASE_URL, proxy) });
+    try {
+      const heard: (JobChange | undefined)[] = [];
+      // A stream or a wait subscribes, then reads the table, while the process's feed still connects.
+      const unsubscribe = late.subscribe(job.id, (change) => heard.push(change));
+      const listening = late.start();
+      await markJobProcessing(database.db, job.id);
+      await listening;
+      await waitFor('the subscriber to be told to read again', () => heard.includes(undefined), 5_000);
+      unsubscribe();
+    } finally {
+      await late.stop();
+      await proxy.removeToxic(slowness);
+    }
+  });
 });
