@@ -122,13 +122,28 @@ export async function deliverBatchWebhook(
  * The delay before the next attempt that a receiver's `Retry-After` asks for, when it is longer than
  * the retry policy's own next backoff; undefined leaves the policy's backoff. A shorter one is not
  * taken: a receiver answering `Retry-After: 1` every time would otherwise be called every second
- * for the policy's whole day.
+ * for the policy's whole day. A longer one than the retries have left (their schedule-to-close,
+ * less one attempt's time) is cut to what is left: the server gives up at once on a retry that
+ * would start too late, and the message would never be tried again.
  */
 export function retryDelaySeconds(
   retryAfter: string | undefined,
-  attempt: Pick<Info, 'attempt' | 'retryPolicy'>,
+  attempt: Pick<Info, 'attempt' | 'retryPolicy'> &
+    Partial<Pick<Info, 'scheduledTimestampMs' | 'scheduleToCloseTimeoutMs' | 'startToCloseTimeoutMs'>>,
+  now = Date.now(),
 ): number | undefined {
-  const asked = retryAfterSeconds(retryAfter);
+  const requested = retryAfterSeconds(retryAfter);
+  const leftSeconds =
+    attempt.scheduleToCloseTimeoutMs && attempt.scheduledTimestampMs !== undefined
+      ? Math.floor(
+          (attempt.scheduledTimestampMs +
+            attempt.scheduleToCloseTimeoutMs -
+            now -
+            (attempt.startToCloseTimeoutMs ?? 0)) /
+            1000,
+        )
+      : Infinity;
+  const asked = requested === undefined ? undefined : Math.max(0, Math.min(requested, leftSeconds));
   const policy = attempt.retryPolicy;
   if (asked === undefined || !policy?.initialInterval) return asked;
   const initialSeconds = msToNumber(policy.initialInterval) / 1000;
@@ -189,7 +204,11 @@ function forbidden(message: string): ApplicationFailure {
   return ApplicationFailure.create({ type: NonRetryable.ForbiddenWebhookUrl, message, nonRetryable: true });
 }
 
-/** One POST, no redirects followed, to an address checked after DNS and again on connect. */
+/**
+ * One POST, no redirects followed, to an address checked after DNS and again on connect. Its answer
+ * is its status line: the body is read for the record until it ends, fills the snippet or the
+ * timeout passes, and then the connection is closed, so a 2xx whose body never ends is delivered.
+ */
 function post(
   url: URL,
   headers: Record<string, string>,
@@ -213,10 +232,11 @@ function post(
       signal: options.signal,
       timeout: options.timeoutMs,
     });
-    const timer = setTimeout(
-      () => request.destroy(new Error(`the receiver did not answer within ${options.timeoutMs / 1000}s`)),
-      options.timeoutMs,
-    );
+    let answered: ((snippetDone: boolean) => void) | undefined;
+    const timer = setTimeout(() => {
+      if (answered) answered(false);
+      else request.destroy(new Error(`the receiver did not answer within ${options.timeoutMs / 1000}s`));
+    }, options.timeoutMs);
     request.once('socket', (socket) => {
       socket.once('connect', () => {
         const remote = socket.remoteAddress;
@@ -237,22 +257,25 @@ function post(
     });
     request.once('response', (response: IncomingMessage) => {
       let snippet = '';
-      response.setEncoding('utf8');
-      response.on('data', (chunk: string) => {
-        if (snippet.length < SNIPPET_CHARS) snippet += chunk;
-      });
-      response.once('end', () => {
+      answered = (bodyEnded) => {
+        answered = () => undefined;
         clearTimeout(timer);
         resolve({
           statusCode: response.statusCode ?? 0,
           snippet: snippet.slice(0, SNIPPET_CHARS),
           retryAfter: response.headers['retry-after'],
         });
+        // The rest of a body is not read: the answer is known, and the connection is not kept (agent: false).
+        if (!bodyEnded) request.destroy();
+      };
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => {
+        snippet += chunk;
+        if (snippet.length >= SNIPPET_CHARS) answered?.(false);
       });
-      response.once('error', (error) => {
-        clearTimeout(timer);
-        reject(error);
-      });
+      response.once('end', () => answered?.(true));
+      // Cut off after its status line: the answer stands, with what of its body came.
+      response.once('error', () => answered?.(false));
     });
     request.end(body);
   });

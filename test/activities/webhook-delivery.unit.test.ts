@@ -71,4 +71,15 @@ describe("the delay a receiver's Retry-After sets", () => {
   it('takes Retry-After as it is when the attempt does not say its policy', () => {
     expect(retryDelaySeconds('1', { attempt: 1, retryPolicy: undefined })).toBe(1);
   });
+
+  it('cuts a Retry-After longer than the retries have left to what is left, less one attempt', () => {
+    // Scheduled 23 h ago with a day to close and 30 s per attempt: 3570 s are left for the next one.
+    const scheduledTimestampMs = 1_000_000_000_000;
+    const now = scheduledTimestampMs + 23 * 3600_000;
+    const late = { scheduledTimestampMs, scheduleToCloseTimeoutMs: 24 * 3600_000, startToCloseTimeoutMs: 30_000 };
+    expect(retryDelaySeconds('90000', { attempt: 3, retryPolicy, ...late }, now)).toBe(3570);
+    expect(retryDelaySeconds('600', { attempt: 3, retryPolicy, ...late }, now)).toBe(600);
+    // Less left than the policy's own backoff: the policy's backoff, which the server then judges.
+    expect(retryDelaySeconds('90000', { attempt: 3, retryPolicy, ...late }, now + 3500_000)).toBeUndefined();
+  });
 });

@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { WorkflowHandle } from '@temporalio/client';
 import { cancelSignal, workflowIdForJob } from '../../common/temporal';
 import { deliverWebhook } from '../../activities/webhook-delivery';
@@ -236,6 +238,48 @@ describe('webhook address rules and configuration', () => {
     });
     const [recorded] = await listDeliveries(strict.database.db, job.id);
     expect(recorded).toMatchObject({ attempt: 1, statusCode: null, error: expect.stringMatching(/not public/) });
+  });
+
+  it('takes a 2xx whose body never ends as delivered, and records what the receiver answered', async () => {
+    const job = await createJob(strict.database.db, {
+      model: 'a/b',
+      prompt: 'a body that never ends',
+      numOutputs: 1,
+      seed: 1,
+      outputFormat: 'png',
+    });
+    // The receiver takes the message (200), then keeps its answer's body open, a byte every 100 ms.
+    const trickles = new Set<NodeJS.Timeout>();
+    const receiver = http.createServer((_request, response) => {
+      response.writeHead(200, { 'content-type': 'text/plain' });
+      const trickle = setInterval(() => response.write('.'), 100);
+      trickles.add(trickle);
+      response.on('close', () => clearInterval(trickle));
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    try {
+      const message = {
+        jobId: job.id,
+        messageId: `msg_${job.id}_completed`,
+        event: 'completed' as const,
+        url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`,
+      };
+      const presigner = { client: undefined as never, bucket: 'unused', expiresInSeconds: 60 };
+      const delivered = await deliverWebhook(
+        strict.database.db,
+        { signingSecret: SECRET, allowPrivate: true, presigner, timeoutMs: 1_000 },
+        message,
+        new AbortController().signal,
+      );
+      expect(delivered).toEqual({ statusCode: 200, attempt: 1 });
+      const [recorded] = await listDeliveries(strict.database.db, job.id);
+      expect(recorded).toMatchObject({ attempt: 1, statusCode: 200, error: null });
+      expect(recorded!.responseSnippet).toMatch(/^\.+$/);
+    } finally {
+      for (const trickle of trickles) clearInterval(trickle);
+      receiver.closeAllConnections();
+      await new Promise((resolve) => receiver.close(resolve));
+    }
   });
 
   it('refuses webhooks when WEBHOOK_SIGNING_SECRET is not set', async () => {
