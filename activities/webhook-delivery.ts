@@ -12,7 +12,7 @@ import { signWebhook } from '../common/webhooks';
 import type { Database } from '../db/client';
 import { getBatch, listBatchJobs } from '../db/queries/batches';
 import { getJob } from '../db/queries/jobs';
-import { recordDeliveryAttempt } from '../db/queries/webhook-deliveries';
+import { beginDeliveryAttempt, finishDeliveryAttempt } from '../db/queries/webhook-deliveries';
 import { checkedLookup, isPublicAddress } from '../common/public-address';
 import { retryAfterSeconds } from './helpers';
 
@@ -43,7 +43,8 @@ interface Answer {
 /**
  * Sends one webhook message: the job's status reply (as GET /api/v1/status answers it, presigned
  * URLs included) plus `event`, signed per Standard Webhooks, to a public HTTPS address. Every
- * attempt is recorded; anything but a 2xx answer is thrown for the retry policy.
+ * attempt is recorded as it begins, and then how it ended; anything but a 2xx answer is thrown for
+ * the retry policy.
  */
 export async function deliverWebhook(
   db: Database,
@@ -65,18 +66,18 @@ export async function deliverWebhook(
     ...(message.outputIndex !== undefined ? { output_index: message.outputIndex } : {}),
     ...reply,
   });
-  const startedAt = new Date();
-  const { answer, failure } = await sendSigned(webhooks, message.url, message.messageId, body, signal);
-  const row = await recordDeliveryAttempt(db, {
+  const row = await beginDeliveryAttempt(db, {
     jobId: message.jobId,
     messageId: message.messageId,
     event: message.event,
     outputIndex: message.outputIndex,
     url: message.url,
+  });
+  const { answer, failure } = await sendSigned(webhooks, message.url, message.messageId, body, signal);
+  await finishDeliveryAttempt(db, row.id, {
     statusCode: answer?.statusCode,
     responseSnippet: answer?.snippet,
     error: failure?.message,
-    startedAt,
   });
   if (failure) throw failure;
   return { statusCode: answer!.statusCode, attempt: row.attempt };
@@ -95,7 +96,8 @@ function configured(deps: WebhookDependencies | undefined): WebhookDependencies 
 /**
  * Sends a batch's webhook: the batch as GET /api/v1/batches/{id} answers it (each job's status reply,
  * presigned URLs included) plus `"event": "batch_ended"`, signed and sent as a job's messages are.
- * Its attempts are the activity's, in the history of the batch's webhook workflow.
+ * Its attempts are the activity's: Temporal shows the count and the last failure while it retries,
+ * and the outcome in the workflow's history; none is listed in a job's webhook_deliveries.
  */
 export async function deliverBatchWebhook(
   db: Database,

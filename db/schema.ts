@@ -219,7 +219,11 @@ export const webhookDeliveries = pgTable(
     createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
     finishedAt: timestamp('finished_at', { withTimezone: true, mode: 'date' }),
   },
-  (table) => [index('webhook_deliveries_job_id_created_at_idx').on(table.jobId, table.createdAt)],
+  (table) => [
+    index('webhook_deliveries_job_id_created_at_idx').on(table.jobId, table.createdAt),
+    // One number per attempt at a message, and the index its next number is read from.
+    uniqueIndex('webhook_deliveries_message_id_attempt_idx').on(table.messageId, table.attempt),
+  ],
 );
 
 export type JobRow = typeof jobs.$inferSelect;

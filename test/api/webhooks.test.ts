@@ -240,6 +240,46 @@ describe('webhook address rules and configuration', () => {
     expect(recorded).toMatchObject({ attempt: 1, statusCode: null, error: expect.stringMatching(/not public/) });
   });
 
+  it('records an attempt before it sends it: one cut off with its worker stays listed, unfinished', async () => {
+    const job = await createJob(strict.database.db, {
+      model: 'a/b',
+      prompt: 'an attempt in flight',
+      numOutputs: 1,
+      seed: 1,
+      outputFormat: 'png',
+    });
+    // The receiver holds its answer until the test has seen the attempt listed.
+    let answer: (() => void) | undefined;
+    const receiver = http.createServer((_request, response) => {
+      answer = () => response.writeHead(204).end();
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    try {
+      const presigner = { client: undefined as never, bucket: 'unused', expiresInSeconds: 60 };
+      const delivery = deliverWebhook(
+        strict.database.db,
+        { signingSecret: SECRET, allowPrivate: true, presigner, timeoutMs: 10_000 },
+        {
+          jobId: job.id,
+          messageId: `msg_${job.id}_completed`,
+          event: 'completed',
+          url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`,
+        },
+        new AbortController().signal,
+      );
+      await waitFor('the receiver to hold the message', () => answer, 5_000);
+      const [inFlight] = await listDeliveries(strict.database.db, job.id);
+      expect(inFlight).toMatchObject({ attempt: 1, statusCode: null, error: null, finishedAt: null });
+      answer!();
+      expect(await delivery).toEqual({ statusCode: 204, attempt: 1 });
+      const [finished] = await listDeliveries(strict.database.db, job.id);
+      expect(finished).toMatchObject({ id: inFlight!.id, attempt: 1, statusCode: 204, finishedAt: expect.any(Date) });
+    } finally {
+      receiver.closeAllConnections();
+      await new Promise((resolve) => receiver.close(resolve));
+    }
+  });
+
   it('takes a 2xx whose body never ends as delivered, and records what the receiver answered', async () => {
     const job = await createJob(strict.database.db, {
       model: 'a/b',
