@@ -9,7 +9,7 @@ import { latestRetryOf } from '../db/queries/events';
 import { withTemporalTimeout } from '../common/timeout';
 import { TEMPORAL_START_DEADLINE_MS } from '../common/workflow-start';
 import { reopenFailedJob } from '../db/queries/job-data';
-import { finishJob, getJob, type JobWithMedia, type RunningJobsCap } from '../db/queries/jobs';
+import { finishJob, getJob, RunningJobsCapReached, type JobWithMedia, type RunningJobsCap } from '../db/queries/jobs';
 import type { JobRow } from '../db/schema';
 import {
   describeWorkflow,
@@ -34,7 +34,9 @@ export type RetryOutcome =
   | { outcome: 'outputs-gone'; reason: string }
   | { outcome: 'temporal-unavailable' }
   /** The job's workflow recorded FAILED but is still delivering its webhooks after the wait. */
-  | { outcome: 'still-ending' };
+  | { outcome: 'still-ending' }
+  /** Running again would take its key past MAX_RUNNING_JOBS_PER_KEY. */
+  | { outcome: 'running-jobs-cap'; running: number; limit: number };
 
 /** Why the recorded prediction cannot give the failed outputs again, if it cannot. */
 export function whyOutputsAreGone(job: JobWithMedia, now = new Date()): string | undefined {
@@ -92,6 +94,7 @@ export async function retryFailedJob(
   deps: LifecycleDependencies,
   job: JobWithMedia,
   fairness: Fairness,
+  runningJobsCap?: RunningJobsCap,
 ): Promise<RetryOutcome> {
   if (job.status !== 'FAILED') return { outcome: 'not-failed' };
   const reason = whyOutputsAreGone(job);
@@ -118,7 +121,14 @@ export async function retryFailedJob(
   );
   if (settled === undefined) return { outcome: 'temporal-unavailable' };
   if (!settled) return { outcome: 'still-ending' };
-  const reopened = await reopenFailedJob(deps.db, job.id, RETRY_RETENTION_MARGIN_SECONDS);
+  let reopened: Awaited<ReturnType<typeof reopenFailedJob>>;
+  try {
+    reopened = await reopenFailedJob(deps.db, job.id, RETRY_RETENTION_MARGIN_SECONDS, runningJobsCap);
+  } catch (error) {
+    if (error instanceof RunningJobsCapReached)
+      return { outcome: 'running-jobs-cap', running: error.running, limit: error.limit };
+    throw error;
+  }
   if (!reopened) {
     // Retried meanwhile, or its outputs set to go meanwhile (a DELETE): the row says which.
     const now = await getJob(deps.db, job.id);

@@ -76,8 +76,16 @@ export function jobLifecycleRouter(deps: ApiDependencies): Router {
       res.location(`/api/v1/status/${created.id}`).json(await statusReplyOf(deps, created));
       return;
     }
-    const retried = await retryFailedJob(deps, job, fairnessOf(callerOf(res)));
+    const caller = callerOf(res);
+    const retried = await retryFailedJob(
+      deps,
+      job,
+      fairnessOf(caller),
+      runningJobsCap(caller, config.MAX_RUNNING_JOBS_PER_KEY),
+    );
     switch (retried.outcome) {
+      case 'running-jobs-cap':
+        throw tooManyRunningJobs(caller, retried.running, retried.limit);
       case 'not-failed':
         throw new Problem(409, 'Job not failed', `Job '${jobId}' is no longer FAILED (retried meanwhile).`);
       case 'outputs-gone':
@@ -159,7 +167,7 @@ export function registerJobLifecyclePaths(registry: OpenApiRegistry): void {
       },
       429: {
         ...common[429],
-        description: `${common[429].description} regenerate: also MAX_RUNNING_JOBS_PER_KEY jobs are already PENDING or PROCESSING.`,
+        description: `${common[429].description} Also: MAX_RUNNING_JOBS_PER_KEY jobs of the key are already PENDING or PROCESSING (the job stays FAILED).`,
       },
       503: unavailable('A dependency is down; nothing was created'),
     },

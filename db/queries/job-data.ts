@@ -3,7 +3,7 @@ import { TERMINAL_STATUSES } from '../../common/statuses';
 import type { Database } from '../client';
 import { jobs, media } from '../schema';
 import { appendJobEvent } from './events';
-import { outputEventData } from './jobs';
+import { checkRunningJobsCap, outputEventData, type RunningJobsCap } from './jobs';
 
 /** The job's outputs are to go now: once it has ended, whichever removal comes first takes them. */
 export async function expireJobDataNow(db: Database, jobId: string): Promise<void> {
@@ -56,13 +56,17 @@ export interface ReopenedJob {
  * the retry, the failed outputs are PENDING again (their attempts start over), and the events say
  * so. Only while its objects are kept for another `marginSeconds` at least, so that the expiry
  * sweep cannot be removing them while the retry writes. Undefined when the job is not in that state.
+ * With a cap, the job runs again only if its subject has room for one more unfinished job
+ * (RunningJobsCapReached otherwise), counted as a submit counts.
  */
 export async function reopenFailedJob(
   db: Database,
   jobId: string,
   marginSeconds: number,
+  cap?: RunningJobsCap,
 ): Promise<ReopenedJob | undefined> {
   return db.transaction(async (tx) => {
+    if (cap) await checkRunningJobsCap(tx, cap);
     const [job] = await tx
       .update(jobs)
       .set({

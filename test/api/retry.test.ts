@@ -10,9 +10,10 @@ import { reopenFailedJob, type ReopenedJob } from '../../db/queries/job-data';
 import { endJobOutsideWorkflow } from '../../jobs/lifecycle';
 import { sleep, waitFor } from '../support/wait';
 import { ScriptedProvider } from '../support/scripted-provider';
-import { postJson, silentLogger, validRequest, waitForJob } from '../support/stack';
+import { getJson, postJson, silentLogger, validRequest, waitForJob } from '../support/stack';
 import { useTestStack } from '../support/use-stack';
-import { readEvents } from '../support/public-api';
+import { createTestKey, readEvents } from '../support/public-api';
+import { createJob, finishJob } from '../../db/queries/jobs';
 import { createS3Client } from '../../common/s3';
 import { deleteJobData } from '../../jobs/data-removal';
 import {
@@ -339,5 +340,50 @@ describe('retrying a failed job', () => {
     );
     expect(endMessages).toHaveLength(2);
     for (const message of endMessages) expect(JSON.parse(message.body)).toMatchObject({ status: 'FAILED' });
+  });
+});
+
+/** A retry runs the job again: under MAX_RUNNING_JOBS_PER_KEY it needs a place, as a submit does. */
+describe('retrying a failed job under MAX_RUNNING_JOBS_PER_KEY', () => {
+  const provider = new ScriptedProvider();
+  const stack = useTestStack({
+    provider,
+    env: { PERSIST_MAX_ATTEMPTS: '2', MAX_RUNNING_JOBS_PER_KEY: '1', AUTH_MODE: 'required' },
+  });
+
+  it('answers 429 while the key has no place left, changes nothing, and retries once a place is free', async () => {
+    const key = await createTestKey(stack.database.db, 'retry-cap');
+    const ended = (jobId: string) =>
+      waitFor('the job to end', async () => {
+        const { body } = await getJson(stack.baseUrl, `/api/v1/status/${jobId}`, key.auth);
+        return ['COMPLETED', 'FAILED', 'CANCELLED'].includes(body?.status) ? body! : undefined;
+      });
+    provider.outputFailures.set(1, Number.POSITIVE_INFINITY);
+    const submitted = await postJson(stack.baseUrl, '/api/v1/generate', validRequest, key.auth);
+    expect(submitted.status).toBe(202);
+    const jobId = submitted.body!.job_id as string;
+    const failed = await ended(jobId);
+    provider.outputFailures.delete(1);
+    expect(failed.status).toBe('FAILED');
+
+    // The key's one place is taken by a job that has not ended (no workflow runs it).
+    const running = await createJob(stack.database.db, {
+      model: 'a/b',
+      prompt: 'holds the place',
+      numOutputs: 1,
+      seed: 1,
+      outputFormat: 'png',
+      owner: key.id,
+    });
+    const refused = await postJson(stack.baseUrl, `/api/v1/jobs/${jobId}/retry`, {}, key.auth);
+    expect(refused.status).toBe(429);
+    expect(refused.body!.detail).toMatch(/already has 1 jobs PENDING or PROCESSING.*MAX_RUNNING_JOBS_PER_KEY=1/);
+    const unchanged = await getJson(stack.baseUrl, `/api/v1/status/${jobId}`, key.auth);
+    expect(unchanged.body).toMatchObject({ status: 'FAILED', retry_count: failed.retry_count });
+
+    expect(await finishJob(stack.database.db, running.id, { status: 'CANCELLED' })).toBe(true);
+    const retried = await postJson(stack.baseUrl, `/api/v1/jobs/${jobId}/retry`, {}, key.auth);
+    expect(retried.status).toBe(202);
+    expect((await ended(jobId)).status).toBe('COMPLETED');
   });
 });
