@@ -17,8 +17,8 @@ export const json = <T extends z.ZodType>(description: string, schema: T) => ({
 export const jobIdParam = z.object({
   job_id: z.string().openapi({ description: 'The id returned by POST /api/v1/generate.' }),
 });
-/** Sent on every /api reply while RATE_LIMIT_PER_MINUTE is set, not only on a 429. */
-const rateLimitHeaders = {
+/** Sent on every /api reply while RATE_LIMIT_PER_MINUTE is set, not only on a 429 (buildOpenApiDocument adds them to each). */
+export const rateLimitHeaders = {
   'RateLimit-Limit': { description: 'RATE_LIMIT_PER_MINUTE, when set', schema: { type: 'integer' as const } },
   'RateLimit-Remaining': {
     description: 'Requests left under the policy nearest to refusing: the minute, or the one-second burst',
@@ -50,6 +50,12 @@ export const common = {
     headers: { ...retryAfterHeader, ...rateLimitHeaders },
     content: { 'application/problem+json': { schema: problemSchema } },
   },
+};
+/** The answers of a route that takes a JSON body, before its own checks; its 422 is its own. */
+export const jsonBodyProblems = {
+  400: problem('Malformed JSON'),
+  413: problem('Body too large'),
+  415: problem('Not JSON'),
 };
 /** `Prefer: wait[=N]`: the reply waits for the job to end, N seconds at most (60). */
 export const preferWaitHeader = z.string().optional().openapi({

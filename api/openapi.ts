@@ -1,5 +1,6 @@
 import { OpenApiGeneratorV31, OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { registerMetricsPaths } from './metrics';
+import { rateLimitHeaders } from './openapi-parts';
 import { registerBatchesPaths } from './routes/batches';
 import { registerEventsPaths } from './routes/events';
 import { registerGeneratePaths } from './routes/generate';
@@ -31,7 +32,7 @@ export function buildOpenApiDocument() {
     register(registry);
   }
 
-  return new OpenApiGeneratorV31(registry.definitions).generateDocument({
+  const document = new OpenApiGeneratorV31(registry.definitions).generateDocument({
     openapi: '3.1.0',
     info: {
       title: 'Media generation API',
@@ -40,4 +41,15 @@ export function buildOpenApiDocument() {
         'Durable media generation: each job is a Temporal workflow; media is stored in S3 and served through presigned URLs.',
     },
   });
+  // The rate limiter answers every /api request with its RateLimit headers (while RATE_LIMIT_PER_MINUTE is set).
+  for (const [path, item] of Object.entries(document.paths ?? {})) {
+    if (!path.startsWith('/api/')) continue;
+    for (const method of ['get', 'post', 'put', 'patch', 'delete'] as const) {
+      for (const response of Object.values(item[method]?.responses ?? {})) {
+        if ('$ref' in response) continue;
+        response.headers = { ...rateLimitHeaders, ...response.headers };
+      }
+    }
+  }
+  return document;
 }

@@ -10,6 +10,7 @@ import {
   idempotentReplayedHeader,
   jobIdParam,
   json,
+  jsonBodyProblems,
   locationHeader,
   problem,
   security,
@@ -155,6 +156,8 @@ export function registerJobLifecyclePaths(registry: OpenApiRegistry): void {
         headers: locationHeader("regenerate: the new job's status URL"),
       },
       ...common,
+      ...jsonBodyProblems,
+      422: problem('`regenerate` is not a boolean, or an unknown field; `errors` names each.'),
       403: problem("regenerate: the job's `priority` is more urgent than the API key's `--max-priority` now"),
       404: problem("Unknown job, or another key's"),
       409: {

@@ -34,6 +34,7 @@ import {
   common,
   jobIdParam,
   json,
+  jsonBodyProblems,
   preferenceAppliedHeader,
   unavailable,
   preferWaitHeader,
@@ -236,7 +237,12 @@ export function registerJobsPaths(registry: OpenApiRegistry): void {
         cursor: z.string().optional().openapi({ description: 'next_cursor of the previous page' }),
       }),
     },
-    responses: { 200: json('A page of jobs', listJobsReplySchema), ...common, 422: problem('Bad filter or cursor') },
+    responses: {
+      200: json('A page of jobs', listJobsReplySchema),
+      ...common,
+      422: problem('Bad filter or cursor'),
+      503: unavailable('A dependency is down'),
+    },
   });
   registry.registerPath({
     method: 'post',
@@ -252,8 +258,10 @@ export function registerJobsPaths(registry: OpenApiRegistry): void {
     responses: {
       202: json('Cancellation requested', cancelReplySchema),
       ...common,
+      ...jsonBodyProblems,
       404: problem("Unknown job, or another key's"),
       409: problem('The job already ended'),
+      422: problem('`reason` is empty, too long or not text; or an unknown field. `errors` names each.'),
       503: unavailable('A dependency is down'),
     },
   });

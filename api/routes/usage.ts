@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { usageByDayAndModel, type UsageFigures, type UsageRow } from '../../db/queries/usage';
 import { callerOf } from '../auth';
 import type { ApiDependencies } from '../dependencies';
-import { common, json, problem, security, type OpenApiRegistry } from '../openapi-parts';
+import { common, json, problem, security, unavailable, type OpenApiRegistry } from '../openapi-parts';
 import { parseOrThrow } from '../validation';
 
 const DAY_MS = 24 * 3600 * 1000;
@@ -92,6 +92,11 @@ export function registerUsagePaths(registry: OpenApiRegistry): void {
       "Jobs submitted in [from, to), the outputs they stored, the bytes stored and the seconds spent generating, per UTC day and per model, with totals. Only the caller's own jobs when AUTH_MODE=required; `/metrics` carries the same figures for the whole deployment.",
     security,
     request: { query: usageQuerySchema },
-    responses: { 200: json('Usage', usageReplySchema), ...common, 422: problem('Bad from or to') },
+    responses: {
+      200: json('Usage', usageReplySchema),
+      ...common,
+      422: problem('Bad from or to'),
+      503: unavailable('A dependency is down'),
+    },
   });
 }

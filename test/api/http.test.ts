@@ -200,6 +200,33 @@ describe('HTTP API', () => {
     const events = openapi.paths['/api/v1/jobs/{job_id}/events'].get.parameters.map((parameter: any) => parameter.name);
     expect(events).toEqual(expect.arrayContaining(['Last-Event-ID', 'last_event_id']));
   });
+
+  it('declares in /openapi.json what the routes that take a JSON body answer to a bad one', async () => {
+    const jobId = (await postJson(stack.baseUrl, '/api/v1/generate', validRequest)).body!.job_id as string;
+    const openapi = (await getJson(stack.baseUrl, '/openapi.json')).body!;
+    const bodies: Array<[string, string | undefined, string]> = [
+      ['{"reason": ', 'application/json', 'malformed'],
+      ['reason=stop', 'application/x-www-form-urlencoded', 'not JSON'],
+      ['{"reason": "stop", "force": true}', 'application/json', 'unknown field'],
+      ['{"regenerate": "yes"}', 'application/json', 'not a boolean'],
+    ];
+    for (const path of ['/api/v1/jobs/{job_id}/cancel', '/api/v1/jobs/{job_id}/retry']) {
+      for (const [body, contentType] of bodies) {
+        const reply = await fetch(`${stack.baseUrl}${path.replace('{job_id}', jobId)}`, {
+          method: 'POST',
+          headers: contentType ? { 'content-type': contentType } : {},
+          body,
+        });
+        expect(reply.status).toBeGreaterThanOrEqual(400);
+        expect(Object.keys(openapi.paths[path].post.responses)).toContain(String(reply.status));
+      }
+    }
+    // Every /api reply carries the rate limiter's headers while RATE_LIMIT_PER_MINUTE is set.
+    for (const path of ['/api/v1/status/{job_id}', '/api/v1/jobs']) {
+      expect(Object.keys(openapi.paths[path].get.responses['200'].headers)).toContain('RateLimit-Remaining');
+    }
+    expect(Object.keys(openapi.paths['/api/v1/jobs'].get.responses)).toContain('503');
+  });
 });
 
 describe('HTTP API with Temporal unreachable', () => {
