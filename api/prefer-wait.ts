@@ -24,17 +24,17 @@ export function preferredWaitSeconds(req: Request): number | undefined {
  * process began to shut down (the wait answers at once, rather than be cut off by the exit).
  */
 export function waitEndSignal(res: Response, stopping: AbortSignal | undefined): AbortSignal {
-  const hangUp = hangUpSignal(res);
-  return stopping ? AbortSignal.any([hangUp, stopping]) : hangUp;
-}
-
-/** An AbortSignal that fires when the client hangs up, so that a wait frees what it held. */
-function hangUpSignal(res: Response): AbortSignal {
   const controller = new AbortController();
   // The response closes before it was written only when the connection went away; `close` is
   // emitted once, so a client gone before the wait began (during the submit) is seen here.
   if (res.destroyed && !res.writableEnded) controller.abort();
-  res.on('close', () => {
+  const stop = () => controller.abort();
+  if (stopping?.aborted) stop();
+  // A listener of its own on the process's signal, taken off when the response closes (answered
+  // or not): AbortSignal.any would keep an entry on that long-lived signal per request.
+  stopping?.addEventListener('abort', stop, { once: true });
+  res.once('close', () => {
+    stopping?.removeEventListener('abort', stop);
     if (!res.writableEnded) controller.abort();
   });
   return controller.signal;

@@ -21,17 +21,24 @@ export function withTimeout<T>(
   return Promise.race([work(), timeout]).finally(() => clearTimeout(timer));
 }
 
-/** A Temporal call bounded in time; past the limit it is also aborted, so no retry outlives the request. */
+/**
+ * A Temporal call bounded in time; past the limit it is also aborted, so no retry outlives the
+ * request. `stopping` (the process shutting down) aborts it too: a long wait ends at once.
+ */
 export function withTemporalTimeout<T>(
   connection: ConnectionLike,
   work: () => Promise<T>,
   timeoutMs: number,
+  stopping?: AbortSignal,
 ): Promise<T> {
   const controller = new AbortController();
+  const stop = () => controller.abort();
+  if (stopping?.aborted) stop();
+  stopping?.addEventListener('abort', stop, { once: true });
   return withTimeout(
     () => connection.withAbortSignal(controller.signal, work),
     timeoutMs,
     'Temporal',
     () => controller.abort(),
-  );
+  ).finally(() => stopping?.removeEventListener('abort', stop));
 }

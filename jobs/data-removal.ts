@@ -54,7 +54,8 @@ export async function deleteJobData(
   if (!isTerminalStatus(job.status)) {
     const cancelled = await cancelJob(deps, job, 'Deleted through the API');
     if (cancelled.outcome === 'temporal-unavailable') return cancelled;
-    await waitUntilJobEnds(deps, job.id, DELETE_WAIT_MS);
+    // A process shutting down answers at once: the job is still ending (202), its objects go once it has.
+    await waitUntilJobEnds(deps, job.id, DELETE_WAIT_MS, deps.stopping);
   }
   return (await removeJobData(deps, job.id)) ? { outcome: 'removed' } : { outcome: 'ending' };
 }

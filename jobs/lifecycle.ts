@@ -73,6 +73,8 @@ export interface LifecycleDependencies {
   temporal: Client;
   config: LifecycleConfig;
   logger: Logger;
+  /** The API process is shutting down: what waits for a job or a workflow answers at once, with what it knows. */
+  stopping?: AbortSignal;
 }
 
 // Asking whether a failed start did start the workflow: with the start's, under 7 s when Temporal is down.

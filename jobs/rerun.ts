@@ -71,6 +71,7 @@ async function workflowClosed(
       deps.temporal.connection,
       () => deps.temporal.workflow.getHandle(workflowId).result(),
       timeoutMs,
+      deps.stopping,
     ).catch(() => undefined);
     return !(await running());
   } catch (error) {

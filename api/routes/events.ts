@@ -96,12 +96,21 @@ export function eventsRouter({ config, db, presigner, logger, changes, stopping 
     // Listening for the hang-up first: `close` is emitted once, and a client may leave while the
     // stream waits for its reads below.
     const closed = new AbortController();
-    const onClose = () => closed.abort();
+    // A process that begins to shut down ends its streams: each client reconnects (retry: 1000),
+    // with Last-Event-ID, to a process that stays. Its own listener on the process's signal, taken
+    // off when the stream closes (AbortSignal.any would keep an entry there per stream).
+    const endingController = new AbortController();
+    const ending = endingController.signal;
+    const end = () => endingController.abort();
+    const onClose = () => {
+      stopping?.removeEventListener('abort', end);
+      closed.abort();
+      end();
+    };
     req.on('close', onClose);
     res.on('close', onClose);
-    // A process that begins to shut down ends its streams: each client reconnects (retry: 1000),
-    // with Last-Event-ID, to a process that stays.
-    const ending = stopping ? AbortSignal.any([closed.signal, stopping]) : closed.signal;
+    if (stopping?.aborted) end();
+    else stopping?.addEventListener('abort', end, { once: true });
     const job = await query(() => visibleJob(db, res, jobId));
     let after = lastEventId(
       req.header('last-event-id') ??

@@ -118,7 +118,7 @@ describe('the change feed', () => {
     }
   });
 
-  it('answers its waits at once with the current state, and ends its event streams, when the API process shuts down', async () => {
+  it('answers its waits (and a DELETE) at once with the current state, and ends its event streams, when the API process shuts down', async () => {
     // No worker: the jobs stay PENDING, and nothing but the shutdown ends the waits.
     const leaving = await startTestStack({ worker: false });
     try {
@@ -126,12 +126,22 @@ describe('the change feed', () => {
       const jobId = (await submit(leaving)).body!.job_id as string;
       const waitingPoll = getJson(leaving.baseUrl, `/api/v1/status/${jobId}`, { Prefer: 'wait=60' });
       const following = readEvents(`${leaving.baseUrl}/api/v1/jobs/${jobId}/events`, { timeoutMs: 30_000 });
-      await waitFor('the three clients to wait', () => leaving.changes.subscriberCount === 3, 10_000);
+      // A DELETE of a job that has not ended waits for its end (no worker takes in the cancel here).
+      const deletedId = (await submit(leaving)).body!.job_id as string;
+      const deleting = fetch(`${leaving.baseUrl}/api/v1/jobs/${deletedId}`, { method: 'DELETE' });
+      await waitFor('the four clients to wait', () => leaving.changes.subscriberCount === 4, 10_000);
 
       // A deploy's SIGTERM: the process answers everything in flight before it exits.
       const drained = await Promise.race([leaving.drainApi().then(() => 'drained'), sleep(15_000).then(() => 'held')]);
       expect(drained).toBe('drained');
-      const [submitted, polled, followed] = await Promise.all([waitingSubmit, waitingPoll, following]);
+      const [submitted, polled, followed, deleted] = await Promise.all([
+        waitingSubmit,
+        waitingPoll,
+        following,
+        deleting,
+      ]);
+      // Still ending: its objects are removed once it has ended.
+      expect(deleted.status).toBe(202);
       expect(submitted.status).toBe(202);
       expect(submitted.headers.get('preference-applied')).toBe('wait=60');
       expect(submitted.body).toMatchObject({ job_id: expect.any(String), status: 'PENDING' });
