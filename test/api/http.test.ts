@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import { jobs } from '../../db/schema';
@@ -104,6 +105,21 @@ describe('HTTP API', () => {
       });
       const problem = await expectProblem(empty, 422);
       expect(problem.errors.map((error: { field: string }) => error.field).sort()).toEqual(fields);
+      // Nor Content-Length nor Transfer-Encoding, as `curl -X POST` sends it: the same answer.
+      const { port } = new URL(stack.baseUrl);
+      const raw = await new Promise<string>((resolve, reject) => {
+        const socket = net.connect(Number(port), '127.0.0.1', () =>
+          socket.end(
+            `POST ${path} HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n`,
+          ),
+        );
+        let answer = '';
+        socket.setEncoding('utf8').on('data', (chunk: string) => (answer += chunk));
+        socket.on('end', () => resolve(answer)).on('error', reject);
+      });
+      expect(raw).toMatch(/^HTTP\/1\.1 422 /);
+      const bare = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as { errors: { field: string }[] };
+      expect(bare.errors.map((error) => error.field).sort()).toEqual(fields);
     }
   });
 
