@@ -58,6 +58,9 @@ const CHANNEL = 'job_events';
  * of them share the one connection. After the connection is lost it reconnects, and then tells
  * every subscriber to read again, since announcements made meanwhile were not heard.
  */
+/** A listening connection that lasted this long starts the reconnect backoff over when it is lost. */
+const STEADY_CONNECTION_MS = 10_000;
+
 export class JobChanges {
   private readonly listeners = new Map<string, Set<JobChangeListener>>();
   private client: Client | undefined;
@@ -132,8 +135,14 @@ export class JobChanges {
       const announced = parseAnnouncement(message.payload);
       if (announced) this.announce(announced.jobId, announced.change);
     });
-    // A connection that was listening is replaced at once; one that never got there, after a growing wait.
-    const nextDelayMs = () => (this.client === client ? this.firstReconnectDelayMs : delayMs);
+    // A connection that listened a while is replaced after the first delay; one that never got there,
+    // or dies soon after (a pooler or a proxy resetting it), after a growing one: each reconnect
+    // has every subscriber read the table again.
+    const listening: { since?: number } = {};
+    const nextDelayMs = () =>
+      this.client === client && listening.since !== undefined && Date.now() - listening.since >= STEADY_CONNECTION_MS
+        ? this.firstReconnectDelayMs
+        : delayMs;
     client.on('error', (error) => {
       this.options.onError?.(error);
       this.reconnectLater(client, nextDelayMs());
@@ -153,6 +162,7 @@ export class JobChanges {
       return;
     }
     this.client = client;
+    listening.since = Date.now();
     this.checkLivenessLater(client);
     this.announceToAll();
   }

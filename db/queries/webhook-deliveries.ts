@@ -17,9 +17,6 @@ export interface DeliveryOutcome {
   error?: string;
 }
 
-/** Concurrent inserts of one message (a redelivery beside a retry) may take one number: the later takes the next. */
-const NUMBERING_TRIES = 5;
-
 /**
  * Records an attempt as it begins, before anything is sent: an attempt cut off with its worker
  * (after the receiver took the message, say) stays listed, unfinished (`finished_at` null). Its
@@ -50,13 +47,19 @@ export async function recordDeliveryAttempt(
   return insertAttempt(db, attempt, attempt);
 }
 
+/**
+ * Attempts at one message are numbered one at a time, under a transaction-scoped advisory lock per
+ * message id: a redelivery beside a retry reads the count the other wrote. The unique index on
+ * (message_id, attempt) stands behind it.
+ */
 async function insertAttempt(
   db: Database,
   attempt: DeliveryAttempt & { startedAt?: Date },
   outcome: DeliveryOutcome | undefined,
 ): Promise<WebhookDeliveryRow> {
-  for (let tries = 1; ; tries++) {
-    const [row] = await db
+  return db.transaction(async (tx) => {
+    await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`webhook-message:${attempt.messageId}`}))`);
+    const [row] = await tx
       .insert(webhookDeliveries)
       .values({
         jobId: attempt.jobId,
@@ -71,12 +74,9 @@ async function insertAttempt(
         ...(attempt.startedAt ? { createdAt: attempt.startedAt } : {}),
         finishedAt: outcome ? sql`now()` : null,
       })
-      .onConflictDoNothing({ target: [webhookDeliveries.messageId, webhookDeliveries.attempt] })
       .returning();
-    if (row) return row;
-    if (tries >= NUMBERING_TRIES)
-      throw new Error(`could not number an attempt at webhook message ${attempt.messageId}: ${tries} tries collided`);
-  }
+    return row!;
+  });
 }
 
 export async function listDeliveries(db: Database, jobId: string): Promise<WebhookDeliveryRow[]> {
