@@ -98,6 +98,7 @@ export class LiveJobs {
     let failures = 0;
     while (!signal.aborted && !ended) {
       try {
+        // `as RequestInit`: Node's type of it (the unit tests compile this file too) has no `cache`.
         const response = await this.api.request(`/api/v1/jobs/${encodeURIComponent(jobId)}/events`, {
           headers: {
             accept: 'text/event-stream',
@@ -105,7 +106,7 @@ export class LiveJobs {
           },
           signal,
           cache: 'no-store',
-        });
+        } as RequestInit);
         // 204: everything up to the job's end was already delivered.
         if (response.status === 204) break;
         if (response.status === 429 || response.status >= 500) {
@@ -123,7 +124,8 @@ export class LiveJobs {
             const data = JSON.parse(event.data) as StatusEvent | OutputEvent;
             if (event.event === 'status') {
               handlers.status?.(data as StatusEvent);
-              if (isTerminalStatus((data as StatusEvent).status)) ended = true;
+              // The latest status decides: a retried job's history holds the end of the run before it.
+              ended = isTerminalStatus((data as StatusEvent).status);
             } else if (event.event === 'output') {
               handlers.output?.(data as OutputEvent);
             }
