@@ -92,6 +92,11 @@ export interface HandedOver {
 
 /** PERSIST_MAX_ATTEMPTS unset: the output fails on the fifth failure of its own. */
 export const DEFAULT_PERSIST_MAX_FAILED_ATTEMPTS = 5;
+/** A duplicate prediction's cancel: tries, and the time each may take (within the create's 30 s). */
+const DUPLICATE_CANCEL_TRIES = 3;
+const DUPLICATE_CANCEL_TRY_MS = 3_000;
+/** What a cancel's call to the provider leaves of its attempt's start-to-close: the attempt ends on its own, not by its timeout. */
+const CANCEL_CALL_MARGIN_MS = 3_000;
 
 export interface PersistOutputResult {
   s3Key: string;
@@ -270,6 +275,29 @@ export function createActivities(deps: ActivityDependencies) {
   };
 
   /**
+   * Cancels a prediction known to be a duplicate (another is the job's, on record): it would be billed
+   * for nothing. A few short tries, since the provider's trouble is what made the duplicate; past
+   * them it is logged by id, and its Cancel-After deadline ends it.
+   */
+  const cancelDuplicate = async (jobId: string, predictionId: string): Promise<void> => {
+    for (let tryNumber = 1; ; tryNumber++) {
+      try {
+        await provider.cancelPrediction(predictionId, AbortSignal.timeout(DUPLICATE_CANCEL_TRY_MS));
+        return;
+      } catch (error) {
+        if (tryNumber >= DUPLICATE_CANCEL_TRIES) {
+          logger.error(
+            { jobId, predictionId, err: error },
+            'could not cancel a duplicate prediction; its Cancel-After deadline will end it',
+          );
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 500 * tryNumber));
+      }
+    }
+  };
+
+  /**
    * The billed step, kept short. A retry finds the prediction already on record (`existing`) and
    * returns it. The windows left (docs/replicate.md): a worker killed after the provider answered and
    * before the id was written, a create whose answer was lost, and a record the database could not
@@ -296,8 +324,7 @@ export function createActivities(deps: ActivityDependencies) {
         (predictionId) => ({ predictionId }),
         () => undefined,
       );
-      if (onRecord && onRecord.predictionId !== created)
-        await provider.cancelPrediction(created).catch(() => undefined);
+      if (onRecord && onRecord.predictionId !== created) await cancelDuplicate(request.jobId, created);
       else if (!onRecord)
         logger.warn(
           { jobId: request.jobId, predictionId: created },
@@ -308,9 +335,11 @@ export function createActivities(deps: ActivityDependencies) {
     if (recorded !== created) {
       logger.warn(
         { jobId: request.jobId, created, recorded },
-        'a prediction was already on record; cancelling the new one',
+        recorded
+          ? 'a prediction was already on record; cancelling the new one'
+          : 'the job ended while its prediction was created; cancelling the prediction',
       );
-      await provider.cancelPrediction(created).catch(() => undefined);
+      await cancelDuplicate(request.jobId, created);
     }
     const predictionId = recorded ?? created;
     if (!provider.mayFinishOnCreate) return { predictionId, attempt };
@@ -441,8 +470,13 @@ export function createActivities(deps: ActivityDependencies) {
       if (!predictionId) return;
       // Retried without end (its policy in workflows/policies.ts) while the job waits to be CANCELLED; the
       // prediction's Cancel-After deadline bounds its cost, so an unreachable provider is given up on.
-      await provider.cancelPrediction(predictionId).catch((error: unknown) => {
-        if (Context.current().info.attempt < 5) throw error;
+      // Each call ends before the attempt's start-to-close does: a provider that never answers would
+      // otherwise time every attempt out, and the fifth would never get to give up.
+      const { info, cancellationSignal } = Context.current();
+      const budgetMs = Math.max(1_000, info.startToCloseTimeoutMs - CANCEL_CALL_MARGIN_MS);
+      const signal = AbortSignal.any([cancellationSignal, AbortSignal.timeout(budgetMs)]);
+      await provider.cancelPrediction(predictionId, signal).catch((error: unknown) => {
+        if (info.attempt < 5) throw error;
         logger.warn(
           { jobId, predictionId, err: error },
           'could not cancel the prediction upstream; its deadline will end it',

@@ -35,6 +35,7 @@ export interface MediaProvider {
   readonly mayFinishOnCreate?: boolean;
   createPrediction(request: GenerationRequest): Promise<string>;
   getPrediction(predictionId: string, signal?: AbortSignal): Promise<PredictionState>;
-  cancelPrediction(predictionId: string): Promise<void>;
+  /** `signal` ends the call (an attempt's time running out): it then throws, for a retry. */
+  cancelPrediction(predictionId: string, signal?: AbortSignal): Promise<void>;
   openOutput(url: string, signal: AbortSignal): Promise<OutputStream>;
 }

@@ -88,9 +88,13 @@ export class ReplicateProvider implements MediaProvider {
     return toState(prediction);
   }
 
-  async cancelPrediction(predictionId: string): Promise<void> {
+  async cancelPrediction(predictionId: string, signal?: AbortSignal): Promise<void> {
     try {
-      await this.call('cancelling the prediction', () => this.#client.predictions.cancel(predictionId));
+      await this.call(
+        'cancelling the prediction',
+        () => this.#client.predictions.cancel(predictionId, { signal }),
+        signal,
+      );
     } catch (error) {
       // A 4xx means there is nothing left to cancel (finished, or unknown): retrying cannot change that.
       if (error instanceof ApplicationFailure && error.nonRetryable) return;

@@ -325,7 +325,8 @@ export async function markJobProcessing(db: Database, jobId: string): Promise<Jo
 
 /**
  * Records the upstream prediction for a job, keeping the first one recorded: returns the id that
- * is on record afterwards.
+ * is on record afterwards. A job that has ended takes none (its end cancelled what was on record,
+ * and nothing would follow this one): undefined when none is on record.
  */
 export async function recordPredictionId(
   db: Database,
@@ -335,7 +336,10 @@ export async function recordPredictionId(
   const result = await db.execute<{ prediction_id: string | null }>(sql`
     with recorded as (
       update ${jobs} set prediction_id = ${predictionId}, updated_at = now()
-      where id = ${jobId} and prediction_id is null
+      where id = ${jobId} and prediction_id is null and status not in (${sql.join(
+        TERMINAL_STATUSES.map((status) => sql`${status}`),
+        sql`, `,
+      )})
       returning prediction_id
     )
     select coalesce((select prediction_id from recorded), (select prediction_id from ${jobs} where id = ${jobId})) as prediction_id`);

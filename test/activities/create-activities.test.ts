@@ -3,7 +3,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities, type ActivityDependencies } from '../../activities/create-activities';
 import { createS3Client } from '../../common/s3';
 import { createDatabase } from '../../db/client';
-import { createJob, finishJob, getJob } from '../../db/queries/jobs';
+import { createJob, finishJob, getJob, recordPredictionId } from '../../db/queries/jobs';
 import { expireJobDataNow, markJobDataRemoved } from '../../db/queries/job-data';
 import { desc, eq } from 'drizzle-orm';
 import { jobEvents, type JobRow } from '../../db/schema';
@@ -12,13 +12,13 @@ import { listObjects } from '../support/ledger';
 import { ScriptedProvider } from '../support/scripted-provider';
 import { silentLogger, testConfig } from '../support/stack';
 import { useDatabase } from '../support/use-stack';
-import { waitFor } from '../support/wait';
+import { sleep, waitFor } from '../support/wait';
 
 /** Runs an activity with a real activity context, keeping its types. */
 function runActivity<A extends unknown[], R>(
   fn: (...args: A) => Promise<R>,
   args: A,
-  info: { attempt?: number } = {},
+  info: { attempt?: number; startToCloseTimeoutMs?: number } = {},
 ): Promise<R> {
   return new MockActivityEnvironment(info).run(fn as (...args: unknown[]) => Promise<R>, ...args) as Promise<R>;
 }
@@ -47,6 +47,60 @@ describe('activities', () => {
       logger: silentLogger,
       ...overrides,
     });
+
+  it("gives up on a provider whose cancel never answers, within the attempt's time, from its fifth attempt", async () => {
+    const job = await newJob();
+    await recordPredictionId(database.db, job.id, `prediction-${job.id}`);
+    // Replicate taking connections and answering none: each call lasts until it is told to stop.
+    class UnansweredCancels extends ScriptedProvider {
+      override cancelPrediction(_predictionId: string, signal?: AbortSignal): Promise<void> {
+        return new Promise((_resolve, reject) =>
+          signal?.addEventListener('abort', () => reject(new Error('no answer from the provider')), { once: true }),
+        );
+      }
+    }
+    const unanswered = activitiesWith({ provider: new UnansweredCancels() });
+    const attempt = (number: number) =>
+      Promise.race([
+        runActivity(unanswered.cancelPrediction, [job.id], { attempt: number, startToCloseTimeoutMs: 4_000 }).then(
+          () => 'given up',
+          (error: Error) => `failed: ${error.message}`,
+        ),
+        sleep(10_000).then(() => 'timed out by the server'),
+      ]);
+    // An attempt ends on its own before its start-to-close: the first ones fail for a retry,
+    // the fifth gives up (the prediction's Cancel-After deadline ends it).
+    expect(await attempt(1)).toMatch(/^failed: /);
+    expect(await attempt(5)).toBe('given up');
+  });
+
+  it('records no prediction for a job that ended while it was created, and cancels it', async () => {
+    // The workflow terminated mid-create, and the reconciler ended the row; the local activity goes on.
+    const job = await newJob();
+    expect(await finishJob(database.db, job.id, { status: 'CANCELLED', errorMessage: 'terminated' })).toBe(true);
+    await runActivity(activities.createPrediction, [predictionRequest(job)]);
+    expect(provider.createdForJob(job.id)).toBe(1);
+    expect((await getJob(database.db, job.id))!.predictionId).toBeNull();
+    expect(provider.cancelled).toHaveLength(1);
+  });
+
+  it('cancels a duplicate prediction, trying again while the provider refuses the cancel', async () => {
+    const job = await newJob();
+    // Another attempt's prediction lands on record while this one creates its own.
+    class OutrunCreates extends ScriptedProvider {
+      override async createPrediction(request: Parameters<ScriptedProvider['createPrediction']>[0]) {
+        const created = await super.createPrediction(request);
+        await recordPredictionId(database.db, request.jobId, `the-other-${request.jobId}`);
+        return created;
+      }
+    }
+    const outrun = new OutrunCreates();
+    outrun.cancelFailures = 2;
+    const created = await runActivity(activitiesWith({ provider: outrun }).createPrediction, [predictionRequest(job)]);
+    expect(created.predictionId).toBe(`the-other-${job.id}`);
+    expect(outrun.cancelled).toHaveLength(1);
+    expect(outrun.cancelled[0]).not.toBe(created.predictionId);
+  });
 
   const newJob = (numOutputs = 1) =>
     createJob(database.db, { model: 'a/b', prompt: 'idempotence', numOutputs, seed: 3, outputFormat: 'webp' });

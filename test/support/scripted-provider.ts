@@ -50,7 +50,14 @@ export class ScriptedProvider implements MediaProvider {
     return this.fake.getPrediction(predictionId);
   }
 
+  /** Cancels still to refuse (the provider down), before they go through. */
+  cancelFailures = 0;
+
   async cancelPrediction(predictionId: string): Promise<void> {
+    if (this.cancelFailures > 0) {
+      this.cancelFailures--;
+      throw ApplicationFailure.retryable('the provider is unavailable (scripted)', 'ScriptedTransientError');
+    }
     this.cancelled.push(predictionId);
   }
 
