@@ -78,6 +78,8 @@ export function jobLifecycleRouter(deps: ApiDependencies): Router {
       return;
     }
     const caller = callerOf(res);
+    // The retry runs at the job's priority: the key may no longer be allowed it (`apikey set --max-priority`).
+    checkPriority(caller, job.priority);
     const retried = await retryFailedJob(
       deps,
       job,
@@ -158,7 +160,7 @@ export function registerJobLifecyclePaths(registry: OpenApiRegistry): void {
       ...common,
       ...jsonBodyProblems,
       422: problem('`regenerate` is not a boolean, or an unknown field; `errors` names each.'),
-      403: problem("regenerate: the job's `priority` is more urgent than the API key's `--max-priority` now"),
+      403: problem("The job's `priority` is more urgent than the API key's `--max-priority` now; the job stays FAILED"),
       404: problem("Unknown job, or another key's"),
       409: {
         ...problem(

@@ -14,6 +14,7 @@ import { getJson, postJson, silentLogger, validRequest, waitForJob } from '../su
 import { useTestStack } from '../support/use-stack';
 import { createTestKey, readEvents } from '../support/public-api';
 import { createJob, finishJob } from '../../db/queries/jobs';
+import { updateApiKeyScheduling } from '../../db/queries/api-keys';
 import { createS3Client } from '../../common/s3';
 import { deleteJobData } from '../../jobs/data-removal';
 import {
@@ -343,12 +344,39 @@ describe('retrying a failed job', () => {
   });
 });
 
-/** A retry runs the job again: under MAX_RUNNING_JOBS_PER_KEY it needs a place, as a submit does. */
-describe('retrying a failed job under MAX_RUNNING_JOBS_PER_KEY', () => {
+/** A retry runs the job again: under its key's limits now (MAX_RUNNING_JOBS_PER_KEY, --max-priority), as a submit does. */
+describe("retrying a failed job under its key's limits", () => {
   const provider = new ScriptedProvider();
   const stack = useTestStack({
     provider,
     env: { PERSIST_MAX_ATTEMPTS: '2', MAX_RUNNING_JOBS_PER_KEY: '1', AUTH_MODE: 'required' },
+  });
+
+  it('answers 403 for a job whose priority the key may no longer ask for, and changes nothing', async () => {
+    const key = await createTestKey(stack.database.db, 'retry-priority');
+    await updateApiKeyScheduling(stack.database.db, key.id, { maxPriority: 'high' });
+    provider.outputFailures.set(1, Number.POSITIVE_INFINITY);
+    const submitted = await postJson(
+      stack.baseUrl,
+      '/api/v1/generate',
+      { ...validRequest, priority: 'high' },
+      key.auth,
+    );
+    expect(submitted.status).toBe(202);
+    const jobId = submitted.body!.job_id as string;
+    const failed = await waitFor('the job to fail', async () => {
+      const { body } = await getJson(stack.baseUrl, `/api/v1/status/${jobId}`, key.auth);
+      return body?.status === 'FAILED' ? body : undefined;
+    });
+    provider.outputFailures.delete(1);
+
+    // The operator lowers what the key may ask for.
+    await updateApiKeyScheduling(stack.database.db, key.id, { maxPriority: 'normal' });
+    const refused = await postJson(stack.baseUrl, `/api/v1/jobs/${jobId}/retry`, {}, key.auth);
+    expect(refused.status).toBe(403);
+    expect(refused.body!.detail).toMatch(/may ask for priority 'normal' at most, not 'high'/);
+    const unchanged = await getJson(stack.baseUrl, `/api/v1/status/${jobId}`, key.auth);
+    expect(unchanged.body).toMatchObject({ status: 'FAILED', retry_count: failed.retry_count });
   });
 
   it('answers 429 while the key has no place left, changes nothing, and retries once a place is free', async () => {
