@@ -33,7 +33,11 @@ export function consoleRouter({ config, presigner }: ApiDependencies, buildDir =
   // locally, tells the origin the page's images come from.
   let imageOrigin: Promise<string> | undefined;
   const contentSecurityPolicy = async () => {
-    imageOrigin ??= presignedUrl(presigner, 'console/origin-probe').then((url) => new URL(url).origin);
+    if (!imageOrigin) {
+      imageOrigin = presignedUrl(presigner, 'console/origin-probe').then((url) => new URL(url).origin);
+      // A signing that failed (credentials not there yet) is tried again by the next page load.
+      imageOrigin.catch(() => (imageOrigin = undefined));
+    }
     return [
       "default-src 'none'",
       "script-src 'self'",

@@ -24,8 +24,8 @@ export const usageQuerySchema = z
       .openapi({ description: 'Jobs submitted at or after this date or date-time; default 30 days before `to`.' }),
     to: instant.optional().openapi({ description: 'Jobs submitted before this date or date-time; default now.' }),
   })
-  .refine((range) => !range.from || !range.to || range.from < range.to, {
-    message: 'must be before `to`',
+  .refine((range) => !range.from || range.from < (range.to ?? new Date()), {
+    message: 'must be before `to` (default now)',
     path: ['from'],
   });
 
