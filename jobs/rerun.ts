@@ -198,11 +198,19 @@ export type RegenerateOutcome =
   /** Not FAILED: only a failed job is generated again. */
   | { outcome: 'not-failed' };
 
+/** A retention within the deployment's: the shorter, where either is set. */
+function retentionWithin(retentionSeconds: number | undefined, maxSeconds: number | undefined): number | undefined {
+  if (maxSeconds === undefined) return retentionSeconds;
+  return Math.min(retentionSeconds ?? maxSeconds, maxSeconds);
+}
+
 export interface Regenerator {
   /** Who asks: its address (the cap's subject when AUTH_MODE=off) and its share of the task queues. */
   clientAddress: string;
   fairness: Fairness;
   runningJobsCap?: RunningJobsCap;
+  /** MEDIA_RETENTION_SECONDS now: the new job keeps its outputs no longer, whatever the failed job kept. */
+  maxRetentionSeconds?: number;
 }
 
 /**
@@ -230,7 +238,7 @@ export async function regenerateFailedJob(
       webhookUrl: job.webhookUrl ?? undefined,
       webhookEvents: job.webhookEvents ?? undefined,
       deadlineSeconds: job.deadlineSeconds ?? undefined,
-      retentionSeconds: job.retentionSeconds ?? undefined,
+      retentionSeconds: retentionWithin(job.retentionSeconds ?? undefined, regenerator.maxRetentionSeconds),
       priority: job.priority,
       retryOf: job.id,
     },

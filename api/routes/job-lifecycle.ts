@@ -58,6 +58,7 @@ export function jobLifecycleRouter(deps: ApiDependencies): Router {
         clientAddress: caller.clientAddress,
         fairness: fairnessOf(caller),
         runningJobsCap: runningJobsCap(caller, config.MAX_RUNNING_JOBS_PER_KEY),
+        maxRetentionSeconds: config.MEDIA_RETENTION_SECONDS,
       });
       switch (regenerated.outcome) {
         case 'not-failed':

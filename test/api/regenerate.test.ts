@@ -143,3 +143,30 @@ describe('regenerating another key’s job (AUTH_MODE=required)', () => {
     expect(regenerations).toHaveLength(0);
   });
 });
+
+describe('regenerating under MEDIA_RETENTION_SECONDS', () => {
+  const stack = useTestStack({ worker: false, env: { MEDIA_RETENTION_SECONDS: '600' } });
+
+  it("keeps a regenerated job's outputs no longer than the deployment allows now", async () => {
+    // Failed jobs submitted before the deployment lowered its retention, or set one at all.
+    for (const [retentionSeconds, expected] of [
+      [undefined, 600],
+      [86_400, 600],
+      [60, 60],
+    ] as const) {
+      const job = await createJob(stack.database.db, {
+        model: 'a/b',
+        prompt: `kept ${retentionSeconds ?? 'forever'}`,
+        numOutputs: 1,
+        seed: 1,
+        outputFormat: 'png',
+        retentionSeconds,
+      });
+      await finishJob(stack.database.db, job.id, { status: 'FAILED', errorMessage: 'scripted' });
+      const reply = await postJson(stack.baseUrl, `/api/v1/jobs/${job.id}/retry`, { regenerate: true });
+      expect(reply.status).toBe(202);
+      const [regenerated] = await stack.database.db.select().from(jobs).where(eq(jobs.retryOf, job.id));
+      expect([retentionSeconds, regenerated!.retentionSeconds]).toEqual([retentionSeconds, expected]);
+    }
+  });
+});
