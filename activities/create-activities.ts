@@ -262,8 +262,15 @@ export function createActivities(deps: ActivityDependencies) {
       if (context.cancellationSignal.aborted || !isRetryableFailure(error) || error instanceof HandOver) throw error;
       const ref = { jobId: input.jobId, outputIndex: input.outputIndex };
       const attempt = outputAttempt(input, context);
-      const failedAttempts = await untilDatabaseAnswers(() => recordMediaAttemptFailed(db, ref, attempt));
-      if (failedAttempts < (input.maxFailedAttempts ?? DEFAULT_PERSIST_MAX_FAILED_ATTEMPTS)) throw error;
+      // Heartbeating while the count waits out a database outage: the server would start another attempt beside it.
+      const failedAttempts = await heartbeatWhile(() =>
+        untilDatabaseAnswers(() => recordMediaAttemptFailed(db, ref, attempt)),
+      );
+      if (
+        failedAttempts === undefined ||
+        failedAttempts < (input.maxFailedAttempts ?? DEFAULT_PERSIST_MAX_FAILED_ATTEMPTS)
+      )
+        throw error;
       throw ApplicationFailure.create({
         type: NonRetryable.OutputAttemptsExhausted,
         message: error instanceof Error ? error.message : String(error),

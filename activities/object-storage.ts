@@ -41,8 +41,14 @@ const SMALL_OBJECT_BYTES = 1024 * 1024;
  * while reading, and an aborted or failed multipart upload is aborted on the server, so a
  * half-written object never becomes visible. An output of at most 1 MiB is one PutObject.
  */
+/** How much earlier than the worker's clock the S3 server may date an upload (its own clock; dates to the second). */
+const CLOCK_SKEW_MARGIN_MS = 1_000;
+
 export async function storeObject(params: StoreObjectParams): Promise<StoredObjectInfo> {
   const { client, bucket, key, source, maxBytes, signal, earlierAttempts = true, onProgress } = params;
+  // Only uploads begun before this attempt are others' to abort: a later attempt, running beside
+  // one that lost its heartbeat, keeps its own.
+  const abandonedBefore = new Date(Date.now() - CLOCK_SKEW_MARGIN_MS);
   const iterator = source[Symbol.asyncIterator]();
   const head: Buffer[] = [];
   let headLength = 0;
@@ -112,7 +118,7 @@ export async function storeObject(params: StoreObjectParams): Promise<StoredObje
       }),
       { abortSignal: signal },
     );
-    if (earlierAttempts) await abortAbandonedUploads(client, bucket, key);
+    if (earlierAttempts) await abortAbandonedUploads(client, bucket, key, abandonedBefore);
     return storedInfo();
   }
 
@@ -141,10 +147,15 @@ export async function storeObject(params: StoreObjectParams): Promise<StoredObje
   try {
     await upload.done();
   } catch (error) {
-    // The abort reaches S3 before this attempt reports failure, and an upload created while the
-    // abort was on its way is aborted too: a cancelled or failed attempt leaves no parts behind.
+    // The abort reaches S3 before this attempt reports failure: its own multipart upload (lib-storage
+    // aborts it too, but only once its parts in flight have settled, after `done` rejected) and
+    // earlier attempts' abandoned ones; a later attempt's, running beside this one, is not touched.
     await aborting;
-    await abortAbandonedUploads(client, bucket, key);
+    if (upload.uploadId)
+      await client
+        .send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: upload.uploadId }))
+        .catch(() => undefined);
+    await abortAbandonedUploads(client, bucket, key, abandonedBefore);
     // lib-storage reports a failed body as its own error: surface the body's (size cap, source cut).
     throw sourceError ?? error;
   } finally {
@@ -154,22 +165,28 @@ export async function storeObject(params: StoreObjectParams): Promise<StoredObje
   }
   // Done after the object is stored, when S3 is known to answer: an attempt that starts while S3
   // is still down could not list them, and would leave them behind. A first attempt has none to find.
-  if (earlierAttempts) await abortAbandonedUploads(client, bucket, key);
+  if (earlierAttempts) await abortAbandonedUploads(client, bucket, key, abandonedBefore);
   return storedInfo();
 }
 
 /**
- * Aborts the multipart uploads left open under `key` (after success, other attempts'): one whose
- * worker was killed, or whose S3 went away before the abort could reach it. Their parts are
- * invisible but stored (and billed) until aborted. Best effort: a server that cannot list them is
- * left as is.
+ * Aborts the multipart uploads left open under `key` by attempts before this one (begun before
+ * `abandonedBefore`): one whose worker was killed, or whose S3 went away before the abort could
+ * reach it. Their parts are invisible but stored (and billed) until aborted. Best effort: a server
+ * that cannot list them is left as is, and what is left goes with the daily sweep of stale uploads.
  */
-async function abortAbandonedUploads(client: S3Client, bucket: string, key: string): Promise<void> {
+async function abortAbandonedUploads(
+  client: S3Client,
+  bucket: string,
+  key: string,
+  abandonedBefore: Date,
+): Promise<void> {
   const listed = await client
     .send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: key }))
     .catch(() => undefined);
   for (const upload of listed?.Uploads ?? []) {
     if (upload.Key !== key || !upload.UploadId) continue;
+    if (!upload.Initiated || upload.Initiated >= abandonedBefore) continue;
     await client
       .send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: upload.UploadId }))
       .catch(() => undefined);

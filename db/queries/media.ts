@@ -150,12 +150,31 @@ export async function markMediaFailed(db: Database, ref: OutputRef, errorMessage
 /**
  * Attempt `attempt` at storing the output failed on the source's or storage's own error: counts it
  * and returns the count. (A write repeated after a lost answer counts twice: it errs towards failing.)
+ * Counted only on an output still to store of a job that has not ended: an attempt that outlived
+ * its heartbeat fails beside the one that stored the output, or after its job ended, and counts for
+ * nothing (undefined). An output without a row counts as out of attempts.
  */
-export async function recordMediaAttemptFailed(db: Database, ref: OutputRef, attempt: number): Promise<number> {
+export async function recordMediaAttemptFailed(
+  db: Database,
+  ref: OutputRef,
+  attempt: number,
+): Promise<number | undefined> {
   const [row] = await db
     .update(media)
     .set({ failedAttempts: sql`${media.failedAttempts} + 1`, attempts: sql`greatest(${media.attempts}, ${attempt})` })
-    .where(and(eq(media.jobId, ref.jobId), eq(media.outputIndex, ref.outputIndex)))
+    .where(
+      and(
+        eq(media.jobId, ref.jobId),
+        eq(media.outputIndex, ref.outputIndex),
+        UNFINISHED,
+        sql`exists (select 1 from ${jobs} where ${jobs.id} = ${ref.jobId} and ${jobs.status} not in (${TERMINAL}))`,
+      ),
+    )
     .returning({ failedAttempts: media.failedAttempts });
-  return row?.failedAttempts ?? Number.MAX_SAFE_INTEGER;
+  if (row) return row.failedAttempts;
+  const [exists] = await db
+    .select({ index: media.outputIndex })
+    .from(media)
+    .where(and(eq(media.jobId, ref.jobId), eq(media.outputIndex, ref.outputIndex)));
+  return exists ? undefined : Number.MAX_SAFE_INTEGER;
 }

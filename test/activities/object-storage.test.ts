@@ -1,5 +1,9 @@
 import { Readable } from 'node:stream';
-import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import {
+  AbortMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  ListMultipartUploadsCommand,
+} from '@aws-sdk/client-s3';
 import { storeObject } from '../../activities/object-storage';
 import { createS3Client } from '../../common/s3';
 import { listObjects } from '../support/ledger';
@@ -65,6 +69,28 @@ describe('storeObject', () => {
     });
     expect(await listObjects(s3, config.S3_BUCKET_NAME, key)).toEqual([]);
     expect(await pendingUploads(key)).toBe(0);
+  });
+
+  it('leaves alone the upload of a later attempt running beside it, whether it fails or succeeds', async () => {
+    for (const ends of ['cancelled', 'stored'] as const) {
+      const key = `store-test/${Date.now()}-beside-${ends}.png`;
+      const controller = new AbortController();
+      // This attempt lost its heartbeat: the server started another, which opened its own upload.
+      const stale = store(key, chunks(12, 1024 * 1024, 200), { signal: controller.signal });
+      await sleep(1_000);
+      const later = await s3.send(new CreateMultipartUploadCommand({ Bucket: config.S3_BUCKET_NAME, Key: key }));
+      if (ends === 'cancelled') {
+        controller.abort();
+        await expect(stale).rejects.toBeDefined();
+      } else {
+        await stale;
+      }
+      const listed = await s3.send(new ListMultipartUploadsCommand({ Bucket: config.S3_BUCKET_NAME, Prefix: key }));
+      expect([ends, (listed.Uploads ?? []).map((upload) => upload.UploadId)]).toEqual([ends, [later.UploadId]]);
+      await s3.send(
+        new AbortMultipartUploadCommand({ Bucket: config.S3_BUCKET_NAME, Key: key, UploadId: later.UploadId }),
+      );
+    }
   });
 
   it('aborts an upload when cancelled, leaving nothing behind', async () => {

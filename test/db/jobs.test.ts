@@ -13,7 +13,7 @@ import {
   recordPredictionId,
   START_RATE_REUSE_MS,
 } from '../../db/queries/jobs';
-import { markMediaCompleted, markMediaProcessing } from '../../db/queries/media';
+import { markMediaCompleted, markMediaProcessing, recordMediaAttemptFailed } from '../../db/queries/media';
 import { jobEvents, jobs } from '../../db/schema';
 import { createDatabase } from '../../db/client';
 import { testConfig } from '../support/stack';
@@ -145,6 +145,33 @@ describe('job and media queries', () => {
       attempts: 2,
       mediaUrl: 'fake://image?a',
     });
+  });
+
+  it('recordMediaAttemptFailed counts only on an output still to store of a job that has not ended', async () => {
+    const job = await createJob(database.db, {
+      model: 'a/b',
+      prompt: `failed attempts ${randomUUID()}`,
+      numOutputs: 2,
+      seed: 1,
+      outputFormat: 'png',
+    });
+    const stored = { jobId: job.id, outputIndex: 0 };
+    const waiting = { jobId: job.id, outputIndex: 1 };
+    await markMediaProcessing(database.db, waiting, 'fake://image?b', 1);
+    expect(await recordMediaAttemptFailed(database.db, waiting, 1)).toBe(1);
+    // An attempt that outlived its heartbeat fails after another stored the output: no count.
+    const object = { contentType: 'image/png', sizeBytes: 3, sha256: 'abc', sourceUrl: 'fake://image?a', attempt: 2 };
+    await markMediaCompleted(database.db, stored, object);
+    expect(await recordMediaAttemptFailed(database.db, stored, 1)).toBeUndefined();
+    // Nor once the job has ended.
+    expect(await finishJob(database.db, job.id, { status: 'CANCELLED', errorMessage: 'cancelled' })).toBe(true);
+    expect(await recordMediaAttemptFailed(database.db, waiting, 2)).toBeUndefined();
+    const media = (await getJob(database.db, job.id))!.media;
+    expect(media.map((row) => row.failedAttempts)).toEqual([0, 1]);
+    // An output with no row is out of attempts.
+    expect(await recordMediaAttemptFailed(database.db, { jobId: job.id, outputIndex: 7 }, 1)).toBe(
+      Number.MAX_SAFE_INTEGER,
+    );
   });
 
   it('markMediaCompleted records an object once, however often the attempt that stored it runs', async () => {
