@@ -60,6 +60,8 @@ export async function storeObject(params: StoreObjectParams): Promise<StoredObje
   }
   const contentType = sniffContentType(Buffer.concat(head));
   if (!contentType) {
+    // The download is closed now, not when its idle timeout finds it.
+    await iterator.return?.();
     throw ApplicationFailure.create({
       type: NonRetryable.UnsupportedMediaType,
       message: headLength === 0 ? 'the output is empty' : 'the output is not a recognised image or video format',

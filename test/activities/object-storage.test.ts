@@ -62,6 +62,22 @@ describe('storeObject', () => {
     expect(await listObjects(s3, config.S3_BUCKET_NAME, key)).toEqual([]);
   });
 
+  it('closes the source of bytes that are not media at once', async () => {
+    let closed = false;
+    async function* pageThatGoesOn(): AsyncGenerator<Buffer> {
+      try {
+        yield Buffer.from('<html>not an image</html>');
+        // The rest never comes: only closing the source ends it.
+        await new Promise(() => undefined);
+      } finally {
+        closed = true;
+      }
+    }
+    const key = `store-test/${Date.now()}-html-open.png`;
+    await expect(store(key, pageThatGoesOn())).rejects.toMatchObject({ type: 'UnsupportedMediaType' });
+    expect(closed).toBe(true);
+  });
+
   it('stops at the size cap and leaves no object or unfinished upload behind', async () => {
     const key = `store-test/${Date.now()}-large.png`;
     await expect(store(key, chunks(16, 1024 * 1024), { maxBytes: 10 * 1024 * 1024 })).rejects.toMatchObject({
