@@ -209,117 +209,82 @@ describe('webhook address rules and configuration', () => {
     expect(reply.body!.errors).toEqual([{ field: 'webhook_url', message: expect.stringMatching(message) }]);
   });
 
-  it('refuses, at delivery, a name that resolves to a private address, without retrying, and records why', async () => {
+  /** A job of its own, and one `completed` message of it delivered by the activity to `url`. */
+  const deliveryOf = async (prompt: string) => {
     const job = await createJob(strict.database.db, {
       model: 'a/b',
-      prompt: 'rebinding',
+      prompt,
       numOutputs: 1,
       seed: 1,
       outputFormat: 'png',
     });
-    const message = {
-      jobId: job.id,
-      messageId: `msg_${job.id}_completed`,
-      event: 'completed' as const,
-      url: 'https://localhost:9/hook',
-    };
     const presigner = { client: undefined as never, bucket: 'unused', expiresInSeconds: 60 };
-    await expect(
+    const deliver = (url: string, options: { allowPrivate: boolean; timeoutMs?: number }) =>
       deliverWebhook(
         strict.database.db,
-        { signingSecret: SECRET, allowPrivate: false, presigner },
-        message,
+        { signingSecret: SECRET, presigner, ...options },
+        { jobId: job.id, messageId: `msg_${job.id}_completed`, event: 'completed', url },
         new AbortController().signal,
-      ),
-    ).rejects.toMatchObject({
+      );
+    return { job, deliver, deliveries: () => listDeliveries(strict.database.db, job.id) };
+  };
+
+  /** A receiver on 127.0.0.1 answering with `handler` while `run` runs with its URL. */
+  async function withReceiver(handler: http.RequestListener, run: (url: string) => Promise<void>): Promise<void> {
+    const receiver = http.createServer(handler);
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    try {
+      await run(`http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`);
+    } finally {
+      receiver.closeAllConnections();
+      await new Promise((resolve) => receiver.close(resolve));
+    }
+  }
+
+  it('refuses, at delivery, a name that resolves to a private address, without retrying, and records why', async () => {
+    const { deliver, deliveries } = await deliveryOf('rebinding');
+    await expect(deliver('https://localhost:9/hook', { allowPrivate: false })).rejects.toMatchObject({
       type: 'ForbiddenWebhookUrl',
       nonRetryable: true,
       message: expect.stringMatching(/localhost resolves to (127\.0\.0\.1|::1), which is not public/),
     });
-    const [recorded] = await listDeliveries(strict.database.db, job.id);
+    const [recorded] = await deliveries();
     expect(recorded).toMatchObject({ attempt: 1, statusCode: null, error: expect.stringMatching(/not public/) });
   });
 
   it('records an attempt before it sends it: one cut off with its worker stays listed, unfinished', async () => {
-    const job = await createJob(strict.database.db, {
-      model: 'a/b',
-      prompt: 'an attempt in flight',
-      numOutputs: 1,
-      seed: 1,
-      outputFormat: 'png',
-    });
+    const { deliver, deliveries } = await deliveryOf('an attempt in flight');
     // The receiver holds its answer until the test has seen the attempt listed.
     let answer: (() => void) | undefined;
-    const receiver = http.createServer((_request, response) => {
+    const holdAnswer: http.RequestListener = (_request, response) => {
       answer = () => response.writeHead(204).end();
-    });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-    try {
-      const presigner = { client: undefined as never, bucket: 'unused', expiresInSeconds: 60 };
-      const delivery = deliverWebhook(
-        strict.database.db,
-        { signingSecret: SECRET, allowPrivate: true, presigner, timeoutMs: 10_000 },
-        {
-          jobId: job.id,
-          messageId: `msg_${job.id}_completed`,
-          event: 'completed',
-          url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`,
-        },
-        new AbortController().signal,
-      );
+    };
+    await withReceiver(holdAnswer, async (url) => {
+      const delivery = deliver(url, { allowPrivate: true, timeoutMs: 10_000 });
       await waitFor('the receiver to hold the message', () => answer, 5_000);
-      const [inFlight] = await listDeliveries(strict.database.db, job.id);
+      const [inFlight] = await deliveries();
       expect(inFlight).toMatchObject({ attempt: 1, statusCode: null, error: null, finishedAt: null });
       answer!();
       expect(await delivery).toEqual({ statusCode: 204, attempt: 1 });
-      const [finished] = await listDeliveries(strict.database.db, job.id);
+      const [finished] = await deliveries();
       expect(finished).toMatchObject({ id: inFlight!.id, attempt: 1, statusCode: 204, finishedAt: expect.any(Date) });
-    } finally {
-      receiver.closeAllConnections();
-      await new Promise((resolve) => receiver.close(resolve));
-    }
+    });
   });
 
   it('takes a 2xx whose body never ends as delivered, and records what the receiver answered', async () => {
-    const job = await createJob(strict.database.db, {
-      model: 'a/b',
-      prompt: 'a body that never ends',
-      numOutputs: 1,
-      seed: 1,
-      outputFormat: 'png',
-    });
+    const { deliver, deliveries } = await deliveryOf('a body that never ends');
     // The receiver takes the message (200), then keeps its answer's body open, a byte every 100 ms.
-    const trickles = new Set<NodeJS.Timeout>();
-    const receiver = http.createServer((_request, response) => {
+    const trickleForever: http.RequestListener = (_request, response) => {
       response.writeHead(200, { 'content-type': 'text/plain' });
       const trickle = setInterval(() => response.write('.'), 100);
-      trickles.add(trickle);
       response.on('close', () => clearInterval(trickle));
-    });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-    try {
-      const message = {
-        jobId: job.id,
-        messageId: `msg_${job.id}_completed`,
-        event: 'completed' as const,
-        url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`,
-      };
-      const presigner = { client: undefined as never, bucket: 'unused', expiresInSeconds: 60 };
-      const delivered = await deliverWebhook(
-        strict.database.db,
-        { signingSecret: SECRET, allowPrivate: true, presigner, timeoutMs: 1_000 },
-        message,
-        new AbortController().signal,
-      );
-      expect(delivered).toEqual({ statusCode: 200, attempt: 1 });
-      const [recorded] = await listDeliveries(strict.database.db, job.id);
+    };
+    await withReceiver(trickleForever, async (url) => {
+      expect(await deliver(url, { allowPrivate: true, timeoutMs: 1_000 })).toEqual({ statusCode: 200, attempt: 1 });
+      const [recorded] = await deliveries();
       expect(recorded).toMatchObject({ attempt: 1, statusCode: 200, error: null });
       expect(recorded!.responseSnippet).toMatch(/^\.+$/);
-    } finally {
-      for (const trickle of trickles) clearInterval(trickle);
-      receiver.closeAllConnections();
-      await new Promise((resolve) => receiver.close(resolve));
-    }
+    });
   });
 
   it('refuses webhooks when WEBHOOK_SIGNING_SECRET is not set', async () => {
