@@ -266,8 +266,16 @@ export function createActivities(deps: ActivityDependencies) {
       const failedAttempts = await heartbeatWhile(() =>
         untilDatabaseAnswers(() => recordMediaAttemptFailed(db, ref, attempt)),
       );
+      // The job ended meanwhile (a cancel, the reconciler): nothing is left to try for.
+      if (failedAttempts === 'job-ended')
+        throw ApplicationFailure.create({
+          type: NonRetryable.JobEnded,
+          message: `the job ended while this output was stored: ${error instanceof Error ? error.message : String(error)}`,
+          nonRetryable: true,
+          cause: error instanceof Error ? error : undefined,
+        });
       if (
-        failedAttempts === undefined ||
+        failedAttempts === 'stored' ||
         failedAttempts < (input.maxFailedAttempts ?? DEFAULT_PERSIST_MAX_FAILED_ATTEMPTS)
       )
         throw error;

@@ -1,5 +1,5 @@
 import { and, eq, sql, type SQL } from 'drizzle-orm';
-import { TERMINAL_STATUSES } from '../../common/statuses';
+import { isTerminalStatus, TERMINAL_STATUSES } from '../../common/statuses';
 import type { Database } from '../client';
 import { jobEvents, jobs, media, type MediaRow } from '../schema';
 import { outputEventJson } from './jobs';
@@ -151,14 +151,15 @@ export async function markMediaFailed(db: Database, ref: OutputRef, errorMessage
  * Attempt `attempt` at storing the output failed on the source's or storage's own error: counts it
  * and returns the count. (A write repeated after a lost answer counts twice: it errs towards failing.)
  * Counted only on an output still to store of a job that has not ended: an attempt that outlived
- * its heartbeat fails beside the one that stored the output, or after its job ended, and counts for
- * nothing (undefined). An output without a row counts as out of attempts.
+ * its heartbeat and fails beside the one that stored the output counts for nothing (`stored`), and
+ * one whose job ended has nothing left to try for (`job-ended`). An output without a row counts as
+ * out of attempts.
  */
 export async function recordMediaAttemptFailed(
   db: Database,
   ref: OutputRef,
   attempt: number,
-): Promise<number | undefined> {
+): Promise<number | 'stored' | 'job-ended'> {
   const [row] = await db
     .update(media)
     .set({ failedAttempts: sql`${media.failedAttempts} + 1`, attempts: sql`greatest(${media.attempts}, ${attempt})` })
@@ -172,9 +173,11 @@ export async function recordMediaAttemptFailed(
     )
     .returning({ failedAttempts: media.failedAttempts });
   if (row) return row.failedAttempts;
-  const [exists] = await db
-    .select({ index: media.outputIndex })
+  const [found] = await db
+    .select({ status: media.status, jobStatus: jobs.status })
     .from(media)
+    .innerJoin(jobs, eq(jobs.id, media.jobId))
     .where(and(eq(media.jobId, ref.jobId), eq(media.outputIndex, ref.outputIndex)));
-  return exists ? undefined : Number.MAX_SAFE_INTEGER;
+  if (!found) return Number.MAX_SAFE_INTEGER;
+  return isTerminalStatus(found.jobStatus) ? 'job-ended' : 'stored';
 }

@@ -10,7 +10,7 @@ import { submitJob, waitForPrediction } from '../support/jobs';
 import { ScriptedProvider } from '../support/scripted-provider';
 import { postJson, validRequest, waitForJob } from '../support/stack';
 import { useTestStack } from '../support/use-stack';
-import { sleep } from '../support/wait';
+import { waitFor } from '../support/wait';
 
 /** The workflow on the real Temporal dev server, with a provider whose faults the tests script. */
 describe('mediaGeneration workflow', () => {
@@ -69,8 +69,13 @@ describe('mediaGeneration workflow', () => {
         (url) => new URL(url).searchParams.get('prompt') === prompt && new URL(url).searchParams.get('index') === '1',
       );
     await waitForJob(stack.baseUrl, jobId, () => failingUrl().length >= 2);
-    // The second failure is its last (PERSIST_MAX_ATTEMPTS=2): let the workflow take it in.
-    await sleep(500);
+    // The second failure is its last (PERSIST_MAX_ATTEMPTS=2): the workflow has taken it in.
+    const handle = stack.client.workflow.getHandle(workflowIdForJob(jobId));
+    await waitFor(
+      'the workflow to see output 1 failed',
+      async () => (await handle.query(progressQuery)).outputs[1]?.state === 'failed',
+      15_000,
+    );
     expect((await postJson(stack.baseUrl, `/api/v1/jobs/${jobId}/cancel`, { reason: 'taking too long' })).status).toBe(
       202,
     );
