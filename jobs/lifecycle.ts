@@ -454,11 +454,15 @@ export async function reconcileJob(
     if ((error as Error).name !== 'WorkflowNotFoundError') throw error;
   }
   if (description?.status.name === 'RUNNING') return undefined;
+  // The row as it is now, not as the pass listed it: a retry may have reopened it since.
+  const current = await getJob(deps.db, job.id);
+  if (!current || isTerminalStatus(current.status)) return undefined;
   // No workflow yet: the API may still be starting it (or finding out whether its start got through).
-  if (!description && isRecent(job.createdAt)) return undefined;
+  if (!description && isRecent(current.createdAt)) return undefined;
   // A retry reopens the row before it starts its run under the same workflow id: a row changed since
   // its workflow closed, a moment ago, is that retry starting (jobs/rerun.ts retryFailedJob).
-  if (description?.closeTime && job.updatedAt > description.closeTime && isRecent(job.updatedAt)) return undefined;
+  if (description?.closeTime && current.updatedAt > description.closeTime && isRecent(current.updatedAt))
+    return undefined;
   const outcome: JobOutcome = description
     ? await outcomeOfClosedWorkflow(description, handle)
     : { status: 'FAILED', errorMessage: 'The job was recorded but its workflow never started.' };

@@ -7,7 +7,7 @@ import {
   workflowIdForJob,
 } from '../../common/temporal';
 import { reopenFailedJob, type ReopenedJob } from '../../db/queries/job-data';
-import { endJobOutsideWorkflow } from '../../jobs/lifecycle';
+import { endJobOutsideWorkflow, reconcileJob } from '../../jobs/lifecycle';
 import { sleep, waitFor } from '../support/wait';
 import { ScriptedProvider } from '../support/scripted-provider';
 import { getJson, postJson, silentLogger, validRequest, waitForJob } from '../support/stack';
@@ -293,6 +293,22 @@ describe('retrying a failed job', () => {
       error_message: 'Cancelled by an operator (workflow cancellation)',
     });
     expect((await retry.describe()).typedSearchAttributes.get(mediaJobStatusSearchAttribute)).toBe('CANCELLED');
+  });
+
+  it('is not ended by a reconciler pass that listed the row before a retry reopened it', async () => {
+    const failed = await failedJob();
+    const jobId = failed.job_id as string;
+    await stack.client.workflow.getHandle(workflowIdForJob(jobId)).result();
+    // The pass listed the row while its first run still ran; the run closed, and a retry reopened it.
+    const [ended] = await stack.database.db.select().from(jobs).where(eq(jobs.id, jobId));
+    const listed = { ...ended!, status: 'PROCESSING' as const, completedAt: null };
+    expect(await reopenFailedJob(stack.database.db, jobId, 60)).toBeDefined();
+    const deps = { db: stack.database.db, temporal: stack.client, config: stack.config };
+    expect(await reconcileJob(deps, listed)).toBeUndefined();
+    const [now] = await stack.database.db.select().from(jobs).where(eq(jobs.id, jobId));
+    expect(now).toMatchObject({ status: 'PROCESSING', settleDueAt: null });
+    // No run follows the reopen here: the job is ended as a retry whose start failed would leave it.
+    await finishJob(stack.database.db, jobId, { status: 'FAILED', errorMessage: failed.error_message });
   });
 
   it("shows the row's status when a retry run's end is refused: the job was ended without it as it started", async () => {
