@@ -27,10 +27,19 @@ export async function reconcileUnfinishedJobs(deps: ReconcileDependencies): Prom
   for (let afterId: string | undefined; ;) {
     const page = await listUnfinishedJobs(db, PAGE_SIZE, afterId);
     for (let start = 0; start < page.length; start += CONCURRENT_DESCRIBES) {
-      const ended = await Promise.all(
-        page.slice(start, start + CONCURRENT_DESCRIBES).map((job) => reconcileJob(deps, job)),
-      );
-      results.push(...ended.filter((result): result is ReconcileResult => result !== undefined));
+      const jobs = page.slice(start, start + CONCURRENT_DESCRIBES);
+      const ended = await Promise.allSettled(jobs.map((job) => reconcileJob(deps, job)));
+      ended.forEach((outcome, index) => {
+        if (outcome.status === 'fulfilled') {
+          if (outcome.value) results.push(outcome.value);
+          // One row that cannot be judged now (Temporal or the database failing for it) waits for the
+          // next pass; the others, and the settles and batch webhooks after them, go on.
+        } else
+          logger.warn(
+            { err: outcome.reason, jobId: jobs[index]!.id },
+            'could not reconcile a job; the next pass tries again',
+          );
+      });
     }
     if (page.length < PAGE_SIZE) break;
     afterId = page.at(-1)?.id;

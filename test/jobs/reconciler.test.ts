@@ -4,10 +4,11 @@ import { mediaJobStatusSearchAttribute, workflowIdForJob } from '../../common/te
 import { finishJob } from '../../db/queries/jobs';
 import { reopenFailedJob } from '../../db/queries/job-data';
 import { endJobOutsideWorkflow } from '../../jobs/lifecycle';
+import { reconcileUnfinishedJobs } from '../../activities/reconcile';
 import { jobs } from '../../db/schema';
 import { insertJobWithoutWorkflow, reconcileOnce, submitJob } from '../support/jobs';
 import { ScriptedProvider } from '../support/scripted-provider';
-import { postJson, waitForJob } from '../support/stack';
+import { postJson, silentLogger, waitForJob } from '../support/stack';
 import { useTestStack } from '../support/use-stack';
 import { sleep, waitFor } from '../support/wait';
 import {
@@ -45,6 +46,43 @@ describe('the reconciler', () => {
     const rows = await stack.database.db.select({ status: jobs.status }).from(jobs).where(inArray(jobs.id, ids));
     expect(rows.filter((row) => row.status === 'FAILED')).toHaveLength(130);
   }, 60_000);
+
+  it('goes on past a row it cannot judge now: the other rows are ended, that one waits for the next pass', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 12; i++) ids.push(await insertJobWithoutWorkflow(stack.database.db));
+    // Temporal fails for the first row the pass asks about, whichever it is.
+    let failing: string | undefined;
+    const flakyClient = new Proxy(stack.client, {
+      get(target, property, receiver) {
+        if (property !== 'workflow') return Reflect.get(target, property, receiver);
+        return new Proxy(target.workflow, {
+          get(workflows, name, workflowsReceiver) {
+            if (name !== 'getHandle') return Reflect.get(workflows, name, workflowsReceiver);
+            return (workflowId: string) => {
+              const handle = workflows.getHandle(workflowId);
+              failing ??= workflowId;
+              if (workflowId !== failing) return handle;
+              return { ...handle, describe: () => Promise.reject(new Error('Temporal is unavailable (scripted)')) };
+            };
+          },
+        });
+      },
+    });
+    await reconcileUnfinishedJobs({
+      db: stack.database.db,
+      temporal: flakyClient,
+      logger: silentLogger,
+      config: stack.config,
+    });
+    const rows = await stack.database.db
+      .select({ id: jobs.id, status: jobs.status })
+      .from(jobs)
+      .where(inArray(jobs.id, ids));
+    const pending = rows.filter((row) => row.status === 'PENDING').map((row) => workflowIdForJob(row.id));
+    expect(pending.length).toBeLessThanOrEqual(1);
+    expect(pending).toEqual(pending.length ? [failing] : []);
+    expect(rows.filter((row) => row.status === 'FAILED').length).toBeGreaterThanOrEqual(11);
+  });
 
   it('ends a row whose workflow closed although its search attribute says the job ended', async () => {
     const jobId = await insertJobWithoutWorkflow(stack.database.db);
