@@ -47,6 +47,12 @@ const START_WITH_THE_PREDICTION = 'start-with-the-prediction';
  * reaches the end, so a job that is not cancelled there carries no marker.
  */
 const END_OUTLASTS_CANCEL = 'end-outlasts-cancel';
+/**
+ * Jobs whose end was refused show the row's status (it was ended without this workflow: the
+ * reconciler, or a cancel that found no workflow, before its first task); jobs recorded before
+ * showed the status they asked for. Marked only when an end is refused.
+ */
+const STATUS_OF_A_REFUSED_END = 'status-of-a-refused-end';
 
 /**
  * One job: PROCESSING → create and await the prediction → store every output in parallel →
@@ -146,8 +152,12 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
     if (errorMessage) progress.error = errorMessage;
     const ended = await jobRows.finishJob({ jobId, status, errorMessage, generationRetries, inBatch: input.inBatch });
     // Only once the row has it: a closed workflow always carries its final status, and the status in
-    // Temporal never runs ahead of the row (a finishJob that waits out a database outage).
-    setStatus(status);
+    // Temporal never runs ahead of the row (a finishJob that waits out a database outage). A refused
+    // end leaves the row's own (startJob only reads an ended row).
+    if (!ended && patched(STATUS_OF_A_REFUSED_END)) {
+      const onRecord = await jobRows.startJob(jobId);
+      setStatus(isTerminalStatus(onRecord) ? onRecord : status);
+    } else setStatus(status);
     // Only the call that ended the job announces it; the workflow stays open while deliveries retry.
     if (ended) void notify(terminalEvent[status]);
     if (deliveries.length > 0) await CancellationScope.nonCancellable(() => Promise.all(deliveries));

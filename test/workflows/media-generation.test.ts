@@ -5,6 +5,7 @@ import {
   mediaJobStatusSearchAttribute,
   MEDIA_GENERATION_WORKFLOW_TYPE,
 } from '../../common/temporal';
+import { createJob, finishJob, getJob } from '../../db/queries/jobs';
 import { closedWorkflowOf } from '../support/history';
 import { submitJob, waitForPrediction } from '../support/jobs';
 import { ScriptedProvider } from '../support/scripted-provider';
@@ -29,6 +30,38 @@ describe('mediaGeneration workflow', () => {
     const description = await (await closedWorkflowOf(stack.client, jobId)).describe();
     return description.typedSearchAttributes.get(mediaJobStatusSearchAttribute);
   }
+
+  it("shows the row's status when its end is refused: the job was ended before the workflow's first task", async () => {
+    // The reconciler ended the row (its workflow had not started in time); the workflow's first task
+    // comes after its deadline, and it ends the job as one that had not started: CANCELLED.
+    const job = await createJob(stack.database.db, {
+      model: 'a/b',
+      prompt: `ended before its first task ${Date.now()}`,
+      numOutputs: 1,
+      seed: 1,
+      outputFormat: 'png',
+    });
+    expect(await finishJob(stack.database.db, job.id, { status: 'FAILED', errorMessage: 'never started' })).toBe(true);
+    const handle = await stack.client.workflow.start(MEDIA_GENERATION_WORKFLOW_TYPE, {
+      taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
+      workflowId: workflowIdForJob(job.id),
+      startDelay: '2s',
+      args: [
+        {
+          jobId: job.id,
+          model: 'a/b',
+          prompt: job.prompt,
+          numOutputs: 1,
+          seed: 1,
+          outputFormat: 'png',
+          deadlineSeconds: 1,
+        },
+      ],
+    });
+    await handle.result();
+    expect((await handle.describe()).typedSearchAttributes.get(mediaJobStatusSearchAttribute)).toBe('FAILED');
+    expect(await getJob(stack.database.db, job.id)).toMatchObject({ status: 'FAILED', errorMessage: 'never started' });
+  });
 
   it('retries a failing output and completes, counting the retry', async () => {
     provider.outputFailures.set(1, 1);
