@@ -27,7 +27,10 @@ export function waitEndSignal(res: Response, stopping: AbortSignal | undefined):
   const controller = new AbortController();
   // The response closes before it was written only when the connection went away; `close` is
   // emitted once, so a client gone before the wait began (during the submit) is seen here.
-  if (res.destroyed && !res.writableEnded) controller.abort();
+  if (res.destroyed) {
+    if (!res.writableEnded) controller.abort();
+    return controller.signal;
+  }
   const stop = () => controller.abort();
   if (stopping?.aborted) stop();
   // A listener of its own on the process's signal, taken off when the response closes (answered
