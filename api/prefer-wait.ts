@@ -1,4 +1,5 @@
 import type { Request, Response } from 'express';
+import { abortWhen } from '../common/abort';
 
 /** The longest a request may wait for its job (Replicate's limit too). */
 export const MAX_WAIT_SECONDS = 60;
@@ -31,13 +32,10 @@ export function waitEndSignal(res: Response, stopping: AbortSignal | undefined):
     if (!res.writableEnded) controller.abort();
     return controller.signal;
   }
-  const stop = () => controller.abort();
-  if (stopping?.aborted) stop();
-  // A listener of its own on the process's signal, taken off when the response closes (answered
-  // or not): AbortSignal.any would keep an entry on that long-lived signal per request.
-  stopping?.addEventListener('abort', stop, { once: true });
+  // Off the process's signal again once the response closes, answered or not.
+  const detach = abortWhen(stopping, controller);
   res.once('close', () => {
-    stopping?.removeEventListener('abort', stop);
+    detach();
     if (!res.writableEnded) controller.abort();
   });
   return controller.signal;

@@ -1,4 +1,5 @@
 import type { ConnectionLike } from '@temporalio/client';
+import { abortWhen } from './abort';
 
 /**
  * Bounds a call to a dependency. The Temporal client retries an unreachable server for a long
@@ -32,13 +33,11 @@ export function withTemporalTimeout<T>(
   stopping?: AbortSignal,
 ): Promise<T> {
   const controller = new AbortController();
-  const stop = () => controller.abort();
-  if (stopping?.aborted) stop();
-  stopping?.addEventListener('abort', stop, { once: true });
+  const detach = abortWhen(stopping, controller);
   return withTimeout(
     () => connection.withAbortSignal(controller.signal, work),
     timeoutMs,
     'Temporal',
     () => controller.abort(),
-  ).finally(() => stopping?.removeEventListener('abort', stop));
+  ).finally(detach);
 }

@@ -1,4 +1,5 @@
 import { Router, type Request, type Response } from 'express';
+import { abortWhen } from '../../common/abort';
 import { sseDatabaseConnections } from '../../common/config';
 import { isTerminalStatus } from '../../common/statuses';
 import { presignedUrl } from '../../common/presigner';
@@ -97,20 +98,17 @@ export function eventsRouter({ config, db, presigner, logger, changes, stopping 
     // stream waits for its reads below.
     const closed = new AbortController();
     // A process that begins to shut down ends its streams: each client reconnects (retry: 1000),
-    // with Last-Event-ID, to a process that stays. Its own listener on the process's signal, taken
-    // off when the stream closes (AbortSignal.any would keep an entry there per stream).
+    // with Last-Event-ID, to a process that stays.
     const endingController = new AbortController();
     const ending = endingController.signal;
-    const end = () => endingController.abort();
+    const detach = abortWhen(stopping, endingController);
     const onClose = () => {
-      stopping?.removeEventListener('abort', end);
+      detach();
       closed.abort();
-      end();
+      endingController.abort();
     };
     req.on('close', onClose);
     res.on('close', onClose);
-    if (stopping?.aborted) end();
-    else stopping?.addEventListener('abort', end, { once: true });
     const job = await query(() => visibleJob(db, res, jobId));
     let after = lastEventId(
       req.header('last-event-id') ??
