@@ -32,6 +32,7 @@ import {
 } from '../common/temporal';
 import type { WebhookEvent } from '../common/webhooks';
 import { activityPolicies } from './policies';
+import { statusOfARefusedEnd } from './refused-end';
 
 /** Jobs that started before a failure cancelled a still-running prediction replay without it. */
 const CANCEL_PREDICTION_ON_FAILURE = 'cancel-prediction-on-failure';
@@ -47,12 +48,6 @@ const START_WITH_THE_PREDICTION = 'start-with-the-prediction';
  * reaches the end, so a job that is not cancelled there carries no marker.
  */
 const END_OUTLASTS_CANCEL = 'end-outlasts-cancel';
-/**
- * Jobs whose end was refused show the row's status (it was ended without this workflow: the
- * reconciler, or a cancel that found no workflow, before its first task); jobs recorded before
- * showed the status they asked for. Marked only when an end is refused.
- */
-const STATUS_OF_A_REFUSED_END = 'status-of-a-refused-end';
 
 /**
  * One job: PROCESSING → create and await the prediction → store every output in parallel →
@@ -153,11 +148,8 @@ export async function mediaGeneration(input: MediaGenerationInput): Promise<JobP
     const ended = await jobRows.finishJob({ jobId, status, errorMessage, generationRetries, inBatch: input.inBatch });
     // Only once the row has it: a closed workflow always carries its final status, and the status in
     // Temporal never runs ahead of the row (a finishJob that waits out a database outage). A refused
-    // end leaves the row's own (startJob only reads an ended row).
-    if (!ended && patched(STATUS_OF_A_REFUSED_END)) {
-      const onRecord = await jobRows.startJob(jobId);
-      setStatus(isTerminalStatus(onRecord) ? onRecord : status);
-    } else setStatus(status);
+    // end (the row ended before this run's first task) shows the row's own.
+    setStatus(ended ? status : await statusOfARefusedEnd(status, () => jobRows.startJob(jobId)));
     // Only the call that ended the job announces it; the workflow stays open while deliveries retry.
     if (ended) void notify(terminalEvent[status]);
     if (deliveries.length > 0) await CancellationScope.nonCancellable(() => Promise.all(deliveries));

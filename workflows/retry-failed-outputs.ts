@@ -17,6 +17,7 @@ import {
 } from '../common/temporal';
 import type { WebhookEvent } from '../common/webhooks';
 import { activityPolicies } from './policies';
+import { statusOfARefusedEnd } from './refused-end';
 
 /** Retries started before a retry announced its end ran without webhooks: they replay without them. */
 const ANNOUNCE_RETRY = 'announce-retry';
@@ -24,8 +25,6 @@ const ANNOUNCE_RETRY = 'announce-retry';
 const LABEL_RETRY_STATUS = 'label-retry-status';
 /** Retries started before a retry read its row first ran on whatever the row said: they replay without the read. */
 const READ_THE_REOPENED_ROW = 'read-the-reopened-row';
-/** Retries started before a refused end showed the row's status showed the status they asked for. */
-const STATUS_OF_A_REFUSED_END = 'status-of-a-refused-end';
 
 const TERMINAL_EVENT: Record<TerminalStatus, WebhookEvent> = {
   COMPLETED: 'completed',
@@ -99,10 +98,7 @@ export async function retryFailedOutputs(input: RetryFailedOutputsInput): Promis
       const ended = await jobRows.finishJob({ jobId, status, errorMessage, generationRetries: input.baseRetries });
       // Only once the row has it, as in the first run. An end refused was made by someone else (a
       // cancel that found no run to signal, as this run started): the row's status is the one shown.
-      if (!ended && patched(STATUS_OF_A_REFUSED_END)) {
-        const onRecord = await jobRows.startJob(jobId);
-        setStatus(isTerminalStatus(onRecord) ? onRecord : status);
-      } else setStatus(status);
+      setStatus(ended ? status : await statusOfARefusedEnd(status, () => jobRows.startJob(jobId)));
       if (ended) notify(TERMINAL_EVENT[status]);
       await Promise.all(deliveries);
     });
