@@ -275,7 +275,7 @@ export function createActivities(deps: ActivityDependencies) {
           cause: error instanceof Error ? error : undefined,
         });
       if (
-        failedAttempts === 'stored' ||
+        failedAttempts === 'settled' ||
         failedAttempts < (input.maxFailedAttempts ?? DEFAULT_PERSIST_MAX_FAILED_ATTEMPTS)
       )
         throw error;

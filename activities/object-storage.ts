@@ -36,14 +36,14 @@ const PARTS_IN_FLIGHT = 2;
 /** An output that ends within this many bytes is sent whole, in one PutObject. */
 const SMALL_OBJECT_BYTES = 1024 * 1024;
 
+/** How much earlier than the worker's clock the S3 server may date an upload (its own clock; dates to the second). */
+const CLOCK_SKEW_MARGIN_MS = 1_000;
+
 /**
  * Streams a source into one object. The content type comes from the bytes, the size is capped
  * while reading, and an aborted or failed multipart upload is aborted on the server, so a
  * half-written object never becomes visible. An output of at most 1 MiB is one PutObject.
  */
-/** How much earlier than the worker's clock the S3 server may date an upload (its own clock; dates to the second). */
-const CLOCK_SKEW_MARGIN_MS = 1_000;
-
 export async function storeObject(params: StoreObjectParams): Promise<StoredObjectInfo> {
   const { client, bucket, key, source, maxBytes, signal, earlierAttempts = true, onProgress } = params;
   // Only uploads begun before this attempt are others' to abort: a later attempt, running beside

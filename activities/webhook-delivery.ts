@@ -234,7 +234,7 @@ function post(
       signal: options.signal,
       timeout: options.timeoutMs,
     });
-    let answered: ((snippetDone: boolean) => void) | undefined;
+    let answered: ((bodyEnded: boolean) => void) | undefined;
     const timer = setTimeout(() => {
       if (answered) answered(false);
       else request.destroy(new Error(`the receiver did not answer within ${options.timeoutMs / 1000}s`));

@@ -51,16 +51,17 @@ export interface JobChangesOptions {
 
 const CHANNEL = 'job_events';
 
+/** A listening connection that lasted this long starts the reconnect backoff over when it is lost. */
+const STEADY_CONNECTION_MS = 10_000;
+
 /**
  * The change feed of one process: a single connection LISTENs on job_events (each insert into
  * job_events is announced there by a trigger, at commit) and fans each announcement out in memory
  * to the subscribers of that job. Subscribers cost nothing while their job is idle, and any number
- * of them share the one connection. After the connection is lost it reconnects, and then tells
- * every subscriber to read again, since announcements made meanwhile were not heard.
+ * of them share the one connection. Each time it starts listening (at first, and after it lost its
+ * connection and reconnected) it tells every subscriber to read again: what was announced before
+ * was heard by no one.
  */
-/** A listening connection that lasted this long starts the reconnect backoff over when it is lost. */
-const STEADY_CONNECTION_MS = 10_000;
-
 export class JobChanges {
   private readonly listeners = new Map<string, Set<JobChangeListener>>();
   private client: Client | undefined;

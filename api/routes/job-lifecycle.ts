@@ -160,7 +160,6 @@ export function registerJobLifecyclePaths(registry: OpenApiRegistry): void {
       },
       ...common,
       ...jsonBodyProblems,
-      422: problem('`regenerate` is not a boolean, or an unknown field; `errors` names each.'),
       403: problem("The job's `priority` is more urgent than the API key's `--max-priority` now; the job stays FAILED"),
       404: problem("Unknown job, or another key's"),
       409: {
@@ -171,6 +170,7 @@ export function registerJobLifecyclePaths(registry: OpenApiRegistry): void {
           'Retry-After': { description: 'Seconds, for a job still ending', schema: { type: 'integer' as const } },
         },
       },
+      422: problem('`regenerate` is not a boolean, or an unknown field; `errors` names each.'),
       429: {
         ...common[429],
         description: `${common[429].description} Also: MAX_RUNNING_JOBS_PER_KEY jobs of the key are already PENDING or PROCESSING (the job stays FAILED).`,

@@ -336,10 +336,7 @@ export async function recordPredictionId(
   const result = await db.execute<{ prediction_id: string | null }>(sql`
     with recorded as (
       update ${jobs} set prediction_id = ${predictionId}, updated_at = now()
-      where id = ${jobId} and prediction_id is null and status not in (${sql.join(
-        TERMINAL_STATUSES.map((status) => sql`${status}`),
-        sql`, `,
-      )})
+      where id = ${jobId} and prediction_id is null and ${notInArray(jobs.status, [...TERMINAL_STATUSES])}
       returning prediction_id
     )
     select coalesce((select prediction_id from recorded), (select prediction_id from ${jobs} where id = ${jobId})) as prediction_id`);

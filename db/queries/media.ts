@@ -151,7 +151,7 @@ export async function markMediaFailed(db: Database, ref: OutputRef, errorMessage
  * Attempt `attempt` at storing the output failed on the source's or storage's own error: counts it
  * and returns the count. (A write repeated after a lost answer counts twice: it errs towards failing.)
  * Counted only on an output still to store of a job that has not ended: an attempt that outlived
- * its heartbeat and fails beside the one that stored the output counts for nothing (`stored`), and
+ * its heartbeat and fails beside the one that stored (or failed) the output counts for nothing (`settled`), and
  * one whose job ended has nothing left to try for (`job-ended`). An output without a row counts as
  * out of attempts.
  */
@@ -159,7 +159,7 @@ export async function recordMediaAttemptFailed(
   db: Database,
   ref: OutputRef,
   attempt: number,
-): Promise<number | 'stored' | 'job-ended'> {
+): Promise<number | 'settled' | 'job-ended'> {
   const [row] = await db
     .update(media)
     .set({ failedAttempts: sql`${media.failedAttempts} + 1`, attempts: sql`greatest(${media.attempts}, ${attempt})` })
@@ -174,10 +174,10 @@ export async function recordMediaAttemptFailed(
     .returning({ failedAttempts: media.failedAttempts });
   if (row) return row.failedAttempts;
   const [found] = await db
-    .select({ status: media.status, jobStatus: jobs.status })
+    .select({ jobStatus: jobs.status })
     .from(media)
     .innerJoin(jobs, eq(jobs.id, media.jobId))
     .where(and(eq(media.jobId, ref.jobId), eq(media.outputIndex, ref.outputIndex)));
   if (!found) return Number.MAX_SAFE_INTEGER;
-  return isTerminalStatus(found.jobStatus) ? 'job-ended' : 'stored';
+  return isTerminalStatus(found.jobStatus) ? 'job-ended' : 'settled';
 }

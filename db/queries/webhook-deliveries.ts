@@ -20,10 +20,27 @@ export interface DeliveryOutcome {
 /**
  * Records an attempt as it begins, before anything is sent: an attempt cut off with its worker
  * (after the receiver took the message, say) stays listed, unfinished (`finished_at` null). Its
- * number follows the message's earlier attempts, retries and redeliveries alike.
+ * number follows the message's earlier attempts, retries and redeliveries alike: attempts at one
+ * message are numbered one at a time, under a transaction-scoped advisory lock per message id, so a
+ * redelivery beside a retry reads the count the other wrote. The unique index on
+ * (message_id, attempt) stands behind it.
  */
 export async function beginDeliveryAttempt(db: Database, attempt: DeliveryAttempt): Promise<WebhookDeliveryRow> {
-  return insertAttempt(db, attempt, undefined);
+  return db.transaction(async (tx) => {
+    await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`webhook-message:${attempt.messageId}`}))`);
+    const [row] = await tx
+      .insert(webhookDeliveries)
+      .values({
+        jobId: attempt.jobId,
+        messageId: attempt.messageId,
+        event: attempt.event,
+        outputIndex: attempt.outputIndex ?? null,
+        attempt: sql`(select coalesce(max(${webhookDeliveries.attempt}), 0) + 1 from ${webhookDeliveries} where ${webhookDeliveries.messageId} = ${attempt.messageId})`,
+        url: attempt.url,
+      })
+      .returning();
+    return row!;
+  });
 }
 
 /** Records how a begun attempt ended. */
@@ -37,46 +54,6 @@ export async function finishDeliveryAttempt(db: Database, deliveryId: string, ou
       finishedAt: sql`now()`,
     })
     .where(eq(webhookDeliveries.id, deliveryId));
-}
-
-/** Records an attempt that began at `startedAt` and has ended. */
-export async function recordDeliveryAttempt(
-  db: Database,
-  attempt: DeliveryAttempt & DeliveryOutcome & { startedAt: Date },
-): Promise<WebhookDeliveryRow> {
-  return insertAttempt(db, attempt, attempt);
-}
-
-/**
- * Attempts at one message are numbered one at a time, under a transaction-scoped advisory lock per
- * message id: a redelivery beside a retry reads the count the other wrote. The unique index on
- * (message_id, attempt) stands behind it.
- */
-async function insertAttempt(
-  db: Database,
-  attempt: DeliveryAttempt & { startedAt?: Date },
-  outcome: DeliveryOutcome | undefined,
-): Promise<WebhookDeliveryRow> {
-  return db.transaction(async (tx) => {
-    await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`webhook-message:${attempt.messageId}`}))`);
-    const [row] = await tx
-      .insert(webhookDeliveries)
-      .values({
-        jobId: attempt.jobId,
-        messageId: attempt.messageId,
-        event: attempt.event,
-        outputIndex: attempt.outputIndex ?? null,
-        attempt: sql`(select coalesce(max(${webhookDeliveries.attempt}), 0) + 1 from ${webhookDeliveries} where ${webhookDeliveries.messageId} = ${attempt.messageId})`,
-        url: attempt.url,
-        statusCode: outcome?.statusCode ?? null,
-        responseSnippet: outcome?.responseSnippet ?? null,
-        error: outcome?.error ?? null,
-        ...(attempt.startedAt ? { createdAt: attempt.startedAt } : {}),
-        finishedAt: outcome ? sql`now()` : null,
-      })
-      .returning();
-    return row!;
-  });
 }
 
 export async function listDeliveries(db: Database, jobId: string): Promise<WebhookDeliveryRow[]> {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { finishJob } from '../../db/queries/jobs';
-import { recordDeliveryAttempt } from '../../db/queries/webhook-deliveries';
+import { beginDeliveryAttempt, finishDeliveryAttempt } from '../../db/queries/webhook-deliveries';
 import { createTestKey } from '../support/public-api';
 import { getJson, postJson, validRequest } from '../support/stack';
 import { useTestStack } from '../support/use-stack';
@@ -94,14 +94,13 @@ describe('webhook redelivery limit', () => {
 
   async function jobWithDelivery(): Promise<{ jobId: string; deliveryId: string }> {
     const jobId = (await postJson(stack.baseUrl, '/api/v1/generate', validRequest)).body!.job_id as string;
-    const delivery = await recordDeliveryAttempt(stack.database.db, {
+    const delivery = await beginDeliveryAttempt(stack.database.db, {
       jobId,
       messageId: `msg_${jobId}_completed`,
       event: 'completed',
       url: 'https://receiver.example/hooks/media',
-      statusCode: 500,
-      startedAt: new Date(),
     });
+    await finishDeliveryAttempt(stack.database.db, delivery.id, { statusCode: 500 });
     return { jobId, deliveryId: delivery.id };
   }
 

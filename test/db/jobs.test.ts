@@ -162,7 +162,7 @@ describe('job and media queries', () => {
     // An attempt that outlived its heartbeat fails after another stored the output: no count.
     const object = { contentType: 'image/png', sizeBytes: 3, sha256: 'abc', sourceUrl: 'fake://image?a', attempt: 2 };
     await markMediaCompleted(database.db, stored, object);
-    expect(await recordMediaAttemptFailed(database.db, stored, 1)).toBe('stored');
+    expect(await recordMediaAttemptFailed(database.db, stored, 1)).toBe('settled');
     // Nor once the job has ended.
     expect(await finishJob(database.db, job.id, { status: 'CANCELLED', errorMessage: 'cancelled' })).toBe(true);
     expect(await recordMediaAttemptFailed(database.db, waiting, 2)).toBe('job-ended');

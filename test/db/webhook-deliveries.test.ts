@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createJob } from '../../db/queries/jobs';
-import { listDeliveries, recordDeliveryAttempt } from '../../db/queries/webhook-deliveries';
+import { beginDeliveryAttempt, listDeliveries } from '../../db/queries/webhook-deliveries';
 import { useDatabase } from '../support/use-stack';
 
 /** The numbers of a message's attempts in webhook_deliveries (migration 0017). */
@@ -19,13 +19,11 @@ describe('webhook delivery attempts', () => {
     // A redelivery beside the workflow's own retry, many times over: inserts that read one count.
     const rows = await Promise.all(
       Array.from({ length: 10 }, () =>
-        recordDeliveryAttempt(database.db, {
+        beginDeliveryAttempt(database.db, {
           jobId: job.id,
           messageId,
           event: 'completed',
           url: 'https://receiver.example/hooks',
-          statusCode: 503,
-          startedAt: new Date(),
         }),
       ),
     );
